@@ -1,0 +1,4 @@
+//! One module per subcommand: its clap arguments (the `///` lines are the help) and its `run`.
+
+pub mod simulate;
+pub mod train;

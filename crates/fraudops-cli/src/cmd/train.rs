@@ -1,0 +1,159 @@
+//! `fraudops train`: transaction file → features → time split → booster → evaluation → artifact.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use fraudops_data::reader::read_transactions;
+use fraudops_train::pipeline::Stage;
+use fraudops_train::{BoosterParams, SplitConfig, TrainConfig, prepare, train};
+use sha2::{Digest, Sha256};
+
+use crate::progress;
+
+/// Data window, hyper-parameters and output; defaults reproduce the embedded model.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Transaction file (CSV, handbook or course format, optionally gzipped).
+    #[arg(long, env = "TRAIN_DATA", default_value = "data/transactions.csv.gz")]
+    pub data: PathBuf,
+    /// Output directory for `model.json` and `metrics.json`.
+    #[arg(long, env = "TRAIN_OUT", default_value = "out/model")]
+    pub out: PathBuf,
+    /// First training day.
+    #[arg(long, env = "TRAIN_START", default_value = "2018-07-25")]
+    pub train_start: NaiveDate,
+    /// Training days.
+    #[arg(long, env = "TRAIN_DAYS", default_value_t = 7)]
+    pub train_days: u32,
+    /// Days between training and test (the label delay).
+    #[arg(long, env = "TRAIN_DELAY_DAYS", default_value_t = 7)]
+    pub delay_days: u32,
+    /// Test days.
+    #[arg(long, env = "TRAIN_TEST_DAYS", default_value_t = 7)]
+    pub test_days: u32,
+    /// Number of trees.
+    #[arg(long, env = "TRAIN_ITERATIONS", default_value_t = BoosterParams::default().iterations)]
+    pub iterations: usize,
+    /// Learning rate (shrinkage).
+    #[arg(long, env = "TRAIN_LEARNING_RATE", default_value_t = BoosterParams::default().learning_rate)]
+    pub learning_rate: f32,
+    /// Maximum tree depth.
+    #[arg(long, env = "TRAIN_MAX_DEPTH", default_value_t = BoosterParams::default().max_depth)]
+    pub max_depth: usize,
+    /// L2 regularisation of leaf weights.
+    #[arg(long, env = "TRAIN_L2", default_value_t = BoosterParams::default().l2)]
+    pub l2: f32,
+    /// Minimum hessian sum per leaf.
+    #[arg(long, env = "TRAIN_MIN_LEAF_WEIGHT", default_value_t = BoosterParams::default().min_leaf_weight)]
+    pub min_leaf_weight: f32,
+    /// Histogram bins per feature.
+    #[arg(long, env = "TRAIN_NBINS", default_value_t = BoosterParams::default().nbins)]
+    pub nbins: u16,
+    /// Row subsample ratio per tree.
+    #[arg(long, env = "TRAIN_SUBSAMPLE", default_value_t = BoosterParams::default().subsample)]
+    pub subsample: f32,
+    /// Random seed.
+    #[arg(long, env = "TRAIN_SEED", default_value_t = BoosterParams::default().seed)]
+    pub seed: u64,
+    /// Probability at or above which the served model answers `is_fraud: true`.
+    #[arg(long, env = "TRAIN_THRESHOLD", default_value_t = 0.5)]
+    pub threshold: f64,
+}
+
+impl Args {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            split: SplitConfig {
+                train_start: self.train_start,
+                train_days: self.train_days,
+                delay_days: self.delay_days,
+                test_days: self.test_days,
+            },
+            params: BoosterParams {
+                iterations: self.iterations,
+                learning_rate: self.learning_rate,
+                max_depth: self.max_depth,
+                l2: self.l2,
+                min_leaf_weight: self.min_leaf_weight,
+                nbins: self.nbins,
+                subsample: self.subsample,
+                seed: self.seed,
+            },
+            decision_threshold: self.threshold,
+        }
+    }
+}
+
+/// SHA-256 of a file, streamed.
+fn file_sha256(path: &Path) -> anyhow::Result<String> {
+    let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Runs the whole job and prints a summary table.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.threshold),
+        "--threshold must be within [0, 1], got {}",
+        args.threshold
+    );
+    let config = args.config();
+    let spinner = progress::spinner(&format!("reading {}", args.data.display()));
+    let outcome = read_transactions(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
+    let sha = file_sha256(&args.data)?;
+    spinner.finish_and_clear();
+    println!("read {}: {}", args.data.display(), outcome.report);
+
+    let mut current = progress::spinner("preparing");
+    let mut stage = |s: Stage| {
+        current.finish_and_clear();
+        current = progress::spinner(&match s {
+            Stage::Features(n) => format!("computing features for {n} transactions"),
+            Stage::Fit(n) => format!("fitting {} trees on {n} rows", config.params.iterations),
+            Stage::Evaluate(n) => format!("evaluating on {n} test rows"),
+        });
+    };
+    let prepared = prepare(&outcome.transactions, &config.split, &mut stage)?;
+    let artifact = train(&prepared, &sha, &config, &mut stage)?;
+    drop(stage);
+    current.finish_and_clear();
+
+    fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let model_path = args.out.join("model.json");
+    fs::write(&model_path, artifact.to_json()).with_context(|| format!("writing {}", model_path.display()))?;
+    let metrics_path = args.out.join("metrics.json");
+    fs::write(&metrics_path, serde_json::to_string_pretty(&artifact.metrics)?)
+        .with_context(|| format!("writing {}", metrics_path.display()))?;
+
+    let m = &artifact.metrics;
+    println!();
+    println!("  model {}  ({} trees, {})", artifact.model_version, artifact.ensemble.trees.len(), artifact.library);
+    println!(
+        "  train {} +{}d, delay {}d, test {}d",
+        artifact.training.train_start, artifact.training.train_days, artifact.training.delay_days, artifact.training.test_days
+    );
+    println!("  ┌──────────────────────┬──────────┐");
+    println!("  │ metric               │    value │");
+    println!("  ├──────────────────────┼──────────┤");
+    println!("  │ roc_auc              │ {:>8.4} │", m.roc_auc);
+    println!("  │ average_precision    │ {:>8.4} │", m.average_precision);
+    println!("  │ card_precision_at_100│ {:>8.4} │", m.card_precision_at_100);
+    println!("  │ train_rows           │ {:>8} │", m.train_rows);
+    println!("  │ test_rows            │ {:>8} │", m.test_rows);
+    println!("  │ train_seconds        │ {:>8.2} │", m.train_seconds);
+    println!("  └──────────────────────┴──────────┘");
+    println!("  wrote {} and {}", model_path.display(), metrics_path.display());
+    Ok(())
+}

@@ -1,0 +1,643 @@
+#!/usr/bin/env python3
+"""Assertions deploy/check.sh runs on the deployment files. One subcommand per check; exit 1 on failure.
+
+Runs in the virtualenv deploy/check.sh creates (PyYAML, kubernetes-validate, python-hcl2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+DEPLOY = Path(__file__).resolve().parent
+REPO = DEPLOY.parent
+MONITORING = DEPLOY / "monitoring"
+
+KUBERNETES_VERSION = "1.30.0"  # oldest Kubernetes the manifests target (preStop `sleep` needs 1.30)
+
+# Custom resources: kubernetes-validate only knows the built-in kinds. These are checked against the small
+# structural schemas below (the fields this project sets and the operators require), and the PrometheusRule's
+# rules by promtool itself (check.sh).
+CRD_SCHEMAS: dict[tuple[str, str], dict] = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): {
+        "required": ["selector", "endpoints"],
+        "properties": {"endpoints": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["port", "path", "interval"]}}},
+    },
+    ("monitoring.coreos.com/v1", "PodMonitor"): {
+        "required": ["selector", "podMetricsEndpoints"],
+        "properties": {"podMetricsEndpoints": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["port", "path", "interval"]}}},
+    },
+    ("monitoring.coreos.com/v1", "PrometheusRule"): {
+        "required": ["groups"],
+        "properties": {"groups": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["name", "rules"]}}},
+    },
+    ("kafka.strimzi.io/v1beta2", "Kafka"): {
+        "required": ["kafka", "entityOperator"],
+        "properties": {"kafka": {"type": "object", "required": ["listeners"], "properties": {
+            "listeners": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "port", "type", "tls"]}}}}},
+    },
+    ("kafka.strimzi.io/v1beta2", "KafkaNodePool"): {
+        "required": ["replicas", "roles", "storage"],
+        "properties": {"replicas": {"type": "integer", "minimum": 1},
+                       "roles": {"type": "array", "items": {"enum": ["controller", "broker"]}}},
+    },
+    ("kafka.strimzi.io/v1beta2", "KafkaTopic"): {
+        "required": ["partitions", "replicas"],
+        "properties": {"partitions": {"type": "integer", "minimum": 1},
+                       "replicas": {"type": "integer", "minimum": 1}},
+    },
+    ("argoproj.io/v1alpha1", "Application"): {
+        "required": ["project", "destination"],
+        "properties": {"destination": {"type": "object", "required": ["server", "namespace"]}},
+    },
+    ("argoproj.io/v1alpha1", "AppProject"): {
+        "required": ["sourceRepos", "destinations"],
+    },
+}
+
+# HPA of SPEC §7, exactly.
+HPA_SPEC = {
+    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "fraudops-api"},
+    "minReplicas": 4,
+    "maxReplicas": 6,
+    "metrics": [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
+        {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization", "averageUtilization": 80}}},
+    ],
+    "behavior": {
+        "scaleUp": {"stabilizationWindowSeconds": 60, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
+        "scaleDown": {"stabilizationWindowSeconds": 300, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]},
+    },
+}
+
+ALERT_NAMES = ["AdminNotification_MaxScaleHighCPU", "HighCPUUsage", "HighErrorRate", "HighResponseTime",
+               "HighKafkaQueueLength", "ModelScaledToMax"]
+
+failures: list[str] = []
+
+
+def fail(msg: str) -> None:
+    failures.append(msg)
+    print(f"  - {msg}", file=sys.stderr)
+
+
+def docs(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def find(objs: list[dict], kind: str, name: str) -> dict | None:
+    return next((o for o in objs if o.get("kind") == kind and o["metadata"]["name"] == name), None)
+
+
+# --- manifests -----------------------------------------------------------------------------------------------
+def cmd_validate(paths: list[Path]) -> None:
+    """Every rendered object against the Kubernetes OpenAPI schemas (strict), CRDs against CRD_SCHEMAS."""
+    import jsonschema
+    import kubernetes_validate
+
+    for path in paths:
+        for obj in docs(path):
+            what = f"{path.name}: {obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+            key = (obj.get("apiVersion"), obj.get("kind"))
+            if key in CRD_SCHEMAS:
+                schema = {"type": "object", **CRD_SCHEMAS[key]}
+                try:
+                    jsonschema.validate(obj.get("spec", {}), schema)
+                except jsonschema.ValidationError as e:
+                    fail(f"{what}: {e.message}")
+                continue
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.SchemaNotFoundError:
+                fail(f"{what}: unknown kind {key} (not Kubernetes {KUBERNETES_VERSION}, not a known CRD)")
+            except kubernetes_validate.ValidationError as e:
+                fail(f"{what}: {e.message} at {'/'.join(map(str, e.path))}")
+
+
+def cmd_hpa(paths: list[Path]) -> None:
+    for path in paths:
+        hpa = find(docs(path), "HorizontalPodAutoscaler", "fraudops-api")
+        if hpa is None:
+            fail(f"{path.name}: no HorizontalPodAutoscaler fraudops-api")
+            continue
+        if hpa["apiVersion"] != "autoscaling/v2":
+            fail(f"{path.name}: HPA apiVersion {hpa['apiVersion']} != autoscaling/v2")
+        if hpa["spec"] != HPA_SPEC:
+            fail(f"{path.name}: HPA spec differs from SPEC §7:\n{json.dumps(hpa['spec'], indent=1)}")
+
+
+def _env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def cmd_invariants(paths: list[Path]) -> None:
+    """The properties the issue asks of the workloads, on the rendered output of every overlay."""
+    for path in paths:
+        objs = docs(path)
+        config = find(objs, "ConfigMap", "fraudops-config")
+        if config is None:
+            fail(f"{path.name}: no ConfigMap fraudops-config")
+            continue
+        data = config["data"]
+        for key, want in {"MODEL_PATH": "", "MLFLOW_MODEL_URI": "models:/fraud-detector@champion",
+                          "KAFKA_TOPIC": "transactions-input"}.items():
+            if data.get(key) != want:
+                fail(f"{path.name}: fraudops-config {key}={data.get(key)!r}, want {want!r}")
+        for required in ("RUST_LOG", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS", "MAX_IN_FLIGHT",
+                         "SHUTDOWN_GRACE_SECONDS"):
+            if required not in data:
+                fail(f"{path.name}: fraudops-config lacks {required}")
+        grace = int(data.get("SHUTDOWN_GRACE_SECONDS", "20"))
+
+        for name, args, port in (("fraudops-api", ["serve"], ("http", 8000)),
+                                 ("fraudops-stream", ["stream", "--api-url", "http://fraudops-api.fraudops.svc"],
+                                  ("metrics", 9100))):
+            dep = find(objs, "Deployment", name)
+            if dep is None:
+                fail(f"{path.name}: no Deployment {name}")
+                continue
+            pod = dep["spec"]["template"]["spec"]
+            c = pod["containers"][0]
+            where = f"{path.name}: {name}"
+            if c["name"] != name:
+                fail(f"{where}: container is named {c['name']}")
+            if c.get("args") != args:
+                fail(f"{where}: args {c.get('args')} != {args}")
+            if not any(p["name"] == port[0] and p["containerPort"] == port[1] for p in c.get("ports", [])):
+                fail(f"{where}: no port {port[0]}={port[1]}")
+            psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+            if not (psc.get("runAsNonRoot") and psc.get("runAsUser") == 65532):
+                fail(f"{where}: pod must run as non-root uid 65532")
+            if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+                fail(f"{where}: seccomp RuntimeDefault missing")
+            if not csc.get("readOnlyRootFilesystem") or csc.get("allowPrivilegeEscalation") is not False:
+                fail(f"{where}: readOnlyRootFilesystem / allowPrivilegeEscalation=false missing")
+            if csc.get("capabilities", {}).get("drop") != ["ALL"]:
+                fail(f"{where}: capabilities must drop ALL")
+            res = c.get("resources", {})
+            if not (res.get("requests", {}).get("cpu") and res.get("limits", {}).get("cpu")
+                    and res.get("requests", {}).get("memory") and res.get("limits", {}).get("memory")):
+                fail(f"{where}: cpu/memory requests and limits required")
+            if _env(c).get("REPLICA_ID", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+                fail(f"{where}: REPLICA_ID must come from metadata.name")
+            if "CPU_LIMIT_CORES" in _env(c):
+                fail(f"{where}: CPU_LIMIT_CORES must not be set (the process reads the cgroup)")
+
+        api = find(objs, "Deployment", "fraudops-api")
+        if api:
+            pod = api["spec"]["template"]["spec"]
+            c = pod["containers"][0]
+            if api["spec"].get("replicas") != 4:
+                fail(f"{path.name}: fraudops-api replicas must start at 4")
+            if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/health":
+                fail(f"{path.name}: fraudops-api liveness must probe /health")
+            if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/ready":
+                fail(f"{path.name}: fraudops-api readiness must probe /ready")
+            pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds")
+            tgp = pod.get("terminationGracePeriodSeconds", 30)
+            if pre_stop is None:
+                fail(f"{path.name}: fraudops-api needs a preStop sleep")
+            elif tgp < pre_stop + grace:
+                fail(f"{path.name}: terminationGracePeriodSeconds {tgp} < preStop {pre_stop} + drain {grace}")
+            limits = c["resources"]["limits"]
+            requests = c["resources"]["requests"]
+            if path.name.startswith("production") and (limits, requests) != (
+                    {"cpu": "500m", "memory": "256Mi"}, {"cpu": "250m", "memory": "64Mi"}):
+                fail(f"{path.name}: fraudops-api resources {requests} / {limits} differ from the benchmark sizing")
+            if not pod.get("topologySpreadConstraints"):
+                fail(f"{path.name}: fraudops-api needs topology spread constraints")
+            if not pod.get("affinity", {}).get("podAntiAffinity"):
+                fail(f"{path.name}: fraudops-api needs pod anti-affinity")
+
+        svc = find(objs, "Service", "fraudops-api")
+        if not svc or not any(p["name"] == "http" and p["port"] == 80 and p["targetPort"] == "http"
+                              for p in svc["spec"]["ports"]):
+            fail(f"{path.name}: Service fraudops-api must map port 80 (http) to the http port")
+        for kind, name in (("ServiceMonitor", "fraudops-api"), ("PodMonitor", "fraudops-stream"),
+                           ("PrometheusRule", "fraudops-rules")):
+            obj = find(objs, kind, name)
+            if obj is None or obj["metadata"].get("labels", {}).get("release") != "kube-prometheus-stack":
+                fail(f"{path.name}: {kind} {name} missing or without label release=kube-prometheus-stack")
+        sm = find(objs, "ServiceMonitor", "fraudops-api")
+        ep = sm["spec"]["endpoints"][0] if sm else {}
+        if (ep.get("port"), ep.get("path"), ep.get("interval")) != ("http", "/metrics", "15s"):
+            fail(f"{path.name}: ServiceMonitor endpoint must be port http, /metrics, 15s")
+        topics = {o["metadata"]["name"]: o["spec"] for o in objs if o.get("kind") == "KafkaTopic"}
+        if set(topics) != {"transactions-input", "fraud-predictions", "transactions-dead-letter"}:
+            fail(f"{path.name}: Kafka topics {sorted(topics)}")
+        elif topics["transactions-input"]["partitions"] != 12:
+            fail(f"{path.name}: transactions-input must have 12 partitions")
+        rule = find(objs, "PrometheusRule", "fraudops-rules")
+        if rule:
+            alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+            if sorted(alerts) != sorted(ALERT_NAMES):
+                fail(f"{path.name}: alerts {alerts} != {ALERT_NAMES}")
+        if find(objs, "PodDisruptionBudget", "fraudops-api") is None:
+            fail(f"{path.name}: no PodDisruptionBudget fraudops-api")
+        dash = find(objs, "ConfigMap", "fraudops-dashboard")
+        if not dash or dash["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
+            fail(f"{path.name}: dashboard ConfigMap with label grafana_dashboard=\"1\" missing")
+
+
+def cmd_extract_rules(path: Path, out: Path) -> None:
+    """Write the PrometheusRule's spec as a plain rule file, so promtool checks what is deployed."""
+    rule = find(docs(path), "PrometheusRule", "fraudops-rules")
+    if rule is None:
+        fail(f"{path.name}: no PrometheusRule fraudops-rules")
+        return
+    out.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False), encoding="utf-8")
+
+
+# --- metrics: PromQL names against the contract ---------------------------------------------------------------
+PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+                   "offset", "inf", "nan", "atan2"}
+GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+def read_list(path: Path) -> set[str]:
+    return {line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()} - {""}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (a small lexer: enough for our expressions)."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)  # strings
+    s = re.sub(r"\{[^}]*\}", " ", s)  # label matchers
+    s = re.sub(r"\[[^\]]*\]", " ", s)  # ranges, subqueries
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)  # label lists
+    names = set()
+    for m in re.finditer(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", s):
+        word, call = m.group(1), m.group(2)
+        if call or word.lower() in PROMQL_KEYWORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def allowed(name: str, allow: set[str]) -> bool:
+    if name in allow:
+        return True
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix) and name[: -len(suffix)] in allow:
+            return True
+    return False
+
+
+def rule_files() -> dict[str, dict]:
+    return {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((MONITORING / "rules").glob("*.yaml"))}
+
+
+def recorded(files: dict[str, dict]) -> set[str]:
+    return {r["record"] for f in files.values() for g in f["groups"] for r in g["rules"] if "record" in r}
+
+
+def cmd_rule_metrics() -> None:
+    """Which names each rule file may read: the layering the drill relies on."""
+    contract = read_list(MONITORING / "metrics-contract.txt")
+    external = read_list(MONITORING / "metrics-external.txt")
+    files = rule_files()
+    records = recorded(files)
+    scope = {
+        "recording.cluster.yaml": external,  # the only reader of cluster series
+        "recording.yaml": contract | records,  # the project's own series and fraudops:* records
+        "alerts.yaml": records,  # recording rules only
+    }
+    if set(files) != set(scope):
+        fail(f"rule files {sorted(files)} != {sorted(scope)} (update deploy/checks.py and render.py together)")
+    for name, f in files.items():
+        for g in f["groups"]:
+            for r in g["rules"]:
+                for metric in metric_names(r["expr"]):
+                    if not allowed(metric, scope.get(name, set())):
+                        fail(f"{name}: {r.get('record') or r.get('alert')} reads {metric}, not allowed in this file")
+                if "record" in r and not r["record"].startswith("fraudops:"):
+                    fail(f"{name}: recording rule {r['record']} must be named fraudops:*")
+                if "alert" in r:
+                    missing = {"summary", "description", "runbook", "runbook_url"} - set(r.get("annotations", {}))
+                    if missing or "severity" not in r.get("labels", {}):
+                        fail(f"{name}: {r['alert']} lacks {sorted(missing) or 'a severity label'}")
+                    anchor = r["annotations"].get("runbook_url", "").rsplit("#", 1)[-1]
+                    runbook = (DEPLOY / "RUNBOOK.md").read_text(encoding="utf-8")
+                    if f"## {r['alert']}" not in runbook or anchor != r["alert"].lower():
+                        fail(f"{name}: {r['alert']} runbook_url anchor #{anchor} has no section in deploy/RUNBOOK.md")
+    alerts = [r["alert"] for f in files.values() for g in f["groups"] for r in g["rules"] if "alert" in r]
+    if sorted(alerts) != sorted(ALERT_NAMES):
+        fail(f"alerts {alerts} != SPEC §7 {ALERT_NAMES}")
+
+
+def cmd_dashboard(rule_out: Path) -> None:
+    """Every panel query uses allowed metrics; write them as recording rules for `promtool check rules`."""
+    contract = read_list(MONITORING / "metrics-contract.txt")
+    external = read_list(MONITORING / "metrics-external.txt")
+    allow = contract | external | recorded(rule_files())
+    dashboard = json.loads((MONITORING / "grafana/fraudops-dashboard.json").read_text(encoding="utf-8"))
+    rules, seen_titles = [], set()
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    exprs = [(f"annotation {a['name']}", a["expr"]) for a in dashboard.get("annotations", {}).get("list", [])
+             if "expr" in a]
+    for p in panels:
+        if p["title"] in seen_titles:
+            fail(f"dashboard: duplicate panel title {p['title']!r}")
+        seen_titles.add(p["title"])
+        if not p.get("targets"):
+            fail(f"dashboard: panel {p['title']!r} has no query")
+        for t in p.get("targets", []):
+            exprs.append((f"panel {p['title']!r} {t['refId']}", t["expr"]))
+    for i, (where, expr) in enumerate(exprs):
+        for var, value in GRAFANA_VARS.items():
+            expr = expr.replace(var, value)
+        if "$" in expr:
+            fail(f"dashboard: {where}: unknown Grafana variable in {expr}")
+        for metric in metric_names(expr):
+            if not allowed(metric, allow):
+                fail(f"dashboard: {where} reads {metric}, which is neither in metrics-contract.txt, "
+                     f"metrics-external.txt nor a fraudops:* recording rule")
+        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    # The panels the issue asks for, by the metric they show.
+    used = set().union(*(metric_names(e) for _, e in exprs))
+    for needed in ("http_requests_total", "http_request_duration_seconds_bucket", "fraudops:hpa_current_replicas",
+                   "fraudops:hpa_desired_replicas", "fraudops:hpa_max_replicas", "fraudops:pod_cpu_usage_ratio",
+                   "container_memory_working_set_bytes", "http_requests_rejected_total", "kafka_consumer_lag",
+                   "kafka_messages_consumed_total", "ml_model_fraud_probability_bucket", "ml_model_info"):
+        if needed not in used:
+            fail(f"dashboard: no panel shows {needed}")
+    rule_out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, sort_keys=False),
+                        encoding="utf-8")
+    print(f"{len(panels)} panels, {len(exprs)} queries")
+
+
+# --- alertmanager --------------------------------------------------------------------------------------------
+LITERAL_SECRET_KEYS = {"smtp_auth_password", "auth_password", "auth_secret", "bot_token", "api_url",
+                       "api_key", "routing_key", "service_key", "token", "password", "credentials", "url"}
+
+
+def _walk(node, path=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield f"{path}.{k}", k, v
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, f"{path}[{i}]")
+
+
+def cmd_alertmanager(out: Path) -> None:
+    """No literal secret anywhere; write the cluster config without the keys Alertmanager 0.25 lacks."""
+    source = yaml.safe_load((MONITORING / "alertmanager/alertmanager.yaml").read_text(encoding="utf-8"))
+    secret = docs(DEPLOY / "platform/alertmanager/alertmanager-config.yaml")[0]
+    cluster = yaml.safe_load(secret["stringData"]["alertmanager.yaml"])
+    for label, config in (("alertmanager.yaml", source), ("cluster alertmanager.yaml", cluster)):
+        for where, key, value in _walk(config):
+            if key in LITERAL_SECRET_KEYS and value:
+                fail(f"{label}: literal secret field {where}; use {key}_file")
+            if key.endswith("_file") and isinstance(value, str):
+                ok = value.startswith("secrets/") if config is source else value.startswith("/etc/alertmanager/secrets/")
+                if not ok:
+                    fail(f"{label}: {where}={value} is not under the mounted secrets directory")
+    admin = next(r for r in cluster["receivers"] if r["name"] == "admin")
+    if not admin.get("email_configs") or not admin.get("telegram_configs") or not admin.get("slack_configs"):
+        fail("cluster admin receiver must have email, Telegram and chat webhook integrations")
+    for tg in admin.get("telegram_configs", []):
+        if not tg.get("bot_token_file"):
+            fail("cluster Telegram config must read bot_token_file")
+    # Alertmanager 0.25 (here) does not know telegram bot_token_file: check the rest of the cluster config.
+    for r in cluster["receivers"]:
+        r.pop("telegram_configs", None)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "alertmanager.yaml").write_text(yaml.safe_dump(cluster, sort_keys=False), encoding="utf-8")
+
+
+def cmd_alertmanager_live(binary: str) -> None:
+    """Run the real Alertmanager on alertmanager.yaml UNCHANGED, with only the secrets/ files pointing at a local
+    webhook sink (what the drill does): the admin alert must reach the admin chat URL, and HighCPUUsage of the
+    same namespace must be inhibited."""
+    import http.server
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    import threading
+    import time
+    import urllib.request
+
+    received: list[tuple[str, dict]] = []
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append((self.path, json.loads(body or b"{}")))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
+    work = Path(tempfile.mkdtemp(prefix="fraudops-am-"))
+    (work / "secrets").mkdir()
+    (work / "secrets/admin-chat-url").write_text(f"{sink_url}/admin\n")
+    (work / "secrets/oncall-chat-url").write_text(f"{sink_url}/oncall\n")
+    (work / "secrets/smtp-password").write_text("not-a-real-password\n")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v2"
+    log = (work / "alertmanager.log").open("w")
+    proc = subprocess.Popen(
+        [binary, f"--config.file={MONITORING / 'alertmanager/alertmanager.yaml'}", f"--storage.path={work / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+        cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/status", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        else:
+            fail("alertmanager did not start")
+            return
+        if proc.poll() is not None:
+            fail(f"alertmanager exited: {(work / 'alertmanager.log').read_text()}")
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        alerts = [
+            {"labels": {"alertname": "AdminNotification_MaxScaleHighCPU", "severity": "critical", "notify": "admin",
+                        "namespace": "fraudops"},
+             "annotations": {"summary": "fraudops-api runs at its replica maximum", "description": "check"},
+             "startsAt": now},
+            {"labels": {"alertname": "HighCPUUsage", "severity": "warning", "namespace": "fraudops",
+                        "pod": "fraudops-api-a"},
+             "annotations": {"summary": "hot pod", "description": "check"}, "startsAt": now},
+        ]
+        req = urllib.request.Request(f"{base}/alerts", data=json.dumps(alerts).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5)
+        time.sleep(0.5)
+        state = {a["labels"]["alertname"]: a["status"] for a in
+                 json.load(urllib.request.urlopen(f"{base}/alerts", timeout=5))}
+        if state.get("HighCPUUsage", {}).get("state") != "suppressed" or not state["HighCPUUsage"].get("inhibitedBy"):
+            fail(f"HighCPUUsage is not inhibited by the admin alert: {state.get('HighCPUUsage')}")
+        if state.get("AdminNotification_MaxScaleHighCPU", {}).get("state") != "active":
+            fail(f"admin alert is not active: {state.get('AdminNotification_MaxScaleHighCPU')}")
+        deadline = time.time() + 45  # route group_wait is 10 s
+        while time.time() < deadline and not any(p == "/admin" for p, _ in received):
+            time.sleep(0.5)
+        admin = [b for p, b in received if p == "/admin"]
+        if not admin:
+            fail(f"no notification reached the admin webhook within 45 s; log: {(work / 'alertmanager.log').read_text()[-2000:]}")
+        else:
+            title = admin[0].get("attachments", [{}])[0].get("title", "")
+            if not title.startswith("[FIRING:1] AdminNotification_MaxScaleHighCPU"):
+                fail(f"unexpected admin notification title {title!r}")
+            else:
+                print(f"admin webhook got: {title}")
+        if any(p == "/oncall" and "HighCPUUsage" in json.dumps(b) for p, b in received):
+            fail("the inhibited HighCPUUsage was notified to on-call")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        sink.shutdown()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- terraform -----------------------------------------------------------------------------------------------
+def cmd_terraform() -> None:
+    import hcl2
+
+    def norm(node):
+        """python-hcl2 >= 7 keeps HCL's quotes on keys and strings and adds __comment__ keys: drop both."""
+        unq = lambda v: v[1:-1] if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"' else v  # noqa: E731
+        if isinstance(node, dict):
+            return {unq(k): norm(v) for k, v in node.items() if not str(k).startswith("__")}
+        if isinstance(node, list):
+            return [norm(v) for v in node]
+        return unq(node)
+
+    tf_dir = DEPLOY / "terraform"
+    parsed = {}
+    for path in sorted(tf_dir.glob("*.tf")):
+        try:
+            with path.open(encoding="utf-8") as f:
+                parsed[path.name] = norm(hcl2.load(f))
+        except Exception as e:  # noqa: BLE001 - report any parse error with its file
+            fail(f"{path.name}: HCL parse error: {e}")
+    if not parsed:
+        fail("no .tf files")
+        return
+    pins = [p for d in parsed.values() for t in d.get("terraform", []) for rp in t.get("required_providers", [])
+            for name, p in rp.items() if name == "yandex"]
+    if len(pins) != 1:
+        fail(f"provider yandex must be declared once in required_providers, found {len(pins)}")
+    else:
+        pin = pins[0]
+        if pin.get("source") != "yandex-cloud/yandex":
+            fail(f"provider source {pin.get('source')} != yandex-cloud/yandex")
+        version = str(pin.get("version", ""))
+        if not re.fullmatch(r"(=\s*|~>\s*)?\d+\.\d+\.\d+", version):
+            fail(f"provider version {version!r} is not pinned (want `= x.y.z` or `~> x.y.z`)")
+    resources = {(rtype, name) for d in parsed.values() for block in d.get("resource", [])
+                 for rtype, named in block.items() for name in named}
+    types = {t for t, _ in resources}
+    for needed in ("yandex_vpc_network", "yandex_vpc_subnet", "yandex_iam_service_account",
+                   "yandex_resourcemanager_folder_iam_member", "yandex_kubernetes_cluster",
+                   "yandex_kubernetes_node_group", "yandex_container_registry", "yandex_storage_bucket",
+                   "yandex_iam_service_account_static_access_key"):
+        if needed not in types:
+            fail(f"terraform: no {needed} resource")
+    variables = {name: body for d in parsed.values() for block in d.get("variable", []) for name, body in block.items()}
+    for name, body in variables.items():
+        if not body.get("description"):
+            fail(f"variables: {name} has no description")
+    declared = set(variables)
+    example = (tf_dir / "terraform.tfvars.example").read_text(encoding="utf-8")
+    for name in re.findall(r"^\s*([a-z_][a-z0-9_]*)\s*=", example, flags=re.M):
+        if name not in declared:
+            fail(f"terraform.tfvars.example sets undeclared variable {name}")
+    text = "\n".join(p.read_text(encoding="utf-8") for p in tf_dir.glob("*.tf"))
+    for ref in set(re.findall(r"\bvar\.([a-z_][a-z0-9_]*)", text)):
+        if ref not in declared:
+            fail(f"terraform: var.{ref} is used but not declared")
+    if "outputs.tf" not in parsed or not parsed["outputs.tf"].get("output"):
+        fail("terraform: outputs.tf declares no output")
+    print(f"{len(parsed)} files, {len(resources)} resources, {len(variables)} variables")
+
+
+# --- CI workflow, ArgoCD -------------------------------------------------------------------------------------
+def cmd_workflow() -> None:
+    wf_path = REPO / ".github/workflows/ci.yaml"
+    wf = yaml.safe_load(wf_path.read_text(encoding="utf-8"))
+    jobs = wf.get("jobs", {})
+    text = wf_path.read_text(encoding="utf-8")
+    for job in ("test", "image", "deploy"):
+        if job not in jobs:
+            fail(f"ci.yaml: no job {job!r}")
+    if "bash .ci/run" not in text:
+        fail("ci.yaml: the test job must run .ci/run")
+    if "kustomize edit set image" not in text or "deploy/k8s/overlays/production" not in text:
+        fail("ci.yaml: the deploy job must bump the production overlay with kustomize edit set image")
+    for job in jobs.values():
+        for step in job.get("steps", []):
+            uses = step.get("uses", "")
+            if uses and "@" not in uses:
+                fail(f"ci.yaml: action {uses} is not pinned to a version")
+    app = docs(DEPLOY / "argocd/application.yaml")[0]
+    if app["spec"]["source"]["path"] != "deploy/k8s/overlays/production":
+        fail("argocd application must follow deploy/k8s/overlays/production")
+    auto = app["spec"].get("syncPolicy", {}).get("automated", {})
+    if not (auto.get("prune") and auto.get("selfHeal")):
+        fail("argocd application needs automated sync with prune and selfHeal")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("validate", "hpa", "invariants"):
+        sub.add_parser(name).add_argument("files", nargs="+", type=Path)
+    x = sub.add_parser("extract-rules")
+    x.add_argument("file", type=Path)
+    x.add_argument("out", type=Path)
+    sub.add_parser("rule-metrics")
+    sub.add_parser("dashboard").add_argument("rule_out", type=Path)
+    sub.add_parser("alertmanager").add_argument("out", type=Path)
+    sub.add_parser("alertmanager-live").add_argument("binary")
+    sub.add_parser("terraform")
+    sub.add_parser("workflow")
+    a = p.parse_args(argv)
+    {
+        "validate": lambda: cmd_validate(a.files),
+        "hpa": lambda: cmd_hpa(a.files),
+        "invariants": lambda: cmd_invariants(a.files),
+        "extract-rules": lambda: cmd_extract_rules(a.file, a.out),
+        "rule-metrics": cmd_rule_metrics,
+        "dashboard": lambda: cmd_dashboard(a.rule_out),
+        "alertmanager": lambda: cmd_alertmanager(a.out),
+        "alertmanager-live": lambda: cmd_alertmanager_live(a.binary),
+        "terraform": cmd_terraform,
+        "workflow": cmd_workflow,
+    }[a.cmd]()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,48 @@
+output "cluster_id" {
+  description = "Managed Kubernetes cluster id: yc managed-kubernetes cluster get-credentials --id <id> --external"
+  value       = yandex_kubernetes_cluster.main.id
+}
+
+output "cluster_external_endpoint" {
+  description = "Public endpoint of the Kubernetes API (null without master_public_ip)."
+  value       = yandex_kubernetes_cluster.main.master[0].external_v4_endpoint
+}
+
+output "container_registry_id" {
+  description = "Registry id: the REGISTRY_ID of cr.yandex/REGISTRY_ID/fraudops in deploy/k8s/overlays/production and the CI variable YC_REGISTRY_ID."
+  value       = yandex_container_registry.main.id
+}
+
+output "image_repository" {
+  description = "Where CI pushes the fraudops image."
+  value       = "cr.yandex/${yandex_container_registry.main.id}/fraudops"
+}
+
+output "mlflow_bucket" {
+  description = "Object Storage bucket of the MLflow artifacts (deploy/platform/mlflow.values.yaml artifactRoot.s3.bucket)."
+  value       = yandex_storage_bucket.mlflow.bucket
+}
+
+output "mlflow_s3_access_key_id" {
+  description = "Static access key id for the MLflow bucket (Secret mlflow-s3, key AWS_ACCESS_KEY_ID)."
+  value       = yandex_iam_service_account_static_access_key.storage.access_key
+}
+
+output "mlflow_s3_secret_access_key" {
+  description = "Static secret key for the MLflow bucket (Secret mlflow-s3, key AWS_SECRET_ACCESS_KEY)."
+  value       = yandex_iam_service_account_static_access_key.storage.secret_key
+  sensitive   = true
+}
+
+output "ci_registry_key_json" {
+  description = "Authorized key of the CI account, for `docker login -u json_key cr.yandex` (GitHub secret YC_REGISTRY_KEY)."
+  value = jsonencode({
+    id                 = yandex_iam_service_account_key.ci.id
+    service_account_id = yandex_iam_service_account_key.ci.service_account_id
+    created_at         = yandex_iam_service_account_key.ci.created_at
+    key_algorithm      = yandex_iam_service_account_key.ci.key_algorithm
+    public_key         = yandex_iam_service_account_key.ci.public_key
+    private_key        = yandex_iam_service_account_key.ci.private_key
+  })
+  sensitive = true
+}
