@@ -12,7 +12,7 @@ fn features(c: &mut Criterion) {
         n_days: 60,
         ..SimulatorConfig::default()
     };
-    let txs = generate(&config);
+    let txs = generate(&config).expect("valid simulator config");
     let mut group = c.benchmark_group("features");
     group.sample_size(10);
     group.throughput(Throughput::Elements(txs.len() as u64));
