@@ -2,6 +2,11 @@
 
 mod cmd;
 mod progress;
+mod registry;
+
+/// musl's allocator serialises threads; mimalloc keeps the static binary as fast as a glibc build.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +27,8 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Train and evaluate a model on a transaction file; write the artifact and metrics.
     Train(cmd::train::Args),
+    /// Serve the scoring API (SPEC §4): predictions, health, readiness, metrics, OpenAPI docs.
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +41,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     }
 }

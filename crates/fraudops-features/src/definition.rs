@@ -118,7 +118,10 @@ pub const fn customer_window_start(t: EpochSeconds, window_days: i64) -> EpochSe
 }
 
 /// Bounds `(lo, hi]` of terminal window `w` for an event at `t`: the `w` days before the delay period.
-pub const fn terminal_window_bounds(t: EpochSeconds, window_days: i64) -> (EpochSeconds, EpochSeconds) {
+pub const fn terminal_window_bounds(
+    t: EpochSeconds,
+    window_days: i64,
+) -> (EpochSeconds, EpochSeconds) {
     (
         t - (TERMINAL_DELAY_DAYS + window_days) * DAY,
         t - TERMINAL_DELAY_DAYS * DAY,
@@ -241,11 +244,17 @@ mod tests {
 
     #[test]
     fn averages_are_exact_for_cent_amounts() {
-        let w = CustomerWindows::from_sums([1, 2, 3], [to_micro(52.3), to_micro(0.1) + to_micro(0.2), 0]);
+        let w = CustomerWindows::from_sums(
+            [1, 2, 3],
+            [to_micro(52.3), to_micro(0.1) + to_micro(0.2), 0],
+        );
         assert_eq!(w.avg_amount[0], 52.3);
         assert_eq!(w.avg_amount[1], 0.15);
         assert_eq!(w.avg_amount[2], 0.0);
-        assert_eq!(CustomerWindows::first_transaction(10.0).avg_amount, [10.0; 3]);
+        assert_eq!(
+            CustomerWindows::first_transaction(10.0).avg_amount,
+            [10.0; 3]
+        );
     }
 
     #[test]

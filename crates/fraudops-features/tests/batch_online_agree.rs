@@ -25,16 +25,31 @@ fn tx(id: u64, t: i64, customer: u64, terminal: u64, amount: f64, fraud: bool) -
     }
 }
 
-fn assert_same(batch: &[f64; fraudops_features::N_FEATURES], online: &[f64; fraudops_features::N_FEATURES], context: &str) {
+fn assert_same(
+    batch: &[f64; fraudops_features::N_FEATURES],
+    online: &[f64; fraudops_features::N_FEATURES],
+    context: &str,
+) {
     for (k, (b, o)) in batch.iter().zip(online).enumerate() {
-        assert_eq!(b.to_bits(), o.to_bits(), "{context}: feature {} batch {b} online {o}", FEATURE_NAMES[k]);
+        assert_eq!(
+            b.to_bits(),
+            o.to_bits(),
+            "{context}: feature {} batch {b} online {o}",
+            FEATURE_NAMES[k]
+        );
     }
 }
 
 fn event_strategy() -> impl Strategy<Value = Vec<(i64, u64, u64, u32, bool)>> {
     // Times on a coarse grid so ties and exact window boundaries happen often.
     prop::collection::vec(
-        (0i64..(80 * 24), 0u64..6, 0u64..4, 1u32..50_000, prop::bool::weighted(0.2)),
+        (
+            0i64..(80 * 24),
+            0u64..6,
+            0u64..4,
+            1u32..50_000,
+            prop::bool::weighted(0.2),
+        ),
         1..300,
     )
 }
@@ -65,10 +80,10 @@ proptest! {
 fn windows_follow_the_handbook_definition() {
     let t0 = START + 10 * 3600;
     let txs = vec![
-        tx(0, t0, 1, 9, 10.0, true),                 // terminal 9 fraud, day 0
-        tx(1, t0 + DAY, 1, 9, 20.0, false),          // exactly one day later: the 1-day window excludes tx 0
-        tx(2, t0 + 7 * DAY, 2, 9, 30.0, false),      // exactly 7 days after tx 0: tx 0's label is now known
-        tx(3, t0 + 8 * DAY, 2, 9, 40.0, false),      // 1-day terminal window (t-8d, t-7d] holds tx 1 only
+        tx(0, t0, 1, 9, 10.0, true),            // terminal 9 fraud, day 0
+        tx(1, t0 + DAY, 1, 9, 20.0, false), // exactly one day later: the 1-day window excludes tx 0
+        tx(2, t0 + 7 * DAY, 2, 9, 30.0, false), // exactly 7 days after tx 0: tx 0's label is now known
+        tx(3, t0 + 8 * DAY, 2, 9, 40.0, false), // 1-day terminal window (t-8d, t-7d] holds tx 1 only
     ];
     let m = compute(&txs);
     // Customer 1 at tx 1: 1-day window (t-1d, t] holds only itself; 7-day holds both.
@@ -82,7 +97,10 @@ fn windows_follow_the_handbook_definition() {
     assert_eq!((m.row(3)[9], m.row(3)[10]), (1.0, 0.0));
     assert_eq!((m.row(3)[11], m.row(3)[12]), (2.0, 0.5));
     // A transaction's own label never counts for itself, and no history means zeros.
-    assert_eq!((m.row(0)[9], m.row(0)[10], m.row(0)[13], m.row(0)[14]), (0.0, 0.0, 0.0, 0.0));
+    assert_eq!(
+        (m.row(0)[9], m.row(0)[10], m.row(0)[13], m.row(0)[14]),
+        (0.0, 0.0, 0.0, 0.0)
+    );
 }
 
 #[test]
@@ -93,7 +111,14 @@ fn online_state_stays_bounded_over_a_long_stream() {
     for day in 0..400i64 {
         for k in 0..500u64 {
             let customer = (day as u64 * 500 + k) % 2_000 + (day as u64 / 60) * 10_000;
-            online.process(&tx(id, START + day * DAY + k as i64, customer, customer % 300 + (day as u64 / 60) * 1_000, 12.5, false));
+            online.process(&tx(
+                id,
+                START + day * DAY + k as i64,
+                customer,
+                customer % 300 + (day as u64 / 60) * 1_000,
+                12.5,
+                false,
+            ));
             id += 1;
         }
     }

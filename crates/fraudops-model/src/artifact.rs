@@ -25,7 +25,9 @@ pub enum ArtifactError {
     #[error("model artifact is not valid JSON of the expected shape: {0}")]
     Parse(#[from] serde_json::Error),
     /// Written by a newer or older trainer with a different layout.
-    #[error("model artifact format {found} is not supported (this build reads format {ARTIFACT_FORMAT})")]
+    #[error(
+        "model artifact format {found} is not supported (this build reads format {ARTIFACT_FORMAT})"
+    )]
     Format {
         /// The format the file declares.
         found: u32,
@@ -192,7 +194,9 @@ impl ModelArtifact {
             checksum: String::new(),
             ..self.clone()
         };
-        hex::encode(Sha256::digest(serde_json::to_vec(&unsealed).unwrap_or_default()))
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(&unsealed).unwrap_or_default(),
+        ))
     }
 
     /// Checks format, checksum and feature compatibility (tree shape is checked when compiling).
@@ -209,7 +213,12 @@ impl ModelArtifact {
                 computed,
             });
         }
-        if self.feature_names.iter().map(String::as_str).ne(FEATURE_NAMES) {
+        if self
+            .feature_names
+            .iter()
+            .map(String::as_str)
+            .ne(FEATURE_NAMES)
+        {
             return Err(ArtifactError::Features {
                 found: self.feature_names.clone(),
                 expected: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),

@@ -36,7 +36,8 @@ impl Ensemble {
         let mut nodes = Vec::new();
         let mut roots = Vec::with_capacity(spec.trees.len());
         for (t, tree) in spec.trees.iter().enumerate() {
-            let offset = u32::try_from(nodes.len()).map_err(|_| tree_error(t, "too many nodes".into()))?;
+            let offset =
+                u32::try_from(nodes.len()).map_err(|_| tree_error(t, "too many nodes".into()))?;
             roots.push(offset);
             compile_tree(t, tree, offset, &mut nodes)?;
         }
@@ -90,14 +91,28 @@ fn tree_error(tree: usize, reason: String) -> ArtifactError {
     ArtifactError::Tree { tree, reason }
 }
 
-fn compile_tree(t: usize, tree: &TreeSpec, offset: u32, nodes: &mut Vec<Node>) -> Result<(), ArtifactError> {
+fn compile_tree(
+    t: usize,
+    tree: &TreeSpec,
+    offset: u32,
+    nodes: &mut Vec<Node>,
+) -> Result<(), ArtifactError> {
     let n = tree.split_feature.len();
     if n == 0 {
         return Err(tree_error(t, "tree has no nodes".into()));
     }
-    let lengths = [tree.split_value.len(), tree.left.len(), tree.right.len(), tree.missing.len(), tree.leaf_value.len()];
+    let lengths = [
+        tree.split_value.len(),
+        tree.left.len(),
+        tree.right.len(),
+        tree.missing.len(),
+        tree.leaf_value.len(),
+    ];
     if lengths.iter().any(|&len| len != n) {
-        return Err(tree_error(t, format!("node arrays differ in length: {n} vs {lengths:?}")));
+        return Err(tree_error(
+            t,
+            format!("node arrays differ in length: {n} vs {lengths:?}"),
+        ));
     }
     for i in 0..n {
         let node = if tree.split_feature[i] < 0 {
@@ -105,11 +120,20 @@ fn compile_tree(t: usize, tree: &TreeSpec, offset: u32, nodes: &mut Vec<Node>) -
             if !value.is_finite() {
                 return Err(tree_error(t, format!("leaf {i} value is not finite")));
             }
-            Node { value, feature: LEAF, left: 0, right: 0, missing: 0 }
+            Node {
+                value,
+                feature: LEAF,
+                left: 0,
+                right: 0,
+                missing: 0,
+            }
         } else {
             let feature = tree.split_feature[i] as usize;
             if feature >= N_FEATURES {
-                return Err(tree_error(t, format!("node {i} splits on feature {feature}, only {N_FEATURES} exist")));
+                return Err(tree_error(
+                    t,
+                    format!("node {i} splits on feature {feature}, only {N_FEATURES} exist"),
+                ));
             }
             let threshold = tree.split_value[i];
             if threshold.is_nan() {
@@ -118,7 +142,10 @@ fn compile_tree(t: usize, tree: &TreeSpec, offset: u32, nodes: &mut Vec<Node>) -
             let child = |c: u32, which: &str| -> Result<u32, ArtifactError> {
                 let c_idx = c as usize;
                 if c_idx <= i || c_idx >= n {
-                    return Err(tree_error(t, format!("node {i} {which} child {c} is not a later node of the tree")));
+                    return Err(tree_error(
+                        t,
+                        format!("node {i} {which} child {c} is not a later node of the tree"),
+                    ));
                 }
                 Ok(offset + c)
             };
@@ -153,7 +180,11 @@ mod tests {
 
     #[test]
     fn walks_left_right_and_missing_branches() {
-        let e = Ensemble::compile(&EnsembleSpec { base_score: 0.25, trees: vec![stump(), stump()] }).unwrap();
+        let e = Ensemble::compile(&EnsembleSpec {
+            base_score: 0.25,
+            trees: vec![stump(), stump()],
+        })
+        .unwrap();
         let mut x = [0.0; N_FEATURES];
         x[0] = 99.99;
         assert_eq!(e.log_odds(&x), 0.25 - 2.0);
@@ -168,16 +199,46 @@ mod tests {
     fn refuses_trees_that_could_loop_or_overflow() {
         let mut cyclic = stump();
         cyclic.left[0] = 0;
-        assert!(Ensemble::compile(&EnsembleSpec { base_score: 0.0, trees: vec![cyclic] }).is_err());
+        assert!(
+            Ensemble::compile(&EnsembleSpec {
+                base_score: 0.0,
+                trees: vec![cyclic]
+            })
+            .is_err()
+        );
         let mut out_of_range = stump();
         out_of_range.missing[0] = 9;
-        assert!(Ensemble::compile(&EnsembleSpec { base_score: 0.0, trees: vec![out_of_range] }).is_err());
+        assert!(
+            Ensemble::compile(&EnsembleSpec {
+                base_score: 0.0,
+                trees: vec![out_of_range]
+            })
+            .is_err()
+        );
         let mut bad_feature = stump();
         bad_feature.split_feature[0] = N_FEATURES as i32;
-        assert!(Ensemble::compile(&EnsembleSpec { base_score: 0.0, trees: vec![bad_feature] }).is_err());
+        assert!(
+            Ensemble::compile(&EnsembleSpec {
+                base_score: 0.0,
+                trees: vec![bad_feature]
+            })
+            .is_err()
+        );
         let mut short = stump();
         short.leaf_value.pop();
-        assert!(Ensemble::compile(&EnsembleSpec { base_score: 0.0, trees: vec![short] }).is_err());
-        assert!(Ensemble::compile(&EnsembleSpec { base_score: f64::INFINITY, trees: vec![stump()] }).is_err());
+        assert!(
+            Ensemble::compile(&EnsembleSpec {
+                base_score: 0.0,
+                trees: vec![short]
+            })
+            .is_err()
+        );
+        assert!(
+            Ensemble::compile(&EnsembleSpec {
+                base_score: f64::INFINITY,
+                trees: vec![stump()]
+            })
+            .is_err()
+        );
     }
 }

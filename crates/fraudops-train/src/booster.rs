@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use forust_ml::Matrix;
 use forust_ml::gradientbooster::GradientBooster;
 use forust_ml::objective::ObjectiveType;
-use forust_ml::Matrix;
 use fraudops_model::artifact::{EnsembleSpec, TreeSpec};
 
 /// Booster hyper-parameters; each is a `fraudops train` flag.
@@ -52,10 +52,16 @@ impl BoosterParams {
     pub fn to_map(&self) -> BTreeMap<String, serde_json::Value> {
         BTreeMap::from([
             ("iterations".to_owned(), self.iterations.into()),
-            ("learning_rate".to_owned(), f64::from(self.learning_rate).into()),
+            (
+                "learning_rate".to_owned(),
+                f64::from(self.learning_rate).into(),
+            ),
             ("max_depth".to_owned(), self.max_depth.into()),
             ("l2".to_owned(), f64::from(self.l2).into()),
-            ("min_leaf_weight".to_owned(), f64::from(self.min_leaf_weight).into()),
+            (
+                "min_leaf_weight".to_owned(),
+                f64::from(self.min_leaf_weight).into(),
+            ),
             ("nbins".to_owned(), self.nbins.into()),
             ("subsample".to_owned(), f64::from(self.subsample).into()),
             ("seed".to_owned(), self.seed.into()),
@@ -81,7 +87,12 @@ pub fn fit(
     labels: &[bool],
     params: &BoosterParams,
 ) -> Result<EnsembleSpec, BoosterError> {
-    Ok(export(&fit_library(features_row_major, cols, labels, params)?))
+    Ok(export(&fit_library(
+        features_row_major,
+        cols,
+        labels,
+        params,
+    )?))
 }
 
 /// forust reads column-major data.
@@ -138,7 +149,10 @@ pub fn fit_and_predict_with_library(
 ) -> Result<(EnsembleSpec, Vec<f64>), BoosterError> {
     let booster = fit_library(features_row_major, cols, labels, params)?;
     let probe = to_column_major(probe_row_major, cols);
-    let predictions = booster.predict(&Matrix::new(&probe, probe_row_major.len() / cols, cols), false);
+    let predictions = booster.predict(
+        &Matrix::new(&probe, probe_row_major.len() / cols, cols),
+        false,
+    );
     Ok((export(&booster), predictions))
 }
 
@@ -160,12 +174,21 @@ fn export(booster: &GradientBooster) -> EnsembleSpec {
             };
             for node in &tree.nodes {
                 let leaf = node.is_leaf;
-                spec.split_feature.push(if leaf { -1 } else { node.split_feature as i32 });
-                spec.split_value.push(if leaf { 0.0 } else { node.split_value });
-                spec.left.push(if leaf { 0 } else { node.left_child as u32 });
-                spec.right.push(if leaf { 0 } else { node.right_child as u32 });
-                spec.missing.push(if leaf { 0 } else { node.missing_node as u32 });
-                spec.leaf_value.push(if leaf { f64::from(node.weight_value) } else { 0.0 });
+                spec.split_feature
+                    .push(if leaf { -1 } else { node.split_feature as i32 });
+                spec.split_value
+                    .push(if leaf { 0.0 } else { node.split_value });
+                spec.left
+                    .push(if leaf { 0 } else { node.left_child as u32 });
+                spec.right
+                    .push(if leaf { 0 } else { node.right_child as u32 });
+                spec.missing
+                    .push(if leaf { 0 } else { node.missing_node as u32 });
+                spec.leaf_value.push(if leaf {
+                    f64::from(node.weight_value)
+                } else {
+                    0.0
+                });
             }
             spec
         })
@@ -175,4 +198,3 @@ fn export(booster: &GradientBooster) -> EnsembleSpec {
         trees,
     }
 }
-

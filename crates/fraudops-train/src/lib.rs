@@ -10,5 +10,7 @@ pub mod pipeline;
 pub mod split;
 
 pub use booster::BoosterParams;
-pub use pipeline::{Evaluation, Prepared, Stage, TrainConfig, TrainError, evaluate, prepare, train};
+pub use pipeline::{
+    Evaluation, Prepared, Stage, TrainConfig, TrainError, evaluate, prepare, train,
+};
 pub use split::{SplitConfig, time_split};

@@ -85,12 +85,18 @@ pub fn card_precision_at_k(rows: &[ScoredCard], k: usize) -> f64 {
     let mut total = 0.0;
     for &day in &days {
         let mut cards: HashMap<u64, (f64, bool)> = HashMap::new();
-        for r in rows.iter().filter(|r| r.day == day && !detected.contains(&r.customer_id)) {
-            let card = cards.entry(r.customer_id).or_insert((f64::NEG_INFINITY, false));
+        for r in rows
+            .iter()
+            .filter(|r| r.day == day && !detected.contains(&r.customer_id))
+        {
+            let card = cards
+                .entry(r.customer_id)
+                .or_insert((f64::NEG_INFINITY, false));
             card.0 = card.0.max(r.score);
             card.1 |= r.fraud;
         }
-        let mut ranked: Vec<(u64, f64, bool)> = cards.into_iter().map(|(c, (s, f))| (c, s, f)).collect();
+        let mut ranked: Vec<(u64, f64, bool)> =
+            cards.into_iter().map(|(c, (s, f))| (c, s, f)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let hits: Vec<u64> = ranked.iter().take(k).filter(|c| c.2).map(|c| c.0).collect();
         total += hits.len() as f64 / k as f64;
@@ -105,7 +111,10 @@ mod tests {
 
     #[test]
     fn auc_matches_hand_computed_values() {
-        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
+        assert_eq!(
+            roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]),
+            Some(0.75)
+        );
         assert_eq!(roc_auc(&[0.5, 0.5], &[false, true]), Some(0.5));
         assert_eq!(roc_auc(&[0.1, 0.2], &[true, true]), None);
     }
@@ -116,13 +125,21 @@ mod tests {
         let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
         assert!((ap - 0.833_333_333_333_333_4).abs() < 1e-12);
         // All tied: AP is the base rate.
-        assert_eq!(average_precision(&[0.3; 4], &[true, false, false, false]), Some(0.25));
+        assert_eq!(
+            average_precision(&[0.3; 4], &[true, false, false, false]),
+            Some(0.25)
+        );
         assert_eq!(average_precision(&[0.3], &[false]), None);
     }
 
     #[test]
     fn card_precision_drops_cards_detected_on_earlier_days() {
-        let r = |day, customer_id, score, fraud| ScoredCard { day, customer_id, score, fraud };
+        let r = |day, customer_id, score, fraud| ScoredCard {
+            day,
+            customer_id,
+            score,
+            fraud,
+        };
         let rows = [
             // Day 0: card 1 (fraud, top), card 2 (genuine), card 1 again with a lower score.
             r(0, 1, 0.9, true),

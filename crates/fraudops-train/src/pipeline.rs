@@ -86,7 +86,11 @@ pub fn prepare<'a>(
     on_stage(Stage::Features(transactions.len()));
     let features = batch::compute(transactions);
     let split = time_split(transactions, split)?;
-    Ok(Prepared { transactions, features, split })
+    Ok(Prepared {
+        transactions,
+        features,
+        split,
+    })
 }
 
 /// Scores the test window with `model` exactly as it will be served.

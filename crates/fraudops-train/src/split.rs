@@ -46,7 +46,9 @@ pub struct Split {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
     /// The data holds no transaction in the training window.
-    #[error("no transactions in the training window starting {0} (check --train-start against the data's dates)")]
+    #[error(
+        "no transactions in the training window starting {0} (check --train-start against the data's dates)"
+    )]
     EmptyTrain(NaiveDate),
     /// The data holds no usable transaction in the test window.
     #[error("no transactions in the test window starting {0} (the data may end too early)")]
@@ -63,7 +65,13 @@ fn day_of(t: i64) -> i64 {
 
 /// Splits `transactions` by calendar day as the handbook does.
 pub fn time_split(transactions: &[Transaction], config: &SplitConfig) -> Result<Split, SplitError> {
-    let start = day_of(config.train_start.and_time(chrono::NaiveTime::MIN).and_utc().timestamp());
+    let start = day_of(
+        config
+            .train_start
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp(),
+    );
     let train_end = start + i64::from(config.train_days);
     let test_start = train_end + i64::from(config.delay_days);
     let test_end = test_start + i64::from(config.test_days);
@@ -95,7 +103,10 @@ pub fn time_split(transactions: &[Transaction], config: &SplitConfig) -> Result<
             by_day[(day - test_start) as usize].push(i);
         }
         if tx.tx_fraud && (train_end - 1..test_start + i64::from(config.test_days)).contains(&day) {
-            fraud_customers_by_day.entry(day).or_default().push(tx.customer_id);
+            fraud_customers_by_day
+                .entry(day)
+                .or_default()
+                .push(tx.customer_id);
         }
     }
     let (mut test, mut test_day) = (Vec::new(), Vec::new());
@@ -113,8 +124,13 @@ pub fn time_split(transactions: &[Transaction], config: &SplitConfig) -> Result<
     }
     if test.is_empty() {
         return Err(SplitError::EmptyTest(
-            config.train_start + chrono::Days::new(u64::from(config.train_days + config.delay_days)),
+            config.train_start
+                + chrono::Days::new(u64::from(config.train_days + config.delay_days)),
         ));
     }
-    Ok(Split { train, test, test_day })
+    Ok(Split {
+        train,
+        test,
+        test_day,
+    })
 }

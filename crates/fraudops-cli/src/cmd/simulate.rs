@@ -60,7 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let file = File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let file =
+        File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let gzip = args.out.extension().is_some_and(|e| e == "gz");
     let write = || -> anyhow::Result<()> {
         if gzip {

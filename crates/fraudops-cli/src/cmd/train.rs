@@ -111,7 +111,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let config = args.config();
     let spinner = progress::spinner(&format!("reading {}", args.data.display()));
-    let outcome = read_transactions(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
+    let outcome = read_transactions(&args.data)
+        .with_context(|| format!("reading {}", args.data.display()))?;
     let sha = file_sha256(&args.data)?;
     spinner.finish_and_clear();
     println!("read {}: {}", args.data.display(), outcome.report);
@@ -132,28 +133,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let model_path = args.out.join("model.json");
-    fs::write(&model_path, artifact.to_json()).with_context(|| format!("writing {}", model_path.display()))?;
+    fs::write(&model_path, artifact.to_json())
+        .with_context(|| format!("writing {}", model_path.display()))?;
     let metrics_path = args.out.join("metrics.json");
-    fs::write(&metrics_path, serde_json::to_string_pretty(&artifact.metrics)?)
-        .with_context(|| format!("writing {}", metrics_path.display()))?;
+    fs::write(
+        &metrics_path,
+        serde_json::to_string_pretty(&artifact.metrics)?,
+    )
+    .with_context(|| format!("writing {}", metrics_path.display()))?;
 
     let m = &artifact.metrics;
     println!();
-    println!("  model {}  ({} trees, {})", artifact.model_version, artifact.ensemble.trees.len(), artifact.library);
+    println!(
+        "  model {}  ({} trees, {})",
+        artifact.model_version,
+        artifact.ensemble.trees.len(),
+        artifact.library
+    );
     println!(
         "  train {} +{}d, delay {}d, test {}d",
-        artifact.training.train_start, artifact.training.train_days, artifact.training.delay_days, artifact.training.test_days
+        artifact.training.train_start,
+        artifact.training.train_days,
+        artifact.training.delay_days,
+        artifact.training.test_days
     );
     println!("  ┌──────────────────────┬──────────┐");
     println!("  │ metric               │    value │");
     println!("  ├──────────────────────┼──────────┤");
     println!("  │ roc_auc              │ {:>8.4} │", m.roc_auc);
     println!("  │ average_precision    │ {:>8.4} │", m.average_precision);
-    println!("  │ card_precision_at_100│ {:>8.4} │", m.card_precision_at_100);
+    println!(
+        "  │ card_precision_at_100│ {:>8.4} │",
+        m.card_precision_at_100
+    );
     println!("  │ train_rows           │ {:>8} │", m.train_rows);
     println!("  │ test_rows            │ {:>8} │", m.test_rows);
     println!("  │ train_seconds        │ {:>8.2} │", m.train_seconds);
     println!("  └──────────────────────┴──────────┘");
-    println!("  wrote {} and {}", model_path.display(), metrics_path.display());
+    println!(
+        "  wrote {} and {}",
+        model_path.display(),
+        metrics_path.display()
+    );
     Ok(())
 }

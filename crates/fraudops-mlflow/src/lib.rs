@@ -1,0 +1,24 @@
+//! A typed async client for the MLflow REST API: experiment tracking, the model registry and the
+//! tracking server's artifact proxy.
+//!
+//! Why it exists: the trainer logs runs and registers model versions, and the API server follows
+//! `models:/<name>@champion` to hot-reload new versions. Both talk to MLflow over plain HTTP from
+//! Rust; nothing here needs Python or the MLflow SDK.
+//!
+//! Entry point: [`MlflowClient`]. Every call goes through one request helper that retries transport
+//! errors, 5xx and 429 with exponential backoff and maps MLflow's error JSON
+//! (`{"error_code": ..., "message": ...}`) to [`MlflowError`] in one place.
+//!
+//! Artifacts are read and written only through the tracking server's proxy
+//! (`/api/2.0/mlflow-artifacts/artifacts/...`), so the server must serve artifacts (the default;
+//! `--serve-artifacts`). Direct object-store access (`s3://`, `gs://`, ...) is deliberately absent.
+
+mod artifact;
+mod client;
+mod error;
+mod uri;
+mod wire;
+
+pub use client::{MlflowClient, ModelVersion, RunInfo, RunStatus};
+pub use error::MlflowError;
+pub use uri::{ModelSelector, ModelUri};

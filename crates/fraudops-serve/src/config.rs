@@ -1,0 +1,94 @@
+//! Everything `serve` can be told, each option also an environment variable (12-factor).
+
+use std::path::PathBuf;
+
+/// Options of `fraudops serve`; the defaults serve the embedded model on port 8000.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Port of the API (and of `/metrics` unless METRICS_PORT is set).
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind: String,
+    /// Optional second listener that serves only `/metrics`.
+    #[arg(long, env = "METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+    /// Model artifact file (`model.json`); watched and hot-swapped when it changes.
+    #[arg(long, env = "MODEL_PATH")]
+    pub model_path: Option<PathBuf>,
+    /// MLflow tracking server, used with MLFLOW_MODEL_URI.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub mlflow_tracking_uri: Option<String>,
+    /// Registry model to follow, e.g. `models:/fraud-detector@champion` or `models:/fraud-detector/3`.
+    #[arg(long, env = "MLFLOW_MODEL_URI")]
+    pub mlflow_model_uri: Option<String>,
+    /// Seconds between checks for a new model version.
+    #[arg(long, env = "MODEL_POLL_SECONDS", default_value_t = 30)]
+    pub model_poll_seconds: u64,
+    /// Prediction requests processed at once; more are shed with 503 at once.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Per-client request rate limit (requests/s); 0 disables rate limiting.
+    #[arg(long, env = "RATE_LIMIT_RPS", default_value_t = 0)]
+    pub rate_limit_rps: u32,
+    /// Burst a client may send above its rate.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+    /// Header that identifies a client for rate limiting (e.g. `x-api-key`); the peer address otherwise.
+    #[arg(long, env = "RATE_LIMIT_KEY_HEADER")]
+    pub rate_limit_key_header: Option<String>,
+    /// Largest accepted request body, bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Largest accepted batch, transactions.
+    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 1000)]
+    pub max_batch_size: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM before the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+    /// Replica identity in responses, logs and metrics; the pod name in Kubernetes.
+    #[arg(long, env = "REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// CPU limit in cores for `ml_model_cpu_usage_ratio`; read from the cgroup when unset.
+    #[arg(long, env = "CPU_LIMIT_CORES")]
+    pub cpu_limit_cores: Option<f64>,
+}
+
+impl ServeConfig {
+    /// A configuration for tests and embedding: ephemeral port, loopback, defaults elsewhere.
+    pub fn for_tests() -> Self {
+        Self {
+            port: 0,
+            bind: "127.0.0.1".into(),
+            metrics_port: None,
+            model_path: None,
+            mlflow_tracking_uri: None,
+            mlflow_model_uri: None,
+            model_poll_seconds: 30,
+            max_in_flight: 256,
+            rate_limit_rps: 0,
+            rate_limit_burst: 100,
+            rate_limit_key_header: None,
+            max_body_bytes: 1 << 20,
+            max_batch_size: 1000,
+            shutdown_grace_seconds: 5,
+            replica_id: Some("test-replica".into()),
+            cpu_limit_cores: None,
+        }
+    }
+
+    /// The replica id: explicit, else the host name (the pod name in Kubernetes), else `local`.
+    pub fn resolved_replica_id(&self) -> String {
+        self.replica_id
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|s| s.trim().to_owned())
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "local".into())
+    }
+}

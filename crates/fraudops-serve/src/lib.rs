@@ -1,0 +1,27 @@
+//! `fraudops serve`: the scoring API of SPEC §4.
+//!
+//! * [`schema`] — the wire types (the only place that knows the JSON shapes) and the OpenAPI document;
+//! * [`validation`] — bytes → a validated transaction, or an error naming the field;
+//! * [`error`] — every way a request can fail, mapped to one status and one JSON body in one place;
+//! * [`telemetry`] — the SPEC §4.1 metric names, written once, and JSON logging;
+//! * [`model_store`] — the served model behind an atomic pointer, its sources and the hot-swap poller;
+//! * [`protection`] — load shedding, per-client rate limits;
+//! * [`system`] — CPU (against the container limit) and memory sampling from cgroups and procfs;
+//! * [`routes`] — the handlers; [`startup`] — wiring, binding, graceful shutdown.
+//!
+//! Architecture invariant: handlers never touch metric names or JSON field names directly; the scoring
+//! path cannot fail once a transaction is validated.
+
+pub mod config;
+pub mod error;
+pub mod model_store;
+pub mod protection;
+pub mod routes;
+pub mod schema;
+pub mod startup;
+pub mod system;
+pub mod telemetry;
+pub mod validation;
+
+pub use config::ServeConfig;
+pub use startup::{Server, init_logging, shutdown_signal};

@@ -1,0 +1,211 @@
+//! The served model behind an atomic pointer, where it comes from, and the poller that swaps in a new
+//! version without blocking or failing a request. A broken artifact is refused and the old one stays.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use fraudops_model::Model;
+use prometheus::IntCounter;
+
+use crate::telemetry::Metrics;
+
+/// A model ready to answer, with its per-version prediction counters resolved once.
+pub struct ServedModel {
+    /// The verified model.
+    pub model: Model,
+    /// Where it came from (`embedded`, a path, `models:/name/3`).
+    pub source: String,
+    fraud: IntCounter,
+    legit: IntCounter,
+}
+
+impl ServedModel {
+    /// Counts one prediction in `ml_model_predictions_total` without a label lookup.
+    #[inline]
+    pub fn count(&self, is_fraud: bool) {
+        if is_fraud {
+            self.fraud.inc()
+        } else {
+            self.legit.inc()
+        }
+    }
+}
+
+/// Artifact bytes fetched from a registry, with the registry's name for that version.
+pub struct Fetched {
+    /// Registry version label, e.g. `models:/fraud-detector/3`.
+    pub label: String,
+    /// The `model.json` bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Boxed future returned by [`RegistryFetcher::fetch`].
+pub type FetchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Fetched>, String>> + Send + 'a>>;
+
+/// A model registry the server follows (MLflow in production); `known` is the label already tried,
+/// and the fetcher returns `None` when the registry still points at it.
+pub trait RegistryFetcher: Send + Sync {
+    /// Resolves the followed version and downloads it if it differs from `known`.
+    fn fetch(&self, known: Option<String>) -> FetchFuture<'_>;
+    /// What is followed, for logs (`models:/fraud-detector@champion`).
+    fn describe(&self) -> String;
+}
+
+/// Where the served model comes from.
+#[derive(Clone)]
+pub enum ModelSource {
+    /// The model compiled into the binary.
+    Embedded,
+    /// A `model.json` file, re-read when its size or modification time changes.
+    File(PathBuf),
+    /// A registry alias or version, re-resolved on every poll.
+    Registry(Arc<dyn RegistryFetcher>),
+}
+
+/// The one place the current model lives.
+pub struct ModelStore {
+    current: ArcSwapOption<ServedModel>,
+    metrics: Arc<Metrics>,
+    replica_id: String,
+}
+
+impl ModelStore {
+    /// An empty store: not ready until a model is installed.
+    pub fn new(metrics: Arc<Metrics>, replica_id: String) -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            metrics,
+            replica_id,
+        }
+    }
+
+    /// The model serving right now; a request keeps the one it got even if a swap happens meanwhile.
+    #[inline]
+    pub fn get(&self) -> Option<Arc<ServedModel>> {
+        self.current.load_full()
+    }
+
+    /// Makes `model` the served one, atomically, and updates `ml_model_info`.
+    pub fn install(&self, model: Model, source: String) {
+        let version = model.version().to_owned();
+        let served = ServedModel {
+            fraud: self
+                .metrics
+                .predictions
+                .with_label_values(&[&version, "fraud"]),
+            legit: self
+                .metrics
+                .predictions
+                .with_label_values(&[&version, "legit"]),
+            model,
+            source,
+        };
+        let library = served.model.artifact().library.clone();
+        let source = served.source.clone();
+        let info_labels = [
+            version.as_str(),
+            library.as_str(),
+            source.as_str(),
+            self.replica_id.as_str(),
+        ];
+        if let Some(old) = self.current.swap(Some(Arc::new(served))) {
+            let old_labels = [
+                old.model.version(),
+                old.model.artifact().library.as_str(),
+                old.source.as_str(),
+                self.replica_id.as_str(),
+            ];
+            if old_labels != info_labels {
+                let _ = self.metrics.info.remove_label_values(&old_labels);
+            }
+            tracing::info!(event = "model_swapped", from = old.model.version(), to = %version, source = %info_labels[2]);
+        } else {
+            tracing::info!(event = "model_loaded", model_version = %version, source = %info_labels[2]);
+        }
+        self.metrics.info.with_label_values(&info_labels).set(1);
+        self.metrics.reloads.with_label_values(&["success"]).inc();
+    }
+
+    /// Records a refused artifact: logged, counted as `model_load`, the served model untouched.
+    pub fn refuse(&self, source: &str, reason: &str) {
+        tracing::error!(event = "model_refused", error_type = "model_load", source, reason, kept = ?self.get().map(|m| m.model.version().to_owned()));
+        self.metrics.errors.with_label_values(&["model_load"]).inc();
+        self.metrics.reloads.with_label_values(&["failure"]).inc();
+    }
+
+    /// Loads the first model synchronously where that can fail fast (embedded, file).
+    pub fn load_initial(&self, source: &ModelSource) -> Result<(), fraudops_model::ArtifactError> {
+        match source {
+            ModelSource::Embedded => self.install(Model::embedded()?, "embedded".into()),
+            ModelSource::File(path) => self.install(Model::load(path)?, path.display().to_string()),
+            // Registries are loaded by the poller; until then the server is not ready.
+            ModelSource::Registry(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// File identity used to notice a new artifact without reading it.
+fn fingerprint(path: &PathBuf) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Polls `source` every `interval` and swaps in new, valid models until the task is dropped.
+pub async fn watch(store: Arc<ModelStore>, source: ModelSource, interval: Duration) {
+    match source {
+        ModelSource::Embedded => {}
+        ModelSource::File(path) => {
+            let mut seen = fingerprint(&path);
+            loop {
+                tokio::time::sleep(interval).await;
+                let now = fingerprint(&path);
+                if now.is_none() || now == seen {
+                    continue;
+                }
+                seen = now;
+                let label = path.display().to_string();
+                let path = path.clone();
+                match tokio::task::spawn_blocking(move || Model::load(&path)).await {
+                    Ok(Ok(model)) => store.install(model, label),
+                    Ok(Err(e)) => store.refuse(&label, &e.to_string()),
+                    Err(e) => store.refuse(&label, &e.to_string()),
+                }
+            }
+        }
+        ModelSource::Registry(fetcher) => {
+            let mut known: Option<String> = None;
+            let mut first = true;
+            loop {
+                if !first {
+                    tokio::time::sleep(interval).await;
+                }
+                first = false;
+                match fetcher.fetch(known.clone()).await {
+                    Ok(None) => {}
+                    Ok(Some(fetched)) => {
+                        // Remember the label whether or not it loads: a broken version is refused once.
+                        known = Some(fetched.label.clone());
+                        match Model::from_json(&fetched.bytes) {
+                            Ok(model) => store.install(model, fetched.label),
+                            Err(e) => store.refuse(&fetched.label, &e.to_string()),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(event = "registry_unreachable", error_type = "model_load", registry = %fetcher.describe(), error = %e);
+                        store
+                            .metrics
+                            .errors
+                            .with_label_values(&["model_load"])
+                            .inc();
+                    }
+                }
+            }
+        }
+    }
+}

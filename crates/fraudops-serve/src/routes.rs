@@ -1,0 +1,347 @@
+//! The handlers of SPEC §4. Each reads the shared [`AppState`]; none knows metric names.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use fraudops_features::FeatureVector;
+
+use crate::error::ApiError;
+use crate::model_store::{ModelStore, ServedModel};
+use crate::schema::{
+    BatchResponse, ErrorBody, HealthStatus, PredictResponse, ServiceInfo, TransactionId,
+};
+use crate::telemetry::Metrics;
+use crate::validation::{ValidTransaction, parse_batch, parse_single};
+
+/// What every handler shares.
+pub struct AppInner {
+    /// The served model.
+    pub store: Arc<ModelStore>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// This replica's id.
+    pub replica_id: String,
+    /// Set on SIGTERM: readiness turns false while in-flight requests finish.
+    pub draining: AtomicBool,
+    /// MAX_BODY_BYTES.
+    pub max_body_bytes: usize,
+    /// MAX_BATCH_SIZE.
+    pub max_batch_size: usize,
+    /// The OpenAPI document, rendered once.
+    pub openapi_json: String,
+}
+
+/// Cheap-to-clone handle on [`AppInner`].
+pub type AppState = Arc<AppInner>;
+
+/// Decrements `ml_model_active_requests` however the request ends.
+struct ActiveGuard<'a>(&'a Metrics);
+
+impl<'a> ActiveGuard<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.active_requests.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active_requests.dec();
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        None => Ok(()),
+        Some(ct) => {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if mime == "application/json" || mime.ends_with("+json") {
+                Ok(())
+            } else {
+                Err(ApiError::UnsupportedMediaType(ct.to_owned()))
+            }
+        }
+    }
+}
+
+/// Reads the body up to `limit` bytes; a declared or actual larger body is a 413.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+        let mut too_large = false;
+        while let Some(err) = source {
+            too_large |= err.is::<http_body_util::LengthLimitError>();
+            source = err.source();
+        }
+        if too_large {
+            ApiError::BodyTooLarge { limit }
+        } else {
+            ApiError::MalformedJson {
+                message: format!("could not read the request body: {inner}"),
+                field: None,
+            }
+        }
+    })
+}
+
+/// Scores one validated transaction and records its metrics.
+fn score(
+    state: &AppInner,
+    served: &ServedModel,
+    tx: ValidTransaction,
+    started: Instant,
+) -> PredictResponse {
+    let t0 = Instant::now();
+    let features: FeatureVector = tx.row.to_vector();
+    let p = served.model.predict(&features);
+    let m = &state.metrics;
+    m.prediction_duration.observe(t0.elapsed().as_secs_f64());
+    m.fraud_probability.observe(p.fraud_probability);
+    m.confidence.observe(p.confidence);
+    served.count(p.is_fraud);
+    let processing_time_ms = started.elapsed().as_secs_f64() * 1e3;
+    let model_version = served.model.version();
+    tracing::info!(
+        event = "prediction_made",
+        transaction_id = %DisplayId(&tx.id),
+        fraud_probability = p.fraud_probability,
+        processing_time_ms,
+        model_version,
+        replica_id = %state.replica_id,
+    );
+    PredictResponse {
+        transaction_id: tx.id,
+        is_fraud: p.is_fraud,
+        fraud_probability: p.fraud_probability,
+        confidence: p.confidence,
+        model_version: model_version.to_owned(),
+        prediction_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        processing_time_ms,
+        replica_id: state.replica_id.clone(),
+    }
+}
+
+struct DisplayId<'a>(&'a TransactionId);
+
+impl std::fmt::Display for DisplayId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            TransactionId::Number(n) => write!(f, "{n}"),
+            TransactionId::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Score one transaction.
+#[utoipa::path(post, path = "/predict", request_body = crate::schema::PredictRequest,
+    responses(
+        (status = 200, description = "The prediction", body = PredictResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+        (status = 429, description = "Client over its rate limit", body = ErrorBody),
+        (status = 503, description = "At capacity or no model loaded; retry after Retry-After", body = ErrorBody),
+    ))]
+pub async fn predict(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let started = Instant::now();
+    check_content_type(&headers)?;
+    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
+    let tx = parse_single(&bytes)?;
+    let served = state.store.get().ok_or(ApiError::NotReady)?;
+    let _active = ActiveGuard::new(&state.metrics);
+    Ok(Json(score(&state, &served, tx, started)))
+}
+
+/// Score many transactions; predictions come back in request order, all from one model version.
+#[utoipa::path(post, path = "/predict/batch", request_body = crate::schema::BatchRequest,
+    responses(
+        (status = 200, description = "Predictions in request order", body = BatchResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field (named with its index)", body = ErrorBody),
+        (status = 429, description = "Client over its rate limit", body = ErrorBody),
+        (status = 503, description = "At capacity or no model loaded; retry after Retry-After", body = ErrorBody),
+    ))]
+pub async fn predict_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let started = Instant::now();
+    check_content_type(&headers)?;
+    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
+    let txs = parse_batch(&bytes, state.max_batch_size)?;
+    let served = state.store.get().ok_or(ApiError::NotReady)?;
+    let _active = ActiveGuard::new(&state.metrics);
+    let predictions: Vec<PredictResponse> = txs
+        .into_iter()
+        .map(|tx| score(&state, &served, tx, started))
+        .collect();
+    Ok(Json(BatchResponse {
+        count: predictions.len(),
+        predictions,
+        model_version: served.model.version().to_owned(),
+        processing_time_ms: started.elapsed().as_secs_f64() * 1e3,
+    }))
+}
+
+/// Liveness: 200 while the process can serve.
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "Alive", body = HealthStatus)))]
+pub async fn health(State(state): State<AppState>) -> Json<HealthStatus> {
+    Json(HealthStatus {
+        status: "ok".into(),
+        model_version: state.store.get().map(|m| m.model.version().to_owned()),
+    })
+}
+
+/// Readiness: 200 only with a model loaded and while not draining.
+#[utoipa::path(get, path = "/ready", responses(
+    (status = 200, description = "Ready for traffic", body = HealthStatus),
+    (status = 503, description = "No model yet, or draining for shutdown", body = HealthStatus),
+))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let model_version = state.store.get().map(|m| m.model.version().to_owned());
+    let status = if state.draining.load(Ordering::Relaxed) {
+        "draining"
+    } else if model_version.is_none() {
+        "not_ready"
+    } else {
+        "ok"
+    };
+    let code = if status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(HealthStatus {
+            status: status.into(),
+            model_version,
+        }),
+    )
+        .into_response()
+}
+
+/// Prometheus metrics, text exposition format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    metrics_text(&state.metrics)
+}
+
+/// The `/metrics` response for any listener.
+pub fn metrics_text(metrics: &Metrics) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// Service identity: name, build, model and replica.
+#[utoipa::path(get, path = "/", responses((status = 200, description = "Service identity", body = ServiceInfo)))]
+pub async fn service_info(State(state): State<AppState>) -> Json<ServiceInfo> {
+    let served = state.store.get();
+    Json(ServiceInfo {
+        service: "fraudops".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        model_version: served.as_ref().map(|m| m.model.version().to_owned()),
+        model_source: served.as_ref().map(|m| m.source.clone()),
+        replica_id: state.replica_id.clone(),
+    })
+}
+
+/// The OpenAPI document.
+pub async fn openapi_json(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.clone(),
+    )
+        .into_response()
+}
+
+const SWAGGER_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+const SWAGGER_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
+const DOCS_HTML: &str = r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fraudops API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>"##;
+
+/// The browsable docs (Swagger UI, vendored: works offline).
+pub async fn docs() -> Html<&'static str> {
+    Html(DOCS_HTML)
+}
+
+/// Swagger UI script.
+pub async fn docs_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/javascript"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        SWAGGER_JS,
+    )
+        .into_response()
+}
+
+/// Swagger UI stylesheet.
+pub async fn docs_css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        SWAGGER_CSS,
+    )
+        .into_response()
+}
+
+/// JSON 404 for unknown routes.
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody {
+            error: "no such route; see /docs".into(),
+            field: None,
+        }),
+    )
+        .into_response()
+}

@@ -1,0 +1,202 @@
+//! The JSON the API speaks (SPEC §4) and its OpenAPI 3 description, generated from these types.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+/// A transaction id as clients send it: a string or a non-negative integer; echoed back unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TransactionId {
+    /// Integer ids (the handbook's data).
+    Number(u64),
+    /// String ids (most payment systems).
+    Text(String),
+}
+
+/// Customer spending windows precomputed by the caller (the stream worker computes them online).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CustomerHistory {
+    /// Transactions of the card in the last day, this one included.
+    pub nb_tx_1day: u32,
+    /// Mean amount of those transactions.
+    pub avg_amount_1day: f64,
+    /// Transactions in the last 7 days, this one included.
+    pub nb_tx_7day: u32,
+    /// Mean amount over 7 days.
+    pub avg_amount_7day: f64,
+    /// Transactions in the last 30 days, this one included.
+    pub nb_tx_30day: u32,
+    /// Mean amount over 30 days.
+    pub avg_amount_30day: f64,
+}
+
+/// Terminal risk windows precomputed by the caller: the windows end 7 days ago (label delay).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TerminalHistory {
+    /// Labelled transactions at the terminal in the 1-day window.
+    pub nb_tx_1day: u32,
+    /// Share of them that were fraud, 0–1.
+    pub risk_1day: f64,
+    /// Labelled transactions in the 7-day window.
+    pub nb_tx_7day: u32,
+    /// Fraud share in the 7-day window.
+    pub risk_7day: f64,
+    /// Labelled transactions in the 30-day window.
+    pub nb_tx_30day: u32,
+    /// Fraud share in the 30-day window.
+    pub risk_30day: f64,
+}
+
+/// Optional precomputed history features; without them the transaction is scored as the first one
+/// seen for its card and terminal.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct History {
+    /// The card's spending windows.
+    pub customer: Option<CustomerHistory>,
+    /// The terminal's risk windows.
+    pub terminal: Option<TerminalHistory>,
+}
+
+/// One transaction to score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"transaction_id": "tx-1001", "amount": 129.9, "customer_id": 42, "terminal_id": 3107,
+    "tx_datetime": "2018-08-15 02:13:00", "merchant_category": "electronics", "user_age": 37, "account_balance": 2400.5}))]
+pub struct PredictRequest {
+    /// Caller's id of the transaction, echoed in the response.
+    pub transaction_id: TransactionId,
+    /// Amount, 0 ≤ amount ≤ 1,000,000,000.
+    pub amount: f64,
+    /// Card holder id.
+    #[serde(default)]
+    pub customer_id: Option<u64>,
+    /// Terminal id.
+    #[serde(default)]
+    pub terminal_id: Option<u64>,
+    /// Event time, `YYYY-MM-DD HH:MM:SS` (or ISO 8601 with `T`/`Z`); gives the weekend and night flags.
+    #[serde(default)]
+    pub tx_datetime: Option<String>,
+    /// Merchant category, one of grocery, restaurant, gas_station, online_retail, electronics, travel,
+    /// entertainment, health, clothing, utilities.
+    #[serde(default)]
+    pub merchant_category: Option<String>,
+    /// Hour of day 0–23; used when `tx_datetime` is absent.
+    #[serde(default)]
+    pub hour: Option<u8>,
+    /// Day of week 0 (Monday) – 6 (Sunday); used when `tx_datetime` is absent.
+    #[serde(default)]
+    pub day_of_week: Option<u8>,
+    /// Card holder age in years, 0–150.
+    #[serde(default)]
+    pub user_age: Option<f32>,
+    /// Account balance.
+    #[serde(default)]
+    pub account_balance: Option<f64>,
+    /// Precomputed history features.
+    #[serde(default)]
+    pub history: Option<History>,
+}
+
+/// The model's answer for one transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PredictResponse {
+    /// The request's id, unchanged.
+    pub transaction_id: TransactionId,
+    /// `fraud_probability` ≥ the model's decision threshold.
+    pub is_fraud: bool,
+    /// Probability of fraud, 0–1.
+    pub fraud_probability: f64,
+    /// Probability of the predicted class, 0.5–1.
+    pub confidence: f64,
+    /// Version of the model that answered.
+    pub model_version: String,
+    /// When the prediction was made (RFC 3339, UTC).
+    pub prediction_time: String,
+    /// Time spent in the server for this request, milliseconds.
+    pub processing_time_ms: f64,
+    /// Replica (pod) that answered.
+    pub replica_id: String,
+}
+
+/// Many transactions in one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BatchRequest {
+    /// Transactions to score, at most MAX_BATCH_SIZE.
+    pub transactions: Vec<PredictRequest>,
+}
+
+/// Predictions in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    /// One prediction per transaction, same order.
+    pub predictions: Vec<PredictResponse>,
+    /// Number of predictions.
+    pub count: usize,
+    /// Version of the model that answered (one model answers a whole batch).
+    pub model_version: String,
+    /// Time spent in the server for the whole batch, milliseconds.
+    pub processing_time_ms: f64,
+}
+
+/// Every error the API returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, in words.
+    pub error: String,
+    /// The offending field (a path such as `transactions[3].amount`), when one is to blame.
+    pub field: Option<String>,
+}
+
+/// Liveness and readiness answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HealthStatus {
+    /// `ok`, `not_ready` or `draining`.
+    pub status: String,
+    /// Version of the served model, if one is loaded.
+    pub model_version: Option<String>,
+}
+
+/// What `GET /` says about this service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ServiceInfo {
+    /// `fraudops`.
+    pub service: String,
+    /// Build version.
+    pub version: String,
+    /// Version of the served model, if one is loaded.
+    pub model_version: Option<String>,
+    /// Where the model came from (`embedded`, a file path, or a registry URI and version).
+    pub model_source: Option<String>,
+    /// This replica.
+    pub replica_id: String,
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "fraudops scoring API",
+        description = "Credit-card fraud scoring (SPEC §4)."
+    ),
+    paths(
+        crate::routes::predict,
+        crate::routes::predict_batch,
+        crate::routes::health,
+        crate::routes::ready,
+        crate::routes::metrics,
+        crate::routes::service_info,
+    ),
+    components(schemas(
+        TransactionId,
+        CustomerHistory,
+        TerminalHistory,
+        History,
+        PredictRequest,
+        PredictResponse,
+        BatchRequest,
+        BatchResponse,
+        ErrorBody,
+        HealthStatus,
+        ServiceInfo
+    ))
+)]
+pub struct ApiDoc;

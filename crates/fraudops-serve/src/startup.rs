@@ -1,0 +1,282 @@
+//! Wiring: build the router, bind the listeners, run until a shutdown signal, drain gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tracing_appender::non_blocking::WorkerGuard;
+use utoipa::OpenApi;
+
+use crate::config::ServeConfig;
+use crate::error::ErrorKind;
+use crate::model_store::{ModelSource, ModelStore, watch};
+use crate::protection::{ClientRateLimit, LoadShedder, rate_limit, shed};
+use crate::routes::{self, AppInner, AppState};
+use crate::schema::ApiDoc;
+use crate::system::{CpuSampler, cpu_limit_cores, resident_memory_bytes};
+use crate::telemetry::Metrics;
+
+/// JSON logs on stdout through a non-blocking writer (a slow log reader never stalls a request); the
+/// level comes from `RUST_LOG` (default `info`). Keep the guard alive until exit to flush.
+pub fn init_logging() -> WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .try_init();
+    guard
+}
+
+/// Counts every request by route template (never the raw path) and its outcome.
+async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    metrics.http_in_progress.inc();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.http_in_progress.dec();
+    let kind = response.extensions().get::<ErrorKind>().copied();
+    metrics.record_request(
+        &method,
+        &endpoint,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        kind,
+    );
+    response
+}
+
+/// A bound, ready-to-run API server.
+pub struct Server {
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    source: ModelSource,
+    rate_limit: Option<ClientRateLimit>,
+    config: ServeConfig,
+}
+
+impl Server {
+    /// Loads the first model (fails fast on a bad embedded or file model), binds the listeners.
+    pub async fn bind(config: ServeConfig, source: ModelSource) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new().context("registering metrics")?);
+        let replica_id = config.resolved_replica_id();
+        let store = Arc::new(ModelStore::new(metrics.clone(), replica_id.clone()));
+        store
+            .load_initial(&source)
+            .context("loading the initial model")?;
+        let openapi_json = ApiDoc::openapi()
+            .to_pretty_json()
+            .context("rendering the OpenAPI document")?;
+        let state = Arc::new(AppInner {
+            store,
+            metrics,
+            replica_id,
+            draining: false.into(),
+            max_body_bytes: config.max_body_bytes,
+            max_batch_size: config.max_batch_size,
+            openapi_json,
+        });
+        let addr = format!("{}:{}", config.bind, config.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let metrics_listener = match config.metrics_port {
+            Some(port) => {
+                let addr = format!("{}:{port}", config.bind);
+                Some(
+                    TcpListener::bind(&addr)
+                        .await
+                        .with_context(|| format!("binding {addr}"))?,
+                )
+            }
+            None => None,
+        };
+        let rate_limit = ClientRateLimit::new(
+            config.rate_limit_rps,
+            config.rate_limit_burst,
+            config.rate_limit_key_header.clone(),
+        );
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+            source,
+            rate_limit,
+            config,
+        })
+    }
+
+    /// Where the API listens (tests bind port 0 and read it here).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Where the separate metrics listener listens, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The router, for tests that want to drive it without a socket.
+    fn router(&self) -> Router {
+        let mut scoring = Router::new()
+            .route("/predict", post(routes::predict))
+            .route("/predict/batch", post(routes::predict_batch))
+            .layer(middleware::from_fn_with_state(
+                LoadShedder::new(self.config.max_in_flight),
+                shed,
+            ));
+        if let Some(limit) = &self.rate_limit {
+            scoring = scoring.layer(middleware::from_fn_with_state(limit.clone(), rate_limit));
+        }
+        Router::new()
+            .merge(scoring)
+            .route("/", get(routes::service_info))
+            .route("/health", get(routes::health))
+            .route("/ready", get(routes::ready))
+            .route("/metrics", get(routes::metrics))
+            .route("/openapi.json", get(routes::openapi_json))
+            .route("/docs", get(routes::docs))
+            .route("/docs/swagger-ui-bundle.js", get(routes::docs_js))
+            .route("/docs/swagger-ui.css", get(routes::docs_css))
+            .fallback(routes::not_found)
+            .layer(middleware::from_fn_with_state(
+                self.state.metrics.clone(),
+                track,
+            ))
+            .with_state(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves; then readiness turns false, in-flight requests finish (at most
+    /// SHUTDOWN_GRACE_SECONDS), and the call returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = self.router();
+        let state = self.state.clone();
+        let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
+        let (limit, limit_source) = cpu_limit_cores(self.config.cpu_limit_cores);
+        tracing::info!(event = "server_started", addr = %self.local_addr(), metrics_addr = ?self.metrics_addr(),
+            replica_id = %state.replica_id, cpu_limit_cores = limit, cpu_limit_source = ?limit_source,
+            model_version = ?state.store.get().map(|m| m.model.version().to_owned()));
+
+        let watcher = tokio::spawn(watch(
+            state.store.clone(),
+            self.source.clone(),
+            Duration::from_secs(self.config.model_poll_seconds.max(1)),
+        ));
+        let sampler = tokio::spawn(sample_system(state.metrics.clone(), limit));
+        let janitor = self.rate_limit.clone().map(|limit| {
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    limit.forget_idle();
+                }
+            })
+        });
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let draining = state.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            draining.draining.store(true, Ordering::SeqCst);
+            tracing::info!(event = "draining", grace_seconds = grace.as_secs());
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|&s| s).await;
+        };
+
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let metrics = state.metrics.clone();
+            let app = Router::new().route(
+                "/metrics",
+                get(move || async move { routes::metrics_text(&metrics) }),
+            );
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )
+        });
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let deadline = async {
+            stopped(stop_rx.clone()).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server.into_future() => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!(event = "grace_period_expired", "in-flight requests did not finish within the grace period"),
+        }
+        watcher.abort();
+        sampler.abort();
+        if let Some(j) = janitor {
+            j.abort();
+        }
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
+        tracing::info!(event = "server_stopped");
+        Ok(())
+    }
+}
+
+/// Refreshes the CPU and memory gauges every few seconds.
+async fn sample_system(metrics: Arc<Metrics>, limit_cores: f64) {
+    let mut cpu = CpuSampler::new(limit_cores);
+    loop {
+        metrics
+            .memory
+            .set(i64::try_from(resident_memory_bytes()).unwrap_or(i64::MAX));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        metrics.cpu_ratio.set(cpu.sample());
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

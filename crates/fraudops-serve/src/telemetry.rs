@@ -1,0 +1,244 @@
+//! The SPEC §4.1 metrics — every name and label written once, here — and JSON logging.
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::error::ErrorKind;
+
+/// Latency buckets from 50 µs to 10 s: scoring takes microseconds, an overloaded pod seconds.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
+];
+
+/// The values `ml_model_errors_total{type}` can take; all are exported from the start at 0.
+pub const ERROR_TYPES: [&str; 4] = ["validation", "prediction", "system", "model_load"];
+
+/// Every metric the API exports, registered in its own registry (one per server, so tests can run
+/// several servers in one process).
+pub struct Metrics {
+    registry: Registry,
+    /// `ml_model_predictions_total{model_version,result}`.
+    pub predictions: IntCounterVec,
+    /// `ml_model_prediction_duration_seconds`: model scoring time per transaction.
+    pub prediction_duration: Histogram,
+    /// `ml_model_fraud_probability`: the score distribution (drift shows here first).
+    pub fraud_probability: Histogram,
+    /// `ml_model_confidence_score`.
+    pub confidence: Histogram,
+    /// `http_requests_total{method,endpoint,status}`.
+    pub http_requests: IntCounterVec,
+    /// `http_request_duration_seconds{method,endpoint}`.
+    pub http_duration: HistogramVec,
+    /// `http_requests_in_progress`.
+    pub http_in_progress: IntGauge,
+    /// `ml_model_errors_total{type}`.
+    pub errors: IntCounterVec,
+    /// `http_errors_total{status_class}`.
+    pub http_errors: IntCounterVec,
+    /// `ml_model_failed_predictions_total`: prediction requests answered without a prediction.
+    pub failed_predictions: IntCounter,
+    /// `http_requests_rejected_total{reason}`: shed, rate-limited and oversized requests.
+    pub rejected: IntCounterVec,
+    /// `ml_model_memory_usage_bytes`: resident memory of the process.
+    pub memory: IntGauge,
+    /// `ml_model_cpu_usage_ratio`: CPU used ÷ the container's CPU limit.
+    pub cpu_ratio: Gauge,
+    /// `ml_model_active_requests`: prediction requests being scored now.
+    pub active_requests: IntGauge,
+    /// `ml_model_info{model_version,library,source,replica_id}` = 1 for the served model.
+    pub info: IntGaugeVec,
+    /// `ml_model_reloads_total{result}`: model swaps (`success`) and refused artifacts (`failure`).
+    pub reloads: IntCounterVec,
+}
+
+impl Metrics {
+    /// Registers every metric; label values that are known up front are created at 0.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let hist = |name: &str, help: &str, buckets: Vec<f64>| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        };
+        let m = Self {
+            predictions: IntCounterVec::new(
+                Opts::new(
+                    "ml_model_predictions_total",
+                    "Predictions made, by model version and result (fraud or legit).",
+                ),
+                &["model_version", "result"],
+            )?,
+            prediction_duration: hist(
+                "ml_model_prediction_duration_seconds",
+                "Time to score one transaction (features and model).",
+                LATENCY_BUCKETS.to_vec(),
+            )?,
+            fraud_probability: hist(
+                "ml_model_fraud_probability",
+                "Distribution of predicted fraud probabilities.",
+                vec![
+                    0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99,
+                ],
+            )?,
+            confidence: hist(
+                "ml_model_confidence_score",
+                "Distribution of prediction confidence (probability of the predicted class).",
+                vec![0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999],
+            )?,
+            http_requests: IntCounterVec::new(
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests by method, route template and status.",
+                ),
+                &["method", "endpoint", "status"],
+            )?,
+            http_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request latency by method and route template.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["method", "endpoint"],
+            )?,
+            http_in_progress: IntGauge::new(
+                "http_requests_in_progress",
+                "HTTP requests being served now.",
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "ml_model_errors_total",
+                    "Errors by type: validation, prediction, system, model_load.",
+                ),
+                &["type"],
+            )?,
+            http_errors: IntCounterVec::new(
+                Opts::new(
+                    "http_errors_total",
+                    "HTTP error responses by status class (4xx, 5xx).",
+                ),
+                &["status_class"],
+            )?,
+            failed_predictions: IntCounter::new(
+                "ml_model_failed_predictions_total",
+                "Prediction requests answered without a prediction (invalid input, no model).",
+            )?,
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "http_requests_rejected_total",
+                    "Requests refused before scoring, by reason.",
+                ),
+                &["reason"],
+            )?,
+            memory: IntGauge::new(
+                "ml_model_memory_usage_bytes",
+                "Resident memory of the API process, bytes.",
+            )?,
+            cpu_ratio: Gauge::new(
+                "ml_model_cpu_usage_ratio",
+                "CPU used divided by the container's CPU limit (1.0 = at the limit).",
+            )?,
+            active_requests: IntGauge::new(
+                "ml_model_active_requests",
+                "Prediction requests being scored now.",
+            )?,
+            info: IntGaugeVec::new(
+                Opts::new(
+                    "ml_model_info",
+                    "The served model (value 1), with its identity in labels.",
+                ),
+                &["model_version", "library", "source", "replica_id"],
+            )?,
+            reloads: IntCounterVec::new(
+                Opts::new(
+                    "ml_model_reloads_total",
+                    "Model swaps (success) and refused artifacts (failure).",
+                ),
+                &["result"],
+            )?,
+            registry,
+        };
+        m.register_all()?;
+        for t in ERROR_TYPES {
+            m.errors.with_label_values(&[t]);
+        }
+        for class in ["4xx", "5xx"] {
+            m.http_errors.with_label_values(&[class]);
+        }
+        for reason in [
+            "overload",
+            "rate_limit",
+            "body_too_large",
+            "batch_too_large",
+        ] {
+            m.rejected.with_label_values(&[reason]);
+        }
+        for result in ["success", "failure"] {
+            m.reloads.with_label_values(&[result]);
+        }
+        Ok(m)
+    }
+
+    fn register_all(&self) -> Result<(), prometheus::Error> {
+        let r = &self.registry;
+        r.register(Box::new(self.predictions.clone()))?;
+        r.register(Box::new(self.prediction_duration.clone()))?;
+        r.register(Box::new(self.fraud_probability.clone()))?;
+        r.register(Box::new(self.confidence.clone()))?;
+        r.register(Box::new(self.http_requests.clone()))?;
+        r.register(Box::new(self.http_duration.clone()))?;
+        r.register(Box::new(self.http_in_progress.clone()))?;
+        r.register(Box::new(self.errors.clone()))?;
+        r.register(Box::new(self.http_errors.clone()))?;
+        r.register(Box::new(self.failed_predictions.clone()))?;
+        r.register(Box::new(self.rejected.clone()))?;
+        r.register(Box::new(self.memory.clone()))?;
+        r.register(Box::new(self.cpu_ratio.clone()))?;
+        r.register(Box::new(self.active_requests.clone()))?;
+        r.register(Box::new(self.info.clone()))?;
+        r.register(Box::new(self.reloads.clone()))?;
+        Ok(())
+    }
+
+    /// Counts one finished HTTP request: status, latency, error class and the error's kind.
+    pub fn record_request(
+        &self,
+        method: &str,
+        endpoint: &str,
+        status: u16,
+        seconds: f64,
+        error: Option<ErrorKind>,
+    ) {
+        let status_text = status.to_string();
+        self.http_requests
+            .with_label_values(&[method, endpoint, &status_text])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, endpoint])
+            .observe(seconds);
+        match status {
+            400..=499 => self.http_errors.with_label_values(&["4xx"]).inc(),
+            500..=599 => self.http_errors.with_label_values(&["5xx"]).inc(),
+            _ => {}
+        }
+        match error {
+            Some(ErrorKind::Validation) => self.errors.with_label_values(&["validation"]).inc(),
+            Some(ErrorKind::Rejected(reason)) => self.rejected.with_label_values(&[reason]).inc(),
+            Some(ErrorKind::System) => self.errors.with_label_values(&["system"]).inc(),
+            None => {}
+        }
+        if error.is_some_and(|k| !matches!(k, ErrorKind::Rejected(_)))
+            && endpoint.starts_with("/predict")
+        {
+            self.failed_predictions.inc();
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

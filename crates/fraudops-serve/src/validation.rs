@@ -1,0 +1,391 @@
+//! Request bytes → validated transactions. Parse, don't validate: past this module a transaction is a
+//! [`ValidTransaction`] whose feature row can be scored without any further check.
+
+use fraudops_data::MerchantCategory;
+use fraudops_data::writer::parse_datetime;
+use fraudops_features::definition::{day_of_week, hour_of_day, is_night_hour, is_weekend_day};
+use fraudops_features::{CustomerWindows, FeatureRow, TerminalWindows};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::error::ApiError;
+use crate::schema::{
+    BatchRequest, CustomerHistory, PredictRequest, TerminalHistory, TransactionId,
+};
+
+/// Largest amount accepted: anything above is a client bug or an attack, not a card payment.
+pub const MAX_AMOUNT: f64 = 1e9;
+/// Largest absolute account balance accepted.
+pub const MAX_BALANCE: f64 = 1e12;
+/// Longest string transaction id accepted.
+pub const MAX_ID_LEN: usize = 128;
+/// Largest window count accepted in precomputed history.
+pub const MAX_WINDOW_COUNT: u32 = 1_000_000;
+
+/// A transaction that passed every check: its id and the model's input row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidTransaction {
+    /// The caller's id, echoed back.
+    pub id: TransactionId,
+    /// Model input.
+    pub row: FeatureRow,
+}
+
+/// Parses and validates one `POST /predict` body.
+pub fn parse_single(bytes: &[u8]) -> Result<ValidTransaction, ApiError> {
+    validate(decode::<PredictRequest>(bytes)?, "")
+}
+
+/// Parses and validates one `POST /predict/batch` body; the first bad transaction fails the batch and is
+/// named by its index (`transactions[3].amount`).
+pub fn parse_batch(bytes: &[u8], max_batch: usize) -> Result<Vec<ValidTransaction>, ApiError> {
+    let batch = decode::<BatchRequest>(bytes)?;
+    if batch.transactions.len() > max_batch {
+        return Err(ApiError::BatchTooLarge {
+            size: batch.transactions.len(),
+            limit: max_batch,
+        });
+    }
+    if batch.transactions.is_empty() {
+        return Err(ApiError::invalid(
+            "transactions",
+            "at least one transaction is required",
+        ));
+    }
+    batch
+        .transactions
+        .into_iter()
+        .enumerate()
+        .map(|(i, req)| validate(req, &format!("transactions[{i}].")))
+        .collect()
+}
+
+/// serde with the failing path kept, so every error names its field.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = missing_field(&inner.to_string(), &path).or(if path == "." {
+            None
+        } else {
+            Some(path)
+        });
+        let message = inner.to_string();
+        match inner.classify() {
+            Category::Data => ApiError::Invalid { message, field },
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::MalformedJson { message, field }
+            }
+        }
+    })?;
+    de.end().map_err(|e| ApiError::MalformedJson {
+        message: e.to_string(),
+        field: None,
+    })?;
+    Ok(value)
+}
+
+/// serde reports a missing field at its parent's path; name the field itself.
+fn missing_field(message: &str, parent: &str) -> Option<String> {
+    let name = message.strip_prefix("missing field `")?.split('`').next()?;
+    Some(if parent == "." {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    })
+}
+
+fn check_amount(field: &str, value: f64, max: f64) -> Result<f64, ApiError> {
+    if !value.is_finite() || value < 0.0 {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be a finite number ≥ 0, got {value}"),
+        ));
+    }
+    if value > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {max}, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn customer_windows(h: &CustomerHistory, prefix: &str) -> Result<CustomerWindows, ApiError> {
+    let nb_tx = [h.nb_tx_1day, h.nb_tx_7day, h.nb_tx_30day];
+    let names = ["nb_tx_1day", "nb_tx_7day", "nb_tx_30day"];
+    for (n, name) in nb_tx.iter().zip(names) {
+        if *n > MAX_WINDOW_COUNT {
+            return Err(ApiError::invalid(
+                format!("{prefix}{name}"),
+                format!("must be at most {MAX_WINDOW_COUNT}"),
+            ));
+        }
+    }
+    Ok(CustomerWindows {
+        nb_tx,
+        avg_amount: [
+            check_amount(
+                &format!("{prefix}avg_amount_1day"),
+                h.avg_amount_1day,
+                MAX_AMOUNT,
+            )?,
+            check_amount(
+                &format!("{prefix}avg_amount_7day"),
+                h.avg_amount_7day,
+                MAX_AMOUNT,
+            )?,
+            check_amount(
+                &format!("{prefix}avg_amount_30day"),
+                h.avg_amount_30day,
+                MAX_AMOUNT,
+            )?,
+        ],
+    })
+}
+
+fn terminal_windows(h: &TerminalHistory, prefix: &str) -> Result<TerminalWindows, ApiError> {
+    let nb_tx = [h.nb_tx_1day, h.nb_tx_7day, h.nb_tx_30day];
+    let names = ["nb_tx_1day", "nb_tx_7day", "nb_tx_30day"];
+    for (n, name) in nb_tx.iter().zip(names) {
+        if *n > MAX_WINDOW_COUNT {
+            return Err(ApiError::invalid(
+                format!("{prefix}{name}"),
+                format!("must be at most {MAX_WINDOW_COUNT}"),
+            ));
+        }
+    }
+    let risk = [
+        (h.risk_1day, "risk_1day"),
+        (h.risk_7day, "risk_7day"),
+        (h.risk_30day, "risk_30day"),
+    ];
+    let mut out = [0.0; 3];
+    for (slot, (r, name)) in out.iter_mut().zip(risk) {
+        if !(0.0..=1.0).contains(&r) {
+            return Err(ApiError::invalid(
+                format!("{prefix}{name}"),
+                format!("must be within [0, 1], got {r}"),
+            ));
+        }
+        *slot = r;
+    }
+    Ok(TerminalWindows { nb_tx, risk: out })
+}
+
+/// Range and format checks; builds the feature row.
+fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, ApiError> {
+    let f = |name: &str| format!("{prefix}{name}");
+    if let TransactionId::Text(id) = &req.transaction_id {
+        if id.trim().is_empty() || id.len() > MAX_ID_LEN {
+            return Err(ApiError::invalid(
+                f("transaction_id"),
+                format!("must be 1–{MAX_ID_LEN} characters"),
+            ));
+        }
+    }
+    let amount = check_amount(&f("amount"), req.amount, MAX_AMOUNT)?;
+    let (during_weekend, during_night) = match &req.tx_datetime {
+        Some(text) => {
+            let t = parse_datetime(text).ok_or_else(|| {
+                ApiError::invalid(
+                    f("tx_datetime"),
+                    format!("expected YYYY-MM-DD HH:MM:SS, got {text:?}"),
+                )
+            })?;
+            (
+                Some(is_weekend_day(day_of_week(t))),
+                Some(is_night_hour(hour_of_day(t))),
+            )
+        }
+        None => {
+            if let Some(h) = req.hour.filter(|&h| h > 23) {
+                return Err(ApiError::invalid(
+                    f("hour"),
+                    format!("must be 0–23, got {h}"),
+                ));
+            }
+            if let Some(d) = req.day_of_week.filter(|&d| d > 6) {
+                return Err(ApiError::invalid(
+                    f("day_of_week"),
+                    format!("must be 0 (Monday)–6 (Sunday), got {d}"),
+                ));
+            }
+            (
+                req.day_of_week.map(is_weekend_day),
+                req.hour.map(is_night_hour),
+            )
+        }
+    };
+    let merchant_category = req
+        .merchant_category
+        .as_deref()
+        .map(str::parse::<MerchantCategory>)
+        .transpose()
+        .map_err(|e| ApiError::invalid(f("merchant_category"), e.to_string()))?;
+    if let Some(age) = req.user_age.filter(|a| !(0.0..=150.0).contains(a)) {
+        return Err(ApiError::invalid(
+            f("user_age"),
+            format!("must be within [0, 150], got {age}"),
+        ));
+    }
+    if let Some(b) = req
+        .account_balance
+        .filter(|b| !b.is_finite() || b.abs() > MAX_BALANCE)
+    {
+        return Err(ApiError::invalid(
+            f("account_balance"),
+            format!("must be finite and at most {MAX_BALANCE} in magnitude, got {b}"),
+        ));
+    }
+    let history = req.history.unwrap_or_default();
+    let customer = match &history.customer {
+        Some(h) => customer_windows(h, &f("history.customer."))?,
+        None => CustomerWindows::first_transaction(amount),
+    };
+    let terminal = match &history.terminal {
+        Some(h) => terminal_windows(h, &f("history.terminal."))?,
+        None => TerminalWindows::default(),
+    };
+    Ok(ValidTransaction {
+        id: req.transaction_id,
+        row: FeatureRow {
+            amount,
+            during_weekend,
+            during_night,
+            customer,
+            terminal,
+            merchant_category,
+            user_age: req.user_age,
+            account_balance: req.account_balance,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> ApiError {
+        parse_single(body.as_bytes()).unwrap_err()
+    }
+
+    fn field_of(e: &ApiError) -> Option<String> {
+        match e {
+            ApiError::Invalid { field, .. } | ApiError::MalformedJson { field, .. } => {
+                field.clone()
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn accepts_the_minimal_and_the_full_request() {
+        let v = parse_single(br#"{"transaction_id": 7, "amount": 12.5}"#).unwrap();
+        assert_eq!(v.id, TransactionId::Number(7));
+        assert_eq!(v.row.customer, CustomerWindows::first_transaction(12.5));
+        let v = parse_single(
+            br#"{"transaction_id": "a", "amount": 1, "tx_datetime": "2018-04-01 03:00:00", "merchant_category": "Travel",
+                "user_age": 40, "account_balance": -5, "history": {"terminal": {"nb_tx_1day": 2, "risk_1day": 0.5,
+                "nb_tx_7day": 4, "risk_7day": 0.25, "nb_tx_30day": 8, "risk_30day": 0.125}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (v.row.during_weekend, v.row.during_night),
+            (Some(true), Some(true))
+        );
+        assert_eq!(v.row.merchant_category, Some(MerchantCategory::Travel));
+        assert_eq!(v.row.terminal.risk, [0.5, 0.25, 0.125]);
+    }
+
+    #[test]
+    fn every_error_names_its_field() {
+        let cases = [
+            (r#"{"transaction_id": 1}"#, "amount", 422),
+            (r#"{"amount": 1}"#, "transaction_id", 422),
+            (r#"{"transaction_id": 1, "amount": "12"}"#, "amount", 422),
+            (r#"{"transaction_id": 1, "amount": -1}"#, "amount", 422),
+            (r#"{"transaction_id": 1, "amount": 1e12}"#, "amount", 422),
+            (
+                r#"{"transaction_id": 1, "amount": 1, "hour": 24}"#,
+                "hour",
+                422,
+            ),
+            (
+                r#"{"transaction_id": 1, "amount": 1, "day_of_week": 7}"#,
+                "day_of_week",
+                422,
+            ),
+            (
+                r#"{"transaction_id": 1, "amount": 1, "tx_datetime": "2018-13-01 00:00:00"}"#,
+                "tx_datetime",
+                422,
+            ),
+            (
+                r#"{"transaction_id": 1, "amount": 1, "merchant_category": "casino"}"#,
+                "merchant_category",
+                422,
+            ),
+            (
+                r#"{"transaction_id": 1, "amount": 1, "user_age": 200}"#,
+                "user_age",
+                422,
+            ),
+            (
+                r#"{"transaction_id": "", "amount": 1}"#,
+                "transaction_id",
+                422,
+            ),
+            (
+                r#"{"transaction_id": 1, "amount": 1, "customer_id": -3}"#,
+                "customer_id",
+                422,
+            ),
+            (
+                r#"{"transaction_id": 1, "amount": 1, "history": {"terminal": {"nb_tx_1day": 1, "risk_1day": 2,
+                "nb_tx_7day": 1, "risk_7day": 0, "nb_tx_30day": 1, "risk_30day": 0}}}"#,
+                "history.terminal.risk_1day",
+                422,
+            ),
+            (
+                r#"{"transaction_id": 1, "amount": 1, "history": {"customer": {"nb_tx_1day": 1}}}"#,
+                "history.customer.avg_amount_1day",
+                422,
+            ),
+        ];
+        for (body, field, status) in cases {
+            let e = err(body);
+            assert_eq!(e.status().as_u16(), status, "{body}: {e}");
+            assert_eq!(field_of(&e).as_deref(), Some(field), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_a_400() {
+        for body in [
+            "",
+            "{",
+            "nope",
+            r#"{"transaction_id": 1, "amount": NaN}"#,
+            r#"{"transaction_id":1,"amount":1} trailing"#,
+        ] {
+            assert_eq!(err(body).status().as_u16(), 400, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn batch_errors_carry_the_index_and_limits_apply() {
+        let e = parse_batch(br#"{"transactions": [{"transaction_id": 1, "amount": 1}, {"transaction_id": 2, "amount": -1}]}"#, 10).unwrap_err();
+        assert_eq!(field_of(&e).as_deref(), Some("transactions[1].amount"));
+        let e = parse_batch(br#"{"transactions": [{"transaction_id": 1, "amount": 1}, {"transaction_id": 2, "amount": 1}]}"#, 1).unwrap_err();
+        assert_eq!(e.status().as_u16(), 413);
+        assert_eq!(
+            parse_batch(br#"{"transactions": []}"#, 1)
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            422
+        );
+    }
+}

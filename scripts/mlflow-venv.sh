@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Creates (idempotently) a Python virtualenv with a pinned MLflow for the real-server tests of
+# crates/fraudops-mlflow, and prints the path of its `mlflow` binary on stdout (last line).
+#
+#   MLFLOW_VENV     where the venv lives        (default: <repo>/.venv-mlflow)
+#   MLFLOW_VERSION  the pip requirement to pin  (default: see below; tested with Python 3.11)
+#   PYTHON          the interpreter to use      (default: python3)
+#
+# Usage in a test script:  export MLFLOW_BIN="$(scripts/mlflow-venv.sh | tail -n1)"
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${MLFLOW_VENV:-$repo_root/.venv-mlflow}"
+requirement="${MLFLOW_VERSION:-mlflow==3.17.2}"
+python="${PYTHON:-python3}"
+
+if [[ ! -x "$venv/bin/python" ]]; then
+  echo "mlflow-venv: creating virtualenv at $venv" >&2
+  "$python" -m venv "$venv"
+fi
+
+if ! "$venv/bin/python" -c 'import mlflow' >/dev/null 2>&1 || [[ ! -x "$venv/bin/mlflow" ]]; then
+  echo "mlflow-venv: installing $requirement into $venv (takes a few minutes)" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$requirement" >&2
+fi
+
+echo "$venv/bin/mlflow"
