@@ -177,15 +177,28 @@ fn terminal_windows(h: &TerminalHistory, prefix: &str) -> Result<TerminalWindows
 /// Range and format checks; builds the feature row.
 fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, ApiError> {
     let f = |name: &str| format!("{prefix}{name}");
-    if let TransactionId::Text(id) = &req.transaction_id {
-        if id.trim().is_empty() || id.len() > MAX_ID_LEN {
-            return Err(ApiError::invalid(
-                f("transaction_id"),
-                format!("must be 1–{MAX_ID_LEN} characters"),
-            ));
-        }
+    if let TransactionId::Text(id) = &req.transaction_id
+        && (id.trim().is_empty() || id.len() > MAX_ID_LEN)
+    {
+        return Err(ApiError::invalid(
+            f("transaction_id"),
+            format!("must be 1–{MAX_ID_LEN} characters"),
+        ));
     }
     let amount = check_amount(&f("amount"), req.amount, MAX_AMOUNT)?;
+    // Checked even when tx_datetime makes them redundant: a wrong value is a client bug to report.
+    if let Some(h) = req.hour.filter(|&h| h > 23) {
+        return Err(ApiError::invalid(
+            f("hour"),
+            format!("must be 0–23, got {h}"),
+        ));
+    }
+    if let Some(d) = req.day_of_week.filter(|&d| d > 6) {
+        return Err(ApiError::invalid(
+            f("day_of_week"),
+            format!("must be 0 (Monday)–6 (Sunday), got {d}"),
+        ));
+    }
     let (during_weekend, during_night) = match &req.tx_datetime {
         Some(text) => {
             let t = parse_datetime(text).ok_or_else(|| {
@@ -199,24 +212,10 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, ApiEr
                 Some(is_night_hour(hour_of_day(t))),
             )
         }
-        None => {
-            if let Some(h) = req.hour.filter(|&h| h > 23) {
-                return Err(ApiError::invalid(
-                    f("hour"),
-                    format!("must be 0–23, got {h}"),
-                ));
-            }
-            if let Some(d) = req.day_of_week.filter(|&d| d > 6) {
-                return Err(ApiError::invalid(
-                    f("day_of_week"),
-                    format!("must be 0 (Monday)–6 (Sunday), got {d}"),
-                ));
-            }
-            (
-                req.day_of_week.map(is_weekend_day),
-                req.hour.map(is_night_hour),
-            )
-        }
+        None => (
+            req.day_of_week.map(is_weekend_day),
+            req.hour.map(is_night_hour),
+        ),
     };
     let merchant_category = req
         .merchant_category

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Creates (idempotently) a Python virtualenv with a pinned MLflow for the real-server tests of
-# crates/fraudops-mlflow, and prints the path of its `mlflow` binary on stdout (last line).
+# crates/fraudops-mlflow, `fraudops train` and the Airflow DAG, and prints the path of its `mlflow` binary on stdout (last line).
 #
 #   MLFLOW_VENV     where the venv lives        (default: <repo>/.venv-mlflow)
 #   MLFLOW_VERSION  the pip requirement to pin  (default: see below; tested with Python 3.11)
 #   PYTHON          the interpreter to use      (default: python3)
 #
-# Usage in a test script:  export MLFLOW_BIN="$(scripts/mlflow-venv.sh | tail -n1)"
+# Usage in a test script:  export MLFLOW_BIN="$(scripts/ensure/mlflow-venv.sh | tail -n1)"
 set -euo pipefail
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="${MLFLOW_VENV:-$repo_root/.venv-mlflow}"
 requirement="${MLFLOW_VERSION:-mlflow==3.17.2}"
 python="${PYTHON:-python3}"

@@ -1,0 +1,185 @@
+//! `fraudops serve` as a process: configuration errors, and SIGTERM draining in-flight requests.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Kills the child by PID if the test ends before it does.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fraudops() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fraudops"));
+    // A clean environment: no .env from the repository, no inherited configuration.
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+/// Starts `serve` on an ephemeral port; returns the process, its address and its log lines.
+fn start_serve() -> (Guard, SocketAddr, mpsc::Receiver<String>) {
+    let mut cmd = fraudops();
+    cmd.args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+        .env("REPLICA_ID", "proc-test");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn fraudops serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let guard = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        let log: serde_json::Value = serde_json::from_str(&line).expect("log lines are JSON");
+        if log["event"] == "server_started" {
+            let addr = log["addr"]
+                .as_str()
+                .expect("addr")
+                .parse()
+                .expect("socket address");
+            return (guard, addr, rx);
+        }
+    }
+    panic!("serve did not log server_started");
+}
+
+fn wait_for_event(rx: &mpsc::Receiver<String>, event: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100))
+            && line.contains(&format!("\"event\":\"{event}\""))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
+    let (mut guard, addr, logs) = start_serve();
+    let body = br#"{"transaction_id": "drain", "amount": 42.5}"#;
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .expect("head");
+    stream.write_all(&body[..10]).expect("first part");
+    // The request is in flight once the server counts it (the /metrics request itself is the other one).
+    let in_flight = (0..250).any(|_| {
+        let seen = http_get(addr, "/metrics").contains("http_requests_in_progress 2");
+        if !seen {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        seen
+    });
+    assert!(in_flight, "the slow request never reached the server");
+
+    let pid = libc::pid_t::try_from(guard.0.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's PID has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(
+        wait_for_event(&logs, "draining"),
+        "no draining log after SIGTERM"
+    );
+
+    stream.write_all(&body[10..]).expect("rest of body");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "in-flight request failed during drain: {response}"
+    );
+    assert!(response.contains("\"transaction_id\":\"drain\""));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit after draining"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(wait_for_event(&logs, "server_stopped"));
+}
+
+#[test]
+fn a_missing_model_file_fails_fast_with_the_path_in_the_message() {
+    let output = fraudops()
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--model-path",
+            "/nonexistent/model.json",
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/model.json"), "{stderr}");
+}
+
+#[test]
+fn conflicting_model_sources_are_refused() {
+    let output = fraudops()
+        .args(["serve", "--port", "0", "--model-path", "m.json"])
+        .env("MLFLOW_MODEL_URI", "models:/fraud-detector@champion")
+        .env("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not both"));
+}
+
+#[test]
+fn serves_the_embedded_model_without_configuration() {
+    let (_guard, addr, _logs) = start_serve();
+    let ready = http_get(addr, "/ready");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let info = http_get(addr, "/");
+    assert!(
+        info.contains("\"model_source\":\"embedded\"")
+            && info.contains("\"replica_id\":\"proc-test\""),
+        "{info}"
+    );
+}

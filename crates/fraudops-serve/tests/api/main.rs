@@ -1,0 +1,7 @@
+//! The API over real HTTP: a server on an ephemeral port per test, driven with reqwest and raw sockets.
+
+mod contract;
+mod lifecycle;
+mod protection;
+mod support;
+mod validation;

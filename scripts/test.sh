@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The project's whole test suite: the one command README.md names and .ci/run calls.
+#
+#   scripts/test.sh            everything CI runs (short variants of the slow end-to-end suites)
+#   scripts/test.sh --long     also the long variants (reference-scale model quality, full drill)
+#
+# Each stage prints a line; the run ends with a summary table and a non-zero exit if anything failed.
+# Tools the suites need are installed idempotently by scripts/ensure/*.sh (apt packages, Python venvs,
+# cargo-installed binaries), so a fresh machine passes and a warm one skips straight to the tests.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+LONG=0
+[[ "${1:-}" == "--long" ]] && LONG=1
+export FRAUDOPS_LONG_TESTS=$LONG
+
+declare -a names=() results=() durations=()
+stage() {
+  local name="$1"; shift
+  echo
+  echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then results+=(pass); else results+=(FAIL); fi
+  names+=("$name"); durations+=($((SECONDS - t0)))
+}
+
+stage "rustfmt" cargo fmt --all -- --check
+stage "clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+stage "unit + integration tests" cargo test --workspace --locked
+if ((LONG)); then
+  stage "long tests (ignored by default)" cargo test --workspace --locked --release -- --ignored
+fi
+stage "deploy and monitoring checks" bash deploy/check.sh
+
+echo
+printf '%-40s %-6s %8s\n' stage result seconds
+failed=0
+for i in "${!names[@]}"; do
+  printf '%-40s %-6s %8s\n' "${names[$i]}" "${results[$i]}" "${durations[$i]}"
+  [[ "${results[$i]}" == FAIL ]] && failed=1
+done
+exit $failed
