@@ -30,6 +30,7 @@ stage "unit + integration tests" cargo test --workspace --locked
 if ((LONG)); then
   stage "long tests (ignored by default)" cargo test --workspace --locked --release -- --ignored
 fi
+stage "schemathesis against /openapi.json" scripts/test-schemathesis.sh
 stage "deploy and monitoring checks" bash deploy/check.sh
 
 echo

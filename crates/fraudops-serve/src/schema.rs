@@ -9,7 +9,7 @@ use utoipa::{OpenApi, ToSchema};
 pub enum TransactionId {
     /// Integer ids (the handbook's data).
     Number(u64),
-    /// String ids (most payment systems).
+    /// String ids (most payment systems), 1–128 characters.
     Text(String),
 }
 
@@ -17,16 +17,22 @@ pub enum TransactionId {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CustomerHistory {
     /// Transactions of the card in the last day, this one included.
+    #[schema(maximum = 1_000_000)]
     pub nb_tx_1day: u32,
     /// Mean amount of those transactions.
+    #[schema(minimum = 0.0, maximum = 1e9)]
     pub avg_amount_1day: f64,
     /// Transactions in the last 7 days, this one included.
+    #[schema(maximum = 1_000_000)]
     pub nb_tx_7day: u32,
     /// Mean amount over 7 days.
+    #[schema(minimum = 0.0, maximum = 1e9)]
     pub avg_amount_7day: f64,
     /// Transactions in the last 30 days, this one included.
+    #[schema(maximum = 1_000_000)]
     pub nb_tx_30day: u32,
     /// Mean amount over 30 days.
+    #[schema(minimum = 0.0, maximum = 1e9)]
     pub avg_amount_30day: f64,
 }
 
@@ -34,16 +40,22 @@ pub struct CustomerHistory {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TerminalHistory {
     /// Labelled transactions at the terminal in the 1-day window.
+    #[schema(maximum = 1_000_000)]
     pub nb_tx_1day: u32,
     /// Share of them that were fraud, 0–1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub risk_1day: f64,
     /// Labelled transactions in the 7-day window.
+    #[schema(maximum = 1_000_000)]
     pub nb_tx_7day: u32,
     /// Fraud share in the 7-day window.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub risk_7day: f64,
     /// Labelled transactions in the 30-day window.
+    #[schema(maximum = 1_000_000)]
     pub nb_tx_30day: u32,
     /// Fraud share in the 30-day window.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub risk_30day: f64,
 }
 
@@ -65,6 +77,7 @@ pub struct PredictRequest {
     /// Caller's id of the transaction, echoed in the response.
     pub transaction_id: TransactionId,
     /// Amount, 0 ≤ amount ≤ 1,000,000,000.
+    #[schema(minimum = 0.0, maximum = 1e9)]
     pub amount: f64,
     /// Card holder id.
     #[serde(default)]
@@ -78,18 +91,25 @@ pub struct PredictRequest {
     /// Merchant category, one of grocery, restaurant, gas_station, online_retail, electronics, travel,
     /// entertainment, health, clothing, utilities.
     #[serde(default)]
+    #[schema(
+        pattern = "^(grocery|restaurant|gas_station|online_retail|electronics|travel|entertainment|health|clothing|utilities)$"
+    )]
     pub merchant_category: Option<String>,
     /// Hour of day 0–23; used when `tx_datetime` is absent.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 23)]
     pub hour: Option<u8>,
     /// Day of week 0 (Monday) – 6 (Sunday); used when `tx_datetime` is absent.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 6)]
     pub day_of_week: Option<u8>,
     /// Card holder age in years, 0–150.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 150.0)]
     pub user_age: Option<f32>,
     /// Account balance.
     #[serde(default)]
+    #[schema(minimum = -1e12, maximum = 1e12)]
     pub account_balance: Option<f64>,
     /// Precomputed history features.
     #[serde(default)]
@@ -120,7 +140,8 @@ pub struct PredictResponse {
 /// Many transactions in one call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BatchRequest {
-    /// Transactions to score, at most MAX_BATCH_SIZE.
+    /// Transactions to score, at most MAX_BATCH_SIZE (1000 by default).
+    #[schema(min_items = 1, max_items = 1000)]
     pub transactions: Vec<PredictRequest>,
 }
 
