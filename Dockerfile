@@ -7,7 +7,7 @@
 #               buildah bud -t fraudops:dev .
 #   prebuilt  copy an already built binary and CA bundle from the build context: no network, no base image
 #             pull at all (the final image is FROM scratch), for offline and CI builds:
-#               cargo build --release --target x86_64-unknown-linux-musl -p fraudops-cli
+#               cargo build --profile dist --target x86_64-unknown-linux-musl -p fraudops-cli
 #               cp /etc/ssl/certs/ca-certificates.crt target/ca-certificates.crt
 #               buildah bud --build-arg BINARY_SOURCE=prebuilt -t fraudops:dev .
 #
@@ -34,14 +34,14 @@ COPY . .
 # --locked: build exactly the committed Cargo.lock.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target x86_64-unknown-linux-musl -p fraudops-cli \
+    cargo build --profile dist --locked --target x86_64-unknown-linux-musl -p fraudops-cli \
  && mkdir -p /out \
- && cp target/x86_64-unknown-linux-musl/release/fraudops /out/fraudops \
+ && cp target/x86_64-unknown-linux-musl/dist/fraudops /out/fraudops \
  && cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt
 
 # --- prebuilt: the same two files from the build context -------------------------------------------------------
 FROM scratch AS prebuilt
-COPY target/x86_64-unknown-linux-musl/release/fraudops /out/fraudops
+COPY target/x86_64-unknown-linux-musl/dist/fraudops /out/fraudops
 COPY target/ca-certificates.crt /out/ca-certificates.crt
 
 # --- the chosen source ---------------------------------------------------------------------------------------
