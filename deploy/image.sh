@@ -42,7 +42,12 @@ if [[ $RUN_ENGINE == buildah ]]; then
   "${ENGINE[@]}" bud --isolation chroot --layers=false --build-arg BINARY_SOURCE=prebuilt \
     --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
     -t "fraudops:$VERSION" -t fraudops:dev -f Dockerfile . >&2
-  buildah --storage-driver vfs rmi --prune >/dev/null 2>&1 || true  # the previous build, now untagged
+  # buildah 1.28 leaves the `binary` stage's working container behind; remove it, then the untagged
+  # images (that stage and the previous build).
+  for c in $(buildah --storage-driver vfs containers --format '{{.ContainerName}}' | grep -- '-working-container$' || true); do
+    buildah --storage-driver vfs rm "$c" >/dev/null
+  done
+  buildah --storage-driver vfs rmi --prune >/dev/null 2>&1 || true
 else
   docker build --build-arg BINARY_SOURCE=prebuilt --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
     -t "fraudops:$VERSION" -t fraudops:dev -f Dockerfile . >&2
