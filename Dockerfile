@@ -61,7 +61,10 @@ LABEL org.opencontainers.image.title="fraudops" \
 # rustls and native-tls both honour SSL_CERT_FILE; the path is also the Debian default that openssl-probe finds.
 COPY --from=binary /out/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=binary --chmod=0555 /out/fraudops /usr/local/bin/fraudops
+# MIMALLOC_ARENA_EAGER_COMMIT=0: mimalloc commits its first arena lazily (serve idles at ~15 MB resident
+# instead of ~25 MB, measured with /proc/PID/status right after start).
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    MIMALLOC_ARENA_EAGER_COMMIT=0 \
     TMPDIR=/tmp \
     PORT=8000
 # Numeric, so Kubernetes can verify runAsNonRoot without an /etc/passwd (scratch has none). 65532 is the

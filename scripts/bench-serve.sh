@@ -8,6 +8,7 @@
 # /predict, /predict/batch (100 transactions) and the ceiling. Open model: oha at a fixed rate of half the
 # measured /predict saturation, with latency correction (no coordinated omission). Logs are on (info, the
 # `prediction_made` event per prediction) and written to /dev/null, as in production minus the collector.
+# MIMALLOC_ARENA_EAGER_COMMIT=0 as in the image's Dockerfile.
 # Prints a markdown table; writes it to reports/bench-serve.md as well.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -75,7 +76,7 @@ print(f"{rps:.0f} {p50:.3f} {p99:.3f}")'
 
 # oha at a fixed rate → "achieved_rps p50_ms p99_ms"
 run_oha() {
-  local url="$1" body="$2" rate="$3"
+  local url="$1" body="$2" rate="$3"  # body: a file
   taskset -c 1 oha --no-tui --output-format json -z "${duration}s" -q "$rate" --latency-correction \
     -c "$connections" -m POST -H 'content-type: application/json' -D "$body" "$url" | python3 -c '
 import json, sys
@@ -84,7 +85,7 @@ s = r["summary"]; p = r["latencyPercentiles"]
 codes = r.get("statusCodeDistribution", {})
 bad = {k: v for k, v in codes.items() if k != "200"}
 if bad: print("bench-serve: oha saw non-200:", bad, file=sys.stderr)
-print(f"{s[\"requestsPerSec\"]:.0f} {p[\"p50\"]*1e3:.3f} {p[\"p99\"]*1e3:.3f}")'
+print("%.0f %.3f %.3f" % (s["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3))'
 }
 
 rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
@@ -99,14 +100,14 @@ kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "bench-serve: fraudops serve on CPU 0" >&2
 port="$(free_port)"
-PORT="$port" BIND_ADDRESS=127.0.0.1 MAX_IN_FLIGHT=4096 RUST_LOG=info taskset -c 0 "$target/fraudops" serve >/dev/null 2>&1 &
+PORT="$port" BIND_ADDRESS=127.0.0.1 MAX_IN_FLIGHT=4096 RUST_LOG=info MIMALLOC_ARENA_EAGER_COMMIT=0 taskset -c 0 "$target/fraudops" serve >/dev/null 2>&1 &
 serve_pid=$!
 pids+=("$serve_pid")
 wait_port "$port" /ready
 read -r single_rps single_p50 single_p99 < <(run_wrk "http://127.0.0.1:$port/predict" "$work/single.lua")
 read -r batch_rps batch_p50 batch_p99 < <(run_wrk "http://127.0.0.1:$port/predict/batch" "$work/batch.lua")
 half=$((single_rps / 2))
-read -r open_rps open_p50 open_p99 < <(run_oha "http://127.0.0.1:$port/predict" "$(cat "$work/single.json")" "$half")
+read -r open_rps open_p50 open_p99 < <(run_oha "http://127.0.0.1:$port/predict" "$work/single.json" "$half")
 rss="$(rss_mb "$serve_pid")"
 
 ratio="$(python3 -c "print(f'{$single_rps / $hello_rps * 100:.0f}')")"
