@@ -125,7 +125,8 @@ render_overlays() {
 run "kustomize build: overlays local, production; platform" render_overlays
 run "kubernetes-validate (k8s 1.30, strict) + CRD schemas" "$PY" "$DEPLOY/checks.py" validate \
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/platform-alertmanager.yaml" \
-  "$DEPLOY"/argocd/*.yaml "$DEPLOY"/argocd/platform/*.yaml "$DEPLOY"/k8s/attack/*.yaml
+  "$DEPLOY"/argocd/*.yaml "$DEPLOY"/argocd/platform/*.yaml "$DEPLOY"/k8s/attack/*.yaml \
+  "$DEPLOY"/airflow/k8s/*.yaml
 run "HPA exactly per SPEC §7 (4..6, cpu 70, mem 80, behavior)" "$PY" "$DEPLOY/checks.py" hpa \
   "$WORK/local.yaml" "$WORK/production.yaml"
 run "workload invariants (security, probes, drain, monitors)" "$PY" "$DEPLOY/checks.py" invariants \

@@ -13,6 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LONG=0
 [[ "${1:-}" == "--long" ]] && LONG=1
 export FRAUDOPS_LONG_TESTS=$LONG
+# The Kafka suite needs a broker; its own stage runs it (scripts/test-kafka.sh), the workspace stage skips it.
+export FRAUDOPS_KAFKA_TESTS=skip
 
 declare -a names=() results=() durations=()
 stage() {
@@ -31,6 +33,13 @@ if ((LONG)); then
   stage "long tests (ignored by default)" cargo test --workspace --locked --release -- --ignored
 fi
 stage "schemathesis against /openapi.json" scripts/test-schemathesis.sh
+stage "mlflow (real server)" scripts/test-mlflow.sh
+stage "airflow DAG (real airflow + mlflow)" scripts/test-airflow.sh
+if ((LONG)); then
+  stage "kafka (real broker)" scripts/test-kafka.sh --long
+else
+  stage "kafka (real broker)" scripts/test-kafka.sh
+fi
 stage "deploy and monitoring checks" bash deploy/check.sh
 
 echo

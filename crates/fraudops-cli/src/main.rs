@@ -2,6 +2,7 @@
 
 mod cmd;
 mod progress;
+mod publish;
 mod registry;
 
 /// musl's allocator serialises threads; mimalloc keeps the static binary as fast as a glibc build.
@@ -27,8 +28,19 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Train and evaluate a model on a transaction file; write the artifact and metrics.
     Train(cmd::train::Args),
+    /// Check a trained artifact against quality floors before it may be registered.
+    Validate(cmd::validate::Args),
+    /// Publish a trained artifact to MLflow: run, registered version, champion gate.
+    Register(cmd::register::Args),
     /// Serve the scoring API (SPEC §4): predictions, health, readiness, metrics, OpenAPI docs.
     Serve(cmd::serve::Args),
+    /// Kafka stream worker (SPEC §5): transactions-input → online features → score → fraud-predictions.
+    Stream(cmd::stream::Args),
+    /// Escalating load into Kafka (or straight into the API), phase by phase, optionally until an alert fires.
+    Attack(cmd::attack::Args),
+    /// The local attack drill (SPEC §7.1): replicas under real CPU limits, the deployed HPA, Prometheus
+    /// and Alertmanager, escalation until the administrator is notified; writes a report.
+    Drill(cmd::drill::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +53,11 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Register(args) => cmd::register::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Stream(args) => cmd::stream::run(args),
+        Command::Attack(args) => cmd::attack::run(args),
+        Command::Drill(args) => cmd::drill::run(args),
     }
 }

@@ -33,11 +33,17 @@ impl OnlineFeatures {
 
     /// The feature vector of `tx` given everything seen so far; then `tx` joins the history.
     pub fn process(&mut self, tx: &Transaction) -> FeatureVector {
+        self.process_row(tx).to_vector()
+    }
+
+    /// [`Self::process`] as a named row: the stream worker sends its windows to the API as precomputed
+    /// history, so the API scores exactly what an in-process worker would.
+    pub fn process_row(&mut self, tx: &Transaction) -> FeatureRow {
         let customer = self.observe_customer(tx.customer_id, tx.tx_datetime, tx.tx_amount);
         let terminal = self.terminal_windows(tx.terminal_id, tx.tx_datetime);
         self.observe_terminal(tx.terminal_id, tx.tx_datetime, tx.tx_fraud);
         self.advance(tx.tx_datetime);
-        FeatureRow::for_transaction(tx, customer, terminal).to_vector()
+        FeatureRow::for_transaction(tx, customer, terminal)
     }
 
     /// Number of customers and terminals currently holding history (for memory metrics).

@@ -16,6 +16,8 @@
 mod artifact;
 mod client;
 mod error;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod uri;
 mod wire;
 

@@ -5,11 +5,13 @@
 //! [`fraudops_model::artifact::EnsembleSpec`], never library types.
 
 pub mod booster;
+pub mod gate;
 pub mod metrics;
 pub mod pipeline;
 pub mod split;
 
 pub use booster::BoosterParams;
+pub use gate::{Champion, Decision, GateMetric, Reason, decide};
 pub use pipeline::{
     Evaluation, Prepared, Stage, TrainConfig, TrainError, evaluate, prepare, train,
 };

@@ -95,18 +95,33 @@ pub fn prepare<'a>(
 
 /// Scores the test window with `model` exactly as it will be served.
 pub fn evaluate(model: &Model, data: &Prepared<'_>) -> Evaluation {
-    let (split, txs) = (&data.split, data.transactions);
-    let scores: Vec<f64> = split
+    let scores: Vec<f64> = data
+        .split
         .test
         .iter()
         .map(|&i| model.predict(data.features.row(i)).fraud_probability)
         .collect();
+    evaluate_scores(&scores, data)
+}
+
+/// The test-window metrics of any scorer, given its scores aligned with `data.split.test`: lets the
+/// booster comparison (`examples/compare_boosters.rs`) judge other libraries by exactly the same protocol.
+///
+/// # Panics
+/// If `scores` is not as long as the test split (a caller bug, never a data problem).
+pub fn evaluate_scores(scores: &[f64], data: &Prepared<'_>) -> Evaluation {
+    let (split, txs) = (&data.split, data.transactions);
+    assert_eq!(
+        scores.len(),
+        split.test.len(),
+        "one score per test row is required"
+    );
     let labels: Vec<bool> = split.test.iter().map(|&i| txs[i].tx_fraud).collect();
     let cards: Vec<ScoredCard> = split
         .test
         .iter()
         .zip(&split.test_day)
-        .zip(&scores)
+        .zip(scores)
         .map(|((&i, &day), &score)| ScoredCard {
             day,
             customer_id: txs[i].customer_id,
@@ -115,8 +130,8 @@ pub fn evaluate(model: &Model, data: &Prepared<'_>) -> Evaluation {
         })
         .collect();
     Evaluation {
-        roc_auc: roc_auc(&scores, &labels).unwrap_or(f64::NAN),
-        average_precision: average_precision(&scores, &labels).unwrap_or(f64::NAN),
+        roc_auc: roc_auc(scores, &labels).unwrap_or(f64::NAN),
+        average_precision: average_precision(scores, &labels).unwrap_or(f64::NAN),
         card_precision_at_100: card_precision_at_k(&cards, 100),
     }
 }

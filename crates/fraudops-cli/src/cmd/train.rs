@@ -1,4 +1,6 @@
-//! `fraudops train`: transaction file → features → time split → booster → evaluation → artifact.
+//! `fraudops train`: transaction file → features → time split → booster → evaluation → artifact,
+//! then, when `MLFLOW_TRACKING_URI` is set, the MLflow run, the registered version and the champion
+//! gate (`crate::publish`).
 
 use std::fs;
 use std::io::Read;
@@ -12,6 +14,7 @@ use fraudops_train::{BoosterParams, SplitConfig, TrainConfig, prepare, train};
 use sha2::{Digest, Sha256};
 
 use crate::progress;
+use crate::publish::{MlflowArgs, Tracker, Trained};
 
 /// Data window, hyper-parameters and output; defaults reproduce the embedded model.
 #[derive(Debug, clap::Args)]
@@ -61,6 +64,13 @@ pub struct Args {
     /// Probability at or above which the served model answers `is_fraud: true`.
     #[arg(long, env = "TRAIN_THRESHOLD", default_value_t = 0.5)]
     pub threshold: f64,
+    /// Do not log to MLflow even if MLFLOW_TRACKING_URI is set (only write the output directory;
+    /// `fraudops register` can publish it later).
+    #[arg(long, env = "TRAIN_NO_MLFLOW")]
+    pub no_mlflow: bool,
+    /// MLflow tracking, registry and champion gate.
+    #[command(flatten)]
+    pub mlflow: MlflowArgs,
 }
 
 impl Args {
@@ -88,7 +98,7 @@ impl Args {
 }
 
 /// SHA-256 of a file, streamed.
-fn file_sha256(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn file_sha256(path: &Path) -> anyhow::Result<String> {
     let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -110,6 +120,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.threshold
     );
     let config = args.config();
+    // Reach MLflow before the expensive part: a missing server fails the job in seconds.
+    let tracker = match (&args.mlflow.tracking_uri, args.no_mlflow) {
+        (Some(uri), false) => Some(Tracker::connect(uri, &args.mlflow)?),
+        (Some(_), true) => {
+            println!("mlflow: off (--no-mlflow)");
+            None
+        }
+        (None, _) => None,
+    };
     let spinner = progress::spinner(&format!("reading {}", args.data.display()));
     let outcome = read_transactions(&args.data)
         .with_context(|| format!("reading {}", args.data.display()))?;
@@ -128,7 +147,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let prepared = prepare(&outcome.transactions, &config.split, &mut stage)?;
     let artifact = train(&prepared, &sha, &config, &mut stage)?;
-    drop(stage);
     current.finish_and_clear();
 
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -175,5 +193,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_path.display(),
         metrics_path.display()
     );
+
+    if let Some(tracker) = tracker {
+        tracker.publish(&Trained {
+            artifact: &artifact,
+            data: &prepared,
+            data_path: &args.data,
+            rows_seen: outcome.report.rows_seen,
+            rows_skipped: outcome.report.total_skipped(),
+            command: "train",
+        })?;
+    }
     Ok(())
 }

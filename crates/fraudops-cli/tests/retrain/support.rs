@@ -1,0 +1,246 @@
+//! Helpers: the binary as a command, small simulated data, MLflow REST reads, a served API.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The training window every test uses on [`simulate`]'s data.
+pub const TRAIN_START: &str = "2018-05-01";
+/// Flags that make a deliberately weak model: one stump.
+pub const TINY: [&str; 4] = ["--iterations", "1", "--max-depth", "1"];
+/// What the runs record as the code version (the test's working directory is not a git checkout).
+pub const FAKE_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// `fraudops` with a clean environment (no `.env`, no inherited MLflow settings).
+pub fn fraudops(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fraudops"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GIT_COMMIT", FAKE_COMMIT)
+        .current_dir(dir);
+    cmd
+}
+
+/// Runs a command to completion and returns its output with stdout and stderr as text.
+pub fn run(cmd: &mut Command) -> (Output, String, String) {
+    let output = cmd.output().expect("run fraudops");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stdout, stderr)
+}
+
+/// Two months of a small population (about 58k transactions, 0.2 s): enough for a 7-day train and
+/// test window starting [`TRAIN_START`] in which 200 trees clearly beat one stump.
+pub fn simulate(dir: &Path) -> PathBuf {
+    let data = dir.join("transactions.csv.gz");
+    let (output, stdout, stderr) = run(fraudops(dir).args([
+        "simulate",
+        "--out",
+        data.to_str().expect("utf-8 path"),
+        "--customers",
+        "500",
+        "--terminals",
+        "1000",
+        "--days",
+        "60",
+        "--seed",
+        "7",
+    ]));
+    assert!(output.status.success(), "simulate: {stdout}\n{stderr}");
+    data
+}
+
+/// `fraudops train` against `tracking_uri`, registering under `model_name` in `experiment`.
+pub fn train(
+    dir: &Path,
+    tracking_uri: &str,
+    experiment: &str,
+    model_name: &str,
+    data: &Path,
+    out: &str,
+    extra: &[&str],
+) -> (Output, String, String) {
+    run(fraudops(dir)
+        .args(["train", "--train-start", TRAIN_START, "--data"])
+        .arg(data)
+        .args(["--out", out])
+        .args(extra)
+        .env("MLFLOW_TRACKING_URI", tracking_uri)
+        .env("MLFLOW_EXPERIMENT", experiment)
+        .env("MLFLOW_MODEL_NAME", model_name))
+}
+
+/// `GET <uri>/api/2.0/mlflow/<method>` as JSON, asserting 200.
+pub async fn rest(uri: &str, method: &str, query: &[(&str, &str)]) -> Value {
+    let response = reqwest::Client::new()
+        .get(format!("{uri}/api/2.0/mlflow/{method}"))
+        .query(query)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {method}: {e}"));
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "GET {method}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {method}: {e}: {body}"))
+}
+
+/// `POST <uri>/api/2.0/mlflow/<method>` with a JSON body, as JSON, asserting 200.
+pub async fn rest_post(uri: &str, method: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{uri}/api/2.0/mlflow/{method}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {method}: {e}"));
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "POST {method}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {method}: {e}: {text}"))
+}
+
+/// The version an alias points at, through the REST API.
+pub async fn alias_version(uri: &str, model: &str, alias: &str) -> String {
+    let got = rest(
+        uri,
+        "registered-models/alias",
+        &[("name", model), ("alias", alias)],
+    )
+    .await;
+    got["model_version"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `key -> value` lookup in MLflow's `[{"key": ..., "value": ...}]` lists.
+pub fn kv<'a>(list: &'a Value, key: &str) -> Option<&'a Value> {
+    list.as_array()?
+        .iter()
+        .find(|item| item["key"] == key)
+        .map(|item| &item["value"])
+}
+
+/// A running `fraudops serve`, killed by PID when dropped.
+pub struct Serve {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Serve {
+    /// Starts `serve` on an ephemeral loopback port following `models:/<model>@champion`,
+    /// re-resolving the alias every second, and returns once it has logged its address.
+    pub fn follow(dir: &Path, tracking_uri: &str, model: &str) -> Serve {
+        let mut child = fraudops(dir)
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+            .env("MLFLOW_TRACKING_URI", tracking_uri)
+            .env("MLFLOW_MODEL_URI", format!("models:/{model}@champion"))
+            .env("MODEL_POLL_SECONDS", "1")
+            .env("REPLICA_ID", "retrain-test")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn fraudops serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut serve = Serve {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if log["event"] == "server_started" {
+                serve.addr = log["addr"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .expect("server_started has addr");
+                // Keep draining the log so the server never blocks on a full pipe.
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return serve;
+            }
+        }
+        panic!("serve did not log server_started within 30 s");
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Polls `/ready` until 200, then returns the served `model_version` from `/`.
+    pub async fn wait_ready(&self) -> String {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = client.get(self.url("/ready")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not become ready within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let info: Value = client
+            .get(self.url("/"))
+            .send()
+            .await
+            .expect("GET /")
+            .json()
+            .await
+            .expect("JSON");
+        info["model_version"]
+            .as_str()
+            .expect("model_version in GET /")
+            .to_owned()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One scoring request, as the README shows it.
+pub fn transaction(i: u64) -> Value {
+    serde_json::json!({
+        "transaction_id": format!("tx-{i}"),
+        "amount": 20.0 + (i % 300) as f64,
+        "customer_id": i % 500,
+        "terminal_id": i % 1000,
+        "tx_datetime": "2018-06-15 02:13:00",
+        "merchant_category": "electronics",
+    })
+}
+
+/// The artifact's `model_version` (`gbdt-...`) in a `model.json`.
+pub fn artifact_version(path: &Path) -> String {
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("read model.json")).expect("JSON");
+    json["model_version"]
+        .as_str()
+        .expect("model_version")
+        .to_owned()
+}

@@ -1,0 +1,34 @@
+//! Kafka for fraudops (SPEC §5): the escalating attack producer and the stream worker.
+//!
+//! * [`config`] — how to reach the broker and which topics to use (`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC`);
+//! * [`admin`] — creates the topics when they are missing;
+//! * [`message`] — the JSON on the topics: transaction events, predictions, dead letters, and the one
+//!   parse of an event (the API's validation, so a dead-letter reason reads like the API's 4xx body);
+//! * [`telemetry`] — the SPEC §4.1 Kafka metric names, written once, and the `/metrics` listener;
+//! * [`lag`] — consumer lag and queue length of a group, read from the broker;
+//! * [`phases`] — the attack's `rate:duration` phases;
+//! * [`source`] — the events an attack sends: the simulator's endless stream or a looping file replay;
+//! * [`attack`] — open-model pacing into Kafka or straight into the API, per-phase results, closed loop
+//!   on an Alertmanager alert;
+//! * [`worker`] — consumer group → online features → score (HTTP or in-process) → predictions, with
+//!   offsets committed only after the prediction is acknowledged;
+//! * [`topic`] — reading a topic back to its end (tests, benchmarks, operators).
+//!
+//! Architecture invariant: no code here draws progress bars or parses command lines beyond the clap
+//! config structs; the `fraudops` binary does that. The API's wire types come from `fraudops-serve` and are
+//! never redefined here.
+
+pub mod admin;
+pub mod attack;
+pub mod config;
+pub mod error;
+pub mod lag;
+pub mod message;
+pub mod phases;
+pub mod source;
+pub mod telemetry;
+pub mod topic;
+pub mod worker;
+
+pub use config::KafkaArgs;
+pub use error::StreamError;

@@ -1,0 +1,308 @@
+"""ml_model_retrain: the weekly retraining of the fraud model (SPEC §6).
+
+fetch_data -> train -> validate -> register_promote -> notify
+
+Every step but notify is one `fraudops` subcommand; this file only wires them (the logic lives in
+Rust, where it is tested):
+
+  fetch_data        fraudops simulate   the newest `days` days of transactions, ending at the run's
+                                        date (the simulator stands in for the transaction store)
+  train             fraudops train      --no-mlflow: features, time split, fit, evaluation -> model.json
+  validate          fraudops validate   the artifact loads as `serve` would and clears quality floors
+  register_promote  fraudops register   MLflow run (params, metrics, artifact), new registered version,
+                                        champion gate on the same test window, alias moved or not
+  notify            (Python)            the gate's decision to the log and to ALERT_WEBHOOK_URL if set
+
+Two modes, chosen by FRAUDOPS_AIRFLOW_MODE:
+
+  kubernetes (default)  each step is a KubernetesPodOperator running the fraudops image
+                        (FRAUDOPS_IMAGE); the steps share the PVC FRAUDOPS_RETRAIN_PVC mounted at /work;
+                        the decision reaches notify through the pod's XCom sidecar.
+  local                 the same argument lists run with the local binary (FRAUDOPS_BIN, else `fraudops`
+                        on PATH) in FRAUDOPS_WORK_DIR; scripts/test-airflow.sh runs the DAG like this
+                        with `airflow dags test` against a real MLflow server.
+
+MLflow: the Airflow connection `mlflow_default` (e.g. AIRFLOW_CONN_MLFLOW_DEFAULT=http://mlflow:5000), else
+MLFLOW_TRACKING_URI. Runs never overlap (max_active_runs=1): two gates racing for the alias would compare
+against a champion that is about to change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import urllib.request
+from datetime import date, datetime, timedelta, timezone
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, Param
+except ImportError:  # Airflow 2.x
+    from airflow import DAG
+    from airflow.models.param import Param
+
+try:  # Airflow 3 (and 2.x with the standard provider)
+    from airflow.providers.standard.operators.python import PythonOperator
+except ImportError:  # Airflow 2.x without it
+    from airflow.operators.python import PythonOperator
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from kubernetes.client import models as k8s
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "ml_model_retrain"
+MODE = os.environ.get("FRAUDOPS_AIRFLOW_MODE", "kubernetes").strip().lower()
+if MODE not in ("kubernetes", "local"):
+    raise ValueError(f"FRAUDOPS_AIRFLOW_MODE must be 'kubernetes' or 'local', got {MODE!r}")
+
+MLFLOW_CONN_ID = "mlflow_default"
+# Cluster mode: the image, where its pods run, and the volume the steps hand files over on.
+IMAGE = os.environ.get("FRAUDOPS_IMAGE", "fraudops:latest")
+NAMESPACE = os.environ.get("FRAUDOPS_RETRAIN_NAMESPACE", "airflow")
+PVC = os.environ.get("FRAUDOPS_RETRAIN_PVC", "fraudops-retrain-work")
+SERVICE_ACCOUNT = os.environ.get("FRAUDOPS_RETRAIN_SERVICE_ACCOUNT", "default")
+# Where a run's files live: on the PVC in the cluster, in a local directory otherwise.
+WORK_ROOT = "/work" if MODE == "kubernetes" else os.environ.get("FRAUDOPS_WORK_DIR", "/tmp/fraudops-retrain")
+WORK = WORK_ROOT + "/{{ safe(run_id) }}"
+DATA = WORK + "/transactions.csv.gz"
+MODEL_DIR = WORK + "/model"
+# KubernetesPodOperator's XCom sidecar reads exactly this file; locally the callable reads it back.
+DECISION = "/airflow/xcom/return.json" if MODE == "kubernetes" else WORK + "/decision.json"
+
+
+def safe(text: str) -> str:
+    """A run id as a path segment (run ids hold ':' and '+')."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))
+
+
+def anchor(dag_run) -> date:
+    """The day the data ends: the end of the data interval for scheduled runs, else the run's date."""
+    for attr in ("data_interval_end", "logical_date", "run_after", "start_date"):
+        value = getattr(dag_run, attr, None)
+        if value:
+            return value.date()
+    return datetime.now(timezone.utc).date()
+
+
+def window(dag_run, params) -> dict:
+    """The data and training windows of a run, all ending at `anchor`: the newest `days` days are
+    fetched, and training/test windows are laid so that the test window ends with the data."""
+    end = date.fromisoformat(params["end_date"]) if params.get("end_date") else anchor(dag_run)
+    days = int(params["days"])
+    span = int(params["train_days"]) + int(params["delay_days"]) + int(params["test_days"])
+    if span >= days:
+        raise ValueError(f"days={days} must exceed train+delay+test days={span} (features need history)")
+    seed = params.get("seed")
+    return {
+        "data_start": (end - timedelta(days=days)).isoformat(),
+        "train_start": (end - timedelta(days=span)).isoformat(),
+        "seed": str(seed if seed not in (None, "") else int(end.strftime("%Y%m%d"))),
+    }
+
+
+def mlflow_tracking_uri() -> str:
+    """The tracking server: connection `mlflow_default` if defined, else MLFLOW_TRACKING_URI."""
+    try:
+        try:
+            from airflow.sdk import BaseHook
+        except ImportError:
+            from airflow.hooks.base import BaseHook
+        conn = BaseHook.get_connection(MLFLOW_CONN_ID)
+        if conn.host:
+            host = conn.host if "://" in conn.host else f"http://{conn.host}"
+            return f"{host}:{conn.port}" if conn.port else host
+    except Exception as error:  # noqa: BLE001 - a missing connection is the common case
+        log.debug("no usable connection %s (%s); using MLFLOW_TRACKING_URI", MLFLOW_CONN_ID, error)
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        raise RuntimeError(f"no MLflow: define the Airflow connection {MLFLOW_CONN_ID} or set MLFLOW_TRACKING_URI")
+    return uri
+
+
+# --- the steps: one argument list each, identical in both modes (Jinja-rendered by either operator) -----------
+W = "window(dag_run, params)"
+STEPS: dict[str, list[str]] = {
+    "fetch_data": [
+        "simulate",
+        "--out", DATA,
+        "--customers", "{{ params.customers }}",
+        "--terminals", "{{ params.terminals }}",
+        "--days", "{{ params.days }}",
+        "--start-date", "{{ " + W + ".data_start }}",
+        "--seed", "{{ " + W + ".seed }}",
+    ],
+    "train": [
+        "train",
+        "--no-mlflow",
+        "--data", DATA,
+        "--out", MODEL_DIR,
+        "--train-start", "{{ " + W + ".train_start }}",
+        "--train-days", "{{ params.train_days }}",
+        "--delay-days", "{{ params.delay_days }}",
+        "--test-days", "{{ params.test_days }}",
+    ],
+    "validate": [
+        "validate",
+        "--model", MODEL_DIR + "/model.json",
+        "--min-roc-auc", "{{ params.min_roc_auc }}",
+        "--min-average-precision", "{{ params.min_average_precision }}",
+    ],
+    "register_promote": [
+        "register",
+        "--model", MODEL_DIR + "/model.json",
+        "--data", DATA,
+        "--experiment", "{{ params.experiment }}",
+        "--model-name", "{{ params.model_name }}",
+        "--gate-metric", "{{ params.gate_metric }}",
+        "--gate-tolerance", "{{ params.gate_tolerance }}",
+        "--run-name", "airflow-{{ safe(run_id) }}",
+        "--decision-out", DECISION,
+    ],
+}
+
+
+def run_fraudops(argv: list[str], decision: str | None = None):
+    """Local mode: runs one step with the local binary, its output in the task log. Returns the gate
+    decision (parsed from `decision`) for register_promote, so notify reads it from XCom as in the
+    cluster."""
+    binary = os.environ.get("FRAUDOPS_BIN") or shutil.which("fraudops")
+    if not binary:
+        raise RuntimeError("local mode needs the fraudops binary: set FRAUDOPS_BIN or put it on PATH")
+    env = dict(os.environ)
+    if argv[0] == "register":
+        env["MLFLOW_TRACKING_URI"] = mlflow_tracking_uri()
+    env.setdefault("RUST_LOG", "info")
+    os.makedirs(WORK_ROOT, exist_ok=True)
+    log.info("$ %s", shlex.join([binary, *argv]))
+    # cwd outside the repository: the binary reads a .env from its working directory.
+    proc = subprocess.run(
+        [binary, *argv], env=env, cwd=WORK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    for line in proc.stdout.splitlines():
+        log.info("%s", line)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-15:])
+        raise RuntimeError(f"fraudops {argv[0]} exited with {proc.returncode}:\n{tail}")
+    if decision:
+        with open(decision, encoding="utf-8") as f:
+            return json.load(f)
+    return None
+
+
+def pod_step(task_id: str, argv: list[str]) -> KubernetesPodOperator:
+    """Cluster mode: one step as a pod of the fraudops image, non-root, read-only root filesystem."""
+    return KubernetesPodOperator(
+        task_id=task_id,
+        name=f"fraudops-{task_id.replace('_', '-')}",
+        namespace=NAMESPACE,
+        image=IMAGE,
+        arguments=argv,
+        env_vars={
+            "RUST_LOG": "info",
+            **({"MLFLOW_TRACKING_URI": "{{ mlflow_tracking_uri() }}"} if argv[0] == "register" else {}),
+        },
+        volumes=[
+            k8s.V1Volume(
+                name="work", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=PVC)
+            ),
+            k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource()),
+        ],
+        volume_mounts=[
+            k8s.V1VolumeMount(name="work", mount_path=WORK_ROOT),
+            k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+        ],
+        container_resources=k8s.V1ResourceRequirements(
+            requests={"cpu": "1", "memory": "2Gi"}, limits={"memory": "4Gi"}
+        ),
+        security_context=k8s.V1PodSecurityContext(
+            run_as_non_root=True, run_as_user=65532, run_as_group=65532, fs_group=65532
+        ),
+        container_security_context=k8s.V1SecurityContext(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        ),
+        service_account_name=SERVICE_ACCOUNT,
+        # The steps never call the Kubernetes API.
+        automount_service_account_token=False,
+        labels={"app.kubernetes.io/name": "fraudops-retrain", "app.kubernetes.io/component": task_id},
+        do_xcom_push=argv[0] == "register",
+        get_logs=True,
+        on_finish_action="delete_pod",
+        startup_timeout_seconds=600,
+    )
+
+
+def notify(**context) -> str:
+    """Reports the gate's decision: always to the task log, and to ALERT_WEBHOOK_URL (Slack-style
+    {"text": ...} plus the decision) when set. A webhook that fails fails the task (and its retry)."""
+    decision = context["ti"].xcom_pull(task_ids="register_promote")
+    if not decision:
+        raise RuntimeError("register_promote left no decision")
+    verdict = "promoted to @{alias}".format(**decision) if decision["promoted"] else "NOT promoted"
+    text = (
+        f"{DAG_ID} {context['run_id']}: {decision['model_name']} version {decision['version']} {verdict} "
+        f"({decision['explanation']}); MLflow run {decision['run_id']}"
+    )
+    log.info("%s", text)
+    url = os.environ.get("ALERT_WEBHOOK_URL")
+    if url:
+        body = json.dumps({"text": text, "source": DAG_ID, "run_id": context["run_id"], "decision": decision})
+        request = urllib.request.Request(
+            url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - operator-set URL
+            log.info("notified %s: HTTP %s", url, response.status)
+    return text
+
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Weekly retraining: fetch data, train, validate, register in MLflow, promote past the champion gate",
+    schedule="@weekly",
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "mlops-team", "retries": 1, "retry_delay": timedelta(minutes=5)},
+    user_defined_macros={"safe": safe, "window": window, "mlflow_tracking_uri": mlflow_tracking_uri},
+    tags=["fraudops", "mlops", "retraining"],
+    params={
+        "customers": Param(5000, type="integer", minimum=1, description="simulated customers"),
+        "terminals": Param(10000, type="integer", minimum=1, description="simulated terminals"),
+        "days": Param(120, type="integer", minimum=2, description="days of data ending at the run's date"),
+        "end_date": Param("", type="string", description="YYYY-MM-DD the data ends; empty: the run's date"),
+        "seed": Param("", type=["string", "integer"], description="simulator seed; empty: from end_date"),
+        "train_days": Param(7, type="integer", minimum=1),
+        "delay_days": Param(7, type="integer", minimum=0),
+        "test_days": Param(7, type="integer", minimum=1),
+        "min_roc_auc": Param(0.6, type="number", description="validate: floor on ROC AUC"),
+        "min_average_precision": Param(0.05, type="number", description="validate: floor on AP"),
+        "experiment": Param("fraud-detection", type="string"),
+        "model_name": Param("fraud-detector", type="string"),
+        "gate_metric": Param(
+            "average_precision", enum=["average_precision", "roc_auc", "card_precision_at_100"]
+        ),
+        "gate_tolerance": Param(0.0, type="number", minimum=0, description="how much worse than the champion"),
+    },
+    doc_md=__doc__,
+) as dag:
+    steps = []
+    for task_id, argv in STEPS.items():
+        if MODE == "kubernetes":
+            steps.append(pod_step(task_id, argv))
+        else:
+            steps.append(
+                PythonOperator(
+                    task_id=task_id,
+                    python_callable=run_fraudops,
+                    op_kwargs={"argv": argv, "decision": DECISION if argv[0] == "register" else None},
+                )
+            )
+    steps.append(PythonOperator(task_id="notify", python_callable=notify))
+    for upstream, downstream in zip(steps, steps[1:]):
+        upstream >> downstream

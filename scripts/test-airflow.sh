@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The Airflow DAG ml_model_retrain (deploy/airflow/dags) in a real Airflow, against a real MLflow server:
+#   1. the DAG imports with no errors, in both modes, and has the expected tasks, chain, schedule, owner,
+#      retries and operators (deploy/airflow/tests/check_dag.py, plus `airflow dags list-import-errors`);
+#   2. `airflow dags test ml_model_retrain` in local mode runs a full retraining with the local binary:
+#      simulate -> train -> validate -> register/promote in MLflow -> notify (to a local webhook sink);
+#      then MLflow's REST API shows the registered version as champion and the run's gate decision.
+#
+#   scripts/test-airflow.sh
+#
+# Installs Airflow and MLflow into venvs if missing (scripts/ensure/*-venv.sh; minutes, once). Starts and
+# stops its own MLflow server and webhook sink (by process group), in a temporary directory it removes.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO="$PWD"
+
+AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
+MLFLOW_BIN="$(scripts/ensure/mlflow-venv.sh | tail -n1)"
+PY="$(dirname "$AIRFLOW_BIN")/python"
+echo "airflow: $("$PY" -c 'import airflow; print(airflow.__version__)')  mlflow: $("$MLFLOW_BIN" --version | tail -n1)"
+cargo build --locked -q -p fraudops-cli
+export FRAUDOPS_BIN="$REPO/target/debug/fraudops"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/fraudops-airflow.XXXXXX")"
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+export AIRFLOW_HOME="$TMP/airflow"
+export AIRFLOW__CORE__DAGS_FOLDER="$REPO/deploy/airflow/dags"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING
+export PYTHONWARNINGS=ignore
+unset MLFLOW_TRACKING_URI ALERT_WEBHOOK_URL
+t0=$SECONDS
+"$AIRFLOW_BIN" db migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log"; exit 1; }
+echo "airflow db migrate: $((SECONDS - t0)) s"
+
+# MLflow and the webhook sink start now, so MLflow's slow start-up overlaps the checks of part 1.
+port="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+mkdir -p "$TMP/mlflow"
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid "$MLFLOW_BIN" server \
+  --backend-store-uri "sqlite:///$TMP/mlflow/mlflow.db" --artifacts-destination "$TMP/mlflow/artifacts" \
+  --serve-artifacts --host 127.0.0.1 --port "$port" --workers 1 >"$TMP/mlflow/server.log" 2>&1 &
+pids+=($!)
+setsid "$PY" "$REPO/deploy/airflow/tests/webhook_sink.py" "$TMP/sink.port" "$TMP/sink.log" &
+pids+=($!)
+MLFLOW="http://127.0.0.1:$port"
+
+# --- 1. the DAG as Airflow parses it ------------------------------------------------------------------------
+for mode in kubernetes local; do
+  FRAUDOPS_AIRFLOW_MODE=$mode "$PY" "$REPO/deploy/airflow/tests/check_dag.py" "$AIRFLOW__CORE__DAGS_FOLDER" "$mode"
+  # --local: parse the folder now (without it the command reads what a DAG processor stored in the database).
+  errors="$(FRAUDOPS_AIRFLOW_MODE=$mode "$AIRFLOW_BIN" dags list-import-errors --local -o json 2>/dev/null | tail -n1)"
+  if [[ "$errors" != "[]" ]]; then
+    echo "FAIL [$mode] airflow dags list-import-errors: $errors" >&2
+    exit 1
+  fi
+  echo "ok   [$mode] airflow dags list-import-errors: none"
+done
+
+# --- 2. a full retraining in local mode ---------------------------------------------------------------------
+for _ in $(seq 900); do
+  curl -sf "$MLFLOW/health" >/dev/null && break
+  kill -0 "${pids[0]}" 2>/dev/null || { tail -n 30 "$TMP/mlflow/server.log"; exit 1; }
+  sleep 0.2
+done
+curl -sf "$MLFLOW/health" >/dev/null || { echo "MLflow did not start" >&2; tail -n 30 "$TMP/mlflow/server.log"; exit 1; }
+for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.1; done
+echo "mlflow server up at $MLFLOW after $((SECONDS - t0)) s"
+
+# The connection (not MLFLOW_TRACKING_URI) is what the DAG resolves; small data keeps the run short.
+conf='{"customers": 500, "terminals": 1000, "days": 60, "end_date": "2018-06-01", "seed": 7}'
+t1=$SECONDS
+if ! FRAUDOPS_AIRFLOW_MODE=local FRAUDOPS_WORK_DIR="$TMP/work" \
+  AIRFLOW_CONN_MLFLOW_DEFAULT="$MLFLOW" ALERT_WEBHOOK_URL="http://127.0.0.1:$(cat "$TMP/sink.port")/hook" \
+  timeout 900 "$AIRFLOW_BIN" dags test ml_model_retrain -c "$conf" >"$TMP/dags-test.log" 2>&1; then
+  tail -n 80 "$TMP/dags-test.log"
+  echo "FAIL: airflow dags test ml_model_retrain" >&2
+  exit 1
+fi
+echo "airflow dags test ml_model_retrain: $((SECONDS - t1)) s"
+
+# What happened, as Airflow, MLflow and the webhook saw it.
+FRAUDOPS_AIRFLOW_MODE=local "$PY" - "$MLFLOW" "$TMP/sink.log" <<'PY'
+import json, os, subprocess, sys, urllib.parse, urllib.request
+
+mlflow, sink = sys.argv[1], sys.argv[2]
+failures = []
+
+def check(name, ok, detail=""):
+    print(f"{'ok  ' if ok else 'FAIL'} [dags test] {name}{'' if ok else f': {detail}'}")
+    if not ok:
+        failures.append(name)
+
+def airflow(*args):
+    binary = os.path.join(os.path.dirname(sys.executable), "airflow")
+    out = subprocess.run([binary, *args, "-o", "json"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+def rest(method, **query):
+    url = f"{mlflow}/api/2.0/mlflow/{method}?{urllib.parse.urlencode(query)}"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
+
+runs = airflow("dags", "list-runs", "ml_model_retrain")
+check("one DAG run, state success", [r["state"] for r in runs] == ["success"], runs)
+states = airflow("tasks", "states-for-dag-run", "ml_model_retrain", runs[0]["run_id"])
+got = {s["task_id"]: s["state"] for s in states}
+want = {t: "success" for t in ["fetch_data", "train", "validate", "register_promote", "notify"]}
+check("every task succeeded", got == want, got)
+
+alias = rest("registered-models/alias", name="fraud-detector", alias="champion")["model_version"]
+check("fraud-detector@champion is version 1 (first version)", alias["version"] == "1", alias)
+tags = {t["key"]: t["value"] for t in alias.get("tags", [])}
+check("version tagged promoted", tags.get("fraudops.gate.decision") == "promoted", tags)
+run = rest("runs/get", run_id=alias["run_id"])["run"]
+rtags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+params = {p["key"]: p["value"] for p in run["data"]["params"]}
+metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+check("run logged by `fraudops register` from Airflow", rtags.get("fraudops.command") == "register"
+      and rtags.get("mlflow.runName", "").startswith("airflow-manual"), rtags)
+check("run finished", run["info"]["status"] == "FINISHED", run["info"]["status"])
+check("training window from the DAG's window", params.get("train_start") == "2018-05-11", params)
+check("metrics logged", all(k in metrics for k in ["roc_auc", "average_precision", "card_precision_at_100"]), metrics)
+files = rest("artifacts/list", run_id=alias["run_id"], path="model").get("files", [])
+check("artifact model/model.json", any(f["path"] == "model/model.json" for f in files), files)
+
+with open(sink, encoding="utf-8") as f:
+    posts = [json.loads(line) for line in f if line.strip()]
+check("notify posted the decision to the webhook", len(posts) == 1 and posts[0]["decision"]["promoted"] is True
+      and "promoted to @champion" in posts[0]["text"], posts)
+if posts:
+    print(f"     webhook text: {posts[0]['text']}")
+print(f"[dags test] {len(failures)} failed")
+sys.exit(1 if failures else 0)
+PY
+echo "test-airflow: passed in $((SECONDS - t0)) s"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The real-MLflow suites (issue 5): the MLflow REST client, `fraudops train` logging/registering/gating,
+# `serve` following models:/NAME@champion under load, and MLflow-down behaviour, each against a real
+# `mlflow server` (sqlite backend, proxied local artifact store) that the tests start and stop themselves.
+#
+#   scripts/test-mlflow.sh
+#
+# Installs MLflow into a venv if missing (scripts/ensure/mlflow-venv.sh; ~1.5 min once), then runs the test
+# binaries with MLFLOW_BIN set and FRAUDOPS_REQUIRE_MLFLOW=1. Fails if any test skipped or none ran: in a
+# plain `cargo test` these tests skip visibly, here they must not.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+MLFLOW_BIN="$(scripts/ensure/mlflow-venv.sh | tail -n1)"
+export MLFLOW_BIN FRAUDOPS_REQUIRE_MLFLOW=1
+echo "mlflow: $("$MLFLOW_BIN" --version 2>/dev/null | tail -n1) ($MLFLOW_BIN)"
+
+log="$(mktemp "${TMPDIR:-/tmp}/fraudops-test-mlflow.XXXXXX")"
+trap 'rm -f "$log"' EXIT
+
+# suite PACKAGE TEST: one test binary; its output is shown and checked.
+suite() {
+  local package="$1" test="$2"
+  echo "--- cargo test -p $package --test $test"
+  if ! cargo test --locked -p "$package" --test "$test" 2>&1 | tee "$log"; then
+    echo "FAIL: $package/$test" >&2
+    return 1
+  fi
+  if grep -q '^SKIPPED' "$log"; then
+    echo "FAIL: $package/$test skipped tests although MLFLOW_BIN is set" >&2
+    return 1
+  fi
+  if ! grep -Eq '^test result: ok\. [1-9][0-9]* passed' "$log"; then
+    echo "FAIL: $package/$test ran no test" >&2
+    return 1
+  fi
+}
+
+suite fraudops-mlflow real_server
+suite fraudops-cli retrain
