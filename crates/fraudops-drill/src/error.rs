@@ -52,6 +52,9 @@ pub enum DrillError {
     /// CPU limits could not be set up (and the accounting fallback was not allowed).
     #[error("cgroup: {0}")]
     Cgroup(String),
+    /// Ctrl-C (or SIGTERM) before the attack started; everything started was stopped.
+    #[error("interrupted before the attack started; everything that was started has been stopped")]
+    Interrupted,
     /// The report could not be drawn.
     #[error("chart: {0}")]
     Chart(String),

@@ -70,6 +70,7 @@ pub struct ScalingPolicy {
     /// The number of pods or the percentage.
     pub value: u32,
     /// `periodSeconds`: the sliding window the change is counted over.
+    #[serde(serialize_with = "seconds")]
     pub period: Duration,
 }
 
@@ -88,6 +89,7 @@ pub enum SelectPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScalingRules {
     /// `stabilizationWindowSeconds`.
+    #[serde(serialize_with = "seconds")]
     pub stabilization_window: Duration,
     /// `selectPolicy`.
     pub select_policy: SelectPolicy,
@@ -206,14 +208,17 @@ impl HpaSpec {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ControllerSettings {
     /// `--horizontal-pod-autoscaler-sync-period` (15 s): how often each HPA is reconciled.
+    #[serde(serialize_with = "seconds")]
     pub sync_period: Duration,
     /// `--horizontal-pod-autoscaler-tolerance` (0.1): ratios this close to 1 change nothing.
     pub tolerance: f64,
     /// `--horizontal-pod-autoscaler-cpu-initialization-period` (5 min): how long after a pod starts its CPU
     /// samples are distrusted unless taken a full window after it became ready.
+    #[serde(serialize_with = "seconds")]
     pub cpu_initialization_period: Duration,
     /// `--horizontal-pod-autoscaler-initial-readiness-delay` (30 s): after this, a pod that is not ready is
     /// assumed to have been ready before and its samples are used.
+    #[serde(serialize_with = "seconds")]
     pub initial_readiness_delay: Duration,
 }
 
@@ -761,6 +766,11 @@ impl Autoscaler {
             at: now,
         });
     }
+}
+
+/// Durations in reports as seconds (`60.0`), not serde's `{secs, nanos}`.
+pub fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 fn ceil_replicas(x: f64) -> u32 {

@@ -518,7 +518,7 @@ impl Sampler {
 /// Runs a drill; `shutdown` (Ctrl-C) ends it early, still stopping everything and writing the report.
 pub async fn run(
     args: DrillArgs,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
     mut progress: impl FnMut(Progress),
 ) -> Result<DrillOutcome, DrillError> {
     let plan = plan(&args)?;
@@ -535,7 +535,12 @@ pub async fn run(
         .map_err(|e| DrillError::io("creating a working directory", e))?;
     let registry = Registry::default();
     let mut running = Running::default();
-    tokio::pin!(shutdown);
+    // Ctrl-C at any moment: setup steps give up, the sampling loop ends, and everything is stopped below.
+    let (interrupt_tx, interrupt) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(async move {
+        shutdown.await;
+        let _ = interrupt_tx.send(true);
+    });
 
     // The drill's own servers (balancer, sink, exporters) stop last: the worker must reach the API
     // through the balancer until it has stopped.
@@ -548,12 +553,13 @@ pub async fn run(
         &registry,
         &mut running,
         servers_stopped,
-        &mut shutdown,
+        interrupt,
         &mut progress,
     )
     .await;
     running.stop(&mut progress).await;
     let _ = stop_servers.send(true);
+    watcher.abort();
     // Last resort: anything still registered (a step failed half-way) is killed by PID.
     registry.kill_all();
     let (observed, interrupted, error) = match result {
@@ -608,7 +614,7 @@ async fn drive(
     registry: &Registry,
     running: &mut Running,
     servers_stopped: tokio::sync::watch::Receiver<bool>,
-    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    mut interrupt: tokio::sync::watch::Receiver<bool>,
     progress: &mut impl FnMut(Progress),
 ) -> DriveResult {
     let fail = |e: DrillError| (None, e);
@@ -687,10 +693,13 @@ async fn drive(
     ]);
     let mut tansu = process::spawn(registry, "tansu", cmd, Output::File(logs.join("tansu.log")))
         .map_err(fail)?;
-    process::wait_for_tcp(
-        &mut tansu,
-        SocketAddr::from(([127, 0, 0, 1], kafka_port)),
-        Duration::from_secs(30),
+    or_interrupt(
+        &mut interrupt,
+        process::wait_for_tcp(
+            &mut tansu,
+            SocketAddr::from(([127, 0, 0, 1], kafka_port)),
+            Duration::from_secs(30),
+        ),
     )
     .await
     .map_err(fail)?;
@@ -715,9 +724,12 @@ async fn drive(
     .map_err(fail)?;
     running.cluster = Some(cluster);
     if let Some(c) = running.cluster.as_mut() {
-        c.wait_ready(plan.hpa.min_replicas, Duration::from_secs(120))
-            .await
-            .map_err(fail)?;
+        or_interrupt(
+            &mut interrupt,
+            c.wait_ready(plan.hpa.min_replicas, Duration::from_secs(120)),
+        )
+        .await
+        .map_err(fail)?;
     }
 
     // The stream worker, calling the API through the balancer.
@@ -742,11 +754,14 @@ async fn drive(
     )
     .map_err(fail)?;
     let stream_addr = SocketAddr::from(([127, 0, 0, 1], stream_port));
-    process::wait_for_http(
-        &http,
-        &mut stream,
-        &format!("http://{stream_addr}/metrics"),
-        Duration::from_secs(60),
+    or_interrupt(
+        &mut interrupt,
+        process::wait_for_http(
+            &http,
+            &mut stream,
+            &format!("http://{stream_addr}/metrics"),
+            Duration::from_secs(60),
+        ),
     )
     .await
     .map_err(fail)?;
@@ -762,14 +777,17 @@ async fn drive(
     let am_work = data.join("alertmanager");
     std::fs::create_dir_all(&am_work)
         .map_err(|e| fail(DrillError::io("creating alertmanager/", e)))?;
-    let (am, am_base, am_addr) = monitoring::start_alertmanager(
-        registry,
-        &plan.alertmanager,
-        &am_config,
-        &am_work,
-        &logs.join("alertmanager.log"),
-        &format!("http://{control_addr}"),
-        &http,
+    let (am, am_base, am_addr) = or_interrupt(
+        &mut interrupt,
+        monitoring::start_alertmanager(
+            registry,
+            &plan.alertmanager,
+            &am_config,
+            &am_work,
+            &logs.join("alertmanager.log"),
+            &format!("http://{control_addr}"),
+            &http,
+        ),
     )
     .await
     .map_err(fail)?;
@@ -801,13 +819,16 @@ async fn drive(
     let prom_work = data.join("prometheus");
     std::fs::create_dir_all(&prom_work)
         .map_err(|e| fail(DrillError::io("creating prometheus/", e)))?;
-    let (prom, prom_base) = monitoring::start_prometheus(
-        registry,
-        &plan.prometheus,
-        &prom_work,
-        &logs.join("prometheus.log"),
-        &prom_config,
-        &http,
+    let (prom, prom_base) = or_interrupt(
+        &mut interrupt,
+        monitoring::start_prometheus(
+            registry,
+            &plan.prometheus,
+            &prom_work,
+            &logs.join("prometheus.log"),
+            &prom_config,
+            &http,
+        ),
     )
     .await
     .map_err(fail)?;
@@ -838,7 +859,12 @@ async fn drive(
                 logs.join("prometheus.log").display()
             ))));
         }
-        tokio::time::sleep(plan.interval / 2).await;
+        or_interrupt(&mut interrupt, async {
+            tokio::time::sleep(plan.interval / 2).await;
+            Ok(())
+        })
+        .await
+        .map_err(fail)?;
     }
 
     // The attack.
@@ -907,7 +933,7 @@ async fn drive(
     let min = plan.hpa.min_replicas;
     loop {
         tokio::select! {
-            () = shutdown.as_mut() => {
+            _ = interrupt.wait_for(|i| *i) => {
                 interrupted = true;
                 progress(Progress::Step("interrupted: stopping everything".into()));
                 break;
@@ -1032,6 +1058,17 @@ async fn drive(
         },
         interrupted,
     ))
+}
+
+/// `fut`, unless Ctrl-C comes first.
+async fn or_interrupt<T>(
+    interrupt: &mut tokio::sync::watch::Receiver<bool>,
+    fut: impl Future<Output = Result<T, DrillError>>,
+) -> Result<T, DrillError> {
+    tokio::select! {
+        r = fut => r,
+        _ = interrupt.wait_for(|i| *i) => Err(DrillError::Interrupted),
+    }
 }
 
 fn secs_since(t0: Instant, t: Instant) -> f64 {

@@ -20,7 +20,11 @@ fn tx(id: u64, t: i64, customer: u64, terminal: u64, amount: f64, fraud: bool) -
         tx_fraud: fraud,
         tx_fraud_scenario: u8::from(fraud),
         merchant_category: MerchantCategory::from_code((terminal % 10) as u8),
-        user_age: if customer.is_multiple_of(3) { None } else { Some(30.0) },
+        user_age: if customer.is_multiple_of(3) {
+            None
+        } else {
+            Some(30.0)
+        },
         account_balance: Some(1000.0),
     }
 }

@@ -14,6 +14,15 @@ pub type Args = fraudops_drill::DrillArgs;
 /// On a log (not a terminal), one status line per this many seconds of drill time.
 const LOG_STATUS_EVERY_S: f64 = 10.0;
 
+/// A line above the spinner on a terminal, a plain line in a log.
+fn say(bar: &indicatif::ProgressBar, terminal: bool, line: String) {
+    if terminal {
+        bar.println(line);
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 /// Runs the drill; exits non-zero if a check failed or it was interrupted.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let logs = args.report.join("logs");
@@ -42,9 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args,
         fraudops_serve::shutdown_signal(),
         |p| match p {
-            Progress::Step(s) => bar.println(format!("==> {s}")),
+            Progress::Step(s) => say(&bar, terminal, format!("==> {s}")),
             Progress::Milestone { t_seconds, message } => {
-                bar.println(format!("[{t_seconds:>7.1} s] {message}"));
+                say(&bar, terminal, format!("[{t_seconds:>7.1} s] {message}"));
             }
             Progress::Sample(s) => {
                 let line = format!(
@@ -74,7 +83,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
 
     let s = &outcome.summary;
-    println!("drill {} ({}): report in {}", s.verdict.to_uppercase(), s.mode, outcome.report.display());
+    println!(
+        "drill {} ({}): report in {}",
+        s.verdict.to_uppercase(),
+        s.mode,
+        outcome.report.display()
+    );
     println!("  CPU limits: {}", s.cpu_mechanism_description);
     for e in &s.scaling_events {
         println!(
@@ -93,10 +107,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         t(s.notification_s)
     );
     for c in &s.checks {
-        println!("  [{}] {} — {}", if c.passed { "pass" } else { "FAIL" }, c.name, c.detail);
+        println!(
+            "  [{}] {} — {}",
+            if c.passed { "pass" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
     }
     if !outcome.passed() {
-        bail!("the drill {} (see {}/summary.md)", s.verdict, outcome.report.display());
+        bail!(
+            "the drill {} (see {}/summary.md)",
+            s.verdict,
+            outcome.report.display()
+        );
     }
     Ok(())
 }
