@@ -40,6 +40,10 @@ if ((LONG)); then
 else
   stage "kafka (real broker)" scripts/test-kafka.sh
 fi
+stage "attack drill (quick + negative)" scripts/test-drill.sh
+if ((LONG)); then
+  stage "attack drill (full, real time)" scripts/test-drill.sh --full
+fi
 stage "deploy and monitoring checks" bash deploy/check.sh
 
 echo
