@@ -31,9 +31,10 @@ WORKDIR /src
 COPY . .
 # Cache mounts keep the crates.io index and the target directory between builds (BuildKit and buildah both
 # support them); the binary is copied out of the cached target dir into the stage.
-# --locked: build exactly the committed Cargo.lock.
+# --locked: build exactly the committed Cargo.lock. musl-gcc compiles the C parts (bundled librdkafka, zlib).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
+    CC_x86_64_unknown_linux_musl=musl-gcc \
     cargo build --profile dist --locked --target x86_64-unknown-linux-musl -p fraudops-cli \
  && mkdir -p /out \
  && cp target/x86_64-unknown-linux-musl/dist/fraudops /out/fraudops \

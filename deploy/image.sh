@@ -35,7 +35,14 @@ CC_x86_64_unknown_linux_musl=musl-gcc cargo build --profile dist --locked --targ
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 binary="$target_dir/$TARGET/dist/fraudops"
 file "$binary" 2>/dev/null | grep -q 'statically linked\|static-pie' || { say "$binary is not static"; exit 1; }
-cp /etc/ssl/certs/ca-certificates.crt "$target_dir/ca-certificates.crt"
+# The Dockerfile's `prebuilt` stage takes both files from ./target in the build context; with
+# CARGO_TARGET_DIR elsewhere (CI keeps one machine-wide), the binary is staged there first.
+context_binary="target/$TARGET/dist/fraudops"
+if [[ "$(realpath "$binary")" != "$(realpath -m "$context_binary")" ]]; then
+  mkdir -p "$(dirname "$context_binary")"
+  cp "$binary" "$context_binary"
+fi
+cp /etc/ssl/certs/ca-certificates.crt target/ca-certificates.crt
 
 say "building the image fraudops:$VERSION (engine: $RUN_ENGINE)"
 if [[ $RUN_ENGINE == buildah ]]; then

@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
-# The Airflow DAG ml_model_retrain (deploy/airflow/dags) in a real Airflow, against a real MLflow server:
-#   1. the DAG imports with no errors, in both modes, and has the expected tasks, chain, schedule, owner,
-#      retries and operators (deploy/airflow/tests/check_dag.py, plus `airflow dags list-import-errors`);
+# The Airflow DAGs of deploy/airflow/dags in a real Airflow, against a real MLflow server and a real
+# Kafka-protocol broker (tansu):
+#   1. both DAGs import with no errors, in both modes, and have the expected tasks, order, schedule, owner,
+#      retries, params and operators (deploy/airflow/tests/check_dag.py and check_attack_dag.py, plus
+#      `airflow dags list-import-errors`);
 #   2. `airflow dags test ml_model_retrain` in local mode runs a full retraining with the local binary:
 #      simulate -> train -> validate -> register/promote in MLflow -> notify (to a local webhook sink);
-#      then MLflow's REST API shows the registered version as champion and the run's gate decision.
+#      then MLflow's REST API shows the registered version as champion and the run's gate decision;
+#   3. `airflow dags test kafka_attack_simulation` in local mode, short phases (200:5s,400:5s), against
+#      tansu, the API (`fraudops serve`), the stream worker and a real Alertmanager (the admin alert is
+#      posted once the worker consumes): every task succeeds, the broker holds 3000 messages (±1%, counted
+#      with confluent-kafka), the results and the alert's firing time are in XCom, the phase table in the log;
+#   4. the same DAG with the broker down: the task fails with the broker's address in its log, is retried
+#      once (retry delay shortened to 1 s by FRAUDOPS_ATTACK_RETRY_DELAY_SECONDS), and the attack never runs.
 #
 #   scripts/test-airflow.sh
 #
-# Installs Airflow and MLflow into venvs if missing (scripts/ensure/*-venv.sh; minutes, once). Starts and
-# stops its own MLflow server and webhook sink (by process group), in a temporary directory it removes.
+# Installs Airflow, MLflow and confluent-kafka into venvs if missing (scripts/ensure/*-venv.sh; minutes,
+# once), tansu (scripts/ensure/tansu.sh) and Alertmanager (apt). Starts and stops its own servers (by
+# process group), in a temporary directory it removes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$PWD"
 
 AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
 MLFLOW_BIN="$(scripts/ensure/mlflow-venv.sh | tail -n1)"
+KAFKA_PY="$(scripts/ensure/kafka-bench-venv.sh | tail -n1)/python"
+TANSU_BIN="$(scripts/ensure/tansu.sh | tail -n1)"
+scripts/ensure/apt.sh prometheus-alertmanager:prometheus-alertmanager
 PY="$(dirname "$AIRFLOW_BIN")/python"
 echo "airflow: $("$PY" -c 'import airflow; print(airflow.__version__)')  mlflow: $("$MLFLOW_BIN" --version | tail -n1)"
 cargo build --locked -q -p fraudops-cli
-export FRAUDOPS_BIN="$REPO/target/debug/fraudops"
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+export FRAUDOPS_BIN="$target_dir/debug/fraudops"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/fraudops-airflow.XXXXXX")"
 pids=()
@@ -57,9 +70,31 @@ setsid "$PY" "$REPO/deploy/airflow/tests/webhook_sink.py" "$TMP/sink.port" "$TMP
 pids+=($!)
 MLFLOW="http://127.0.0.1:$port"
 
+# The attack's surroundings: tansu (in memory), Alertmanager, the API and the stream worker (which creates
+# the topics the DAG's check requires), each in its own process group; cwd $TMP keeps the repository's .env
+# out of the binaries' configuration.
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+kafka_port="$(free_port)" am_port="$(free_port)" api_port="$(free_port)" stream_metrics="$(free_port)"
+BROKER="127.0.0.1:$kafka_port" AM="http://127.0.0.1:$am_port" API="http://127.0.0.1:$api_port"
+mkdir -p "$TMP/kafka"
+setsid "$TANSU_BIN" broker --storage-engine memory://tansu/ --listener-url "tcp://$BROKER" \
+  --advertised-listener-url "tcp://$BROKER" >"$TMP/kafka/tansu.log" 2>&1 &
+pids+=($!)
+printf 'route:\n  receiver: none\nreceivers:\n  - name: none\n' >"$TMP/kafka/alertmanager.yml"
+setsid prometheus-alertmanager --config.file="$TMP/kafka/alertmanager.yml" --storage.path="$TMP/kafka/am" \
+  --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= >"$TMP/kafka/alertmanager.log" 2>&1 &
+pids+=($!)
+(cd "$TMP" && RUST_LOG=warn exec setsid "$FRAUDOPS_BIN" serve --bind 127.0.0.1 --port "$api_port") \
+  >"$TMP/kafka/serve.log" 2>&1 &
+pids+=($!)
+(cd "$TMP" && RUST_LOG=warn exec setsid "$FRAUDOPS_BIN" stream --bootstrap-servers "$BROKER" --api-url "$API" \
+  --metrics-port "$stream_metrics") >"$TMP/kafka/stream.log" 2>&1 &
+pids+=($!)
+
 # --- 1. the DAG as Airflow parses it ------------------------------------------------------------------------
 for mode in kubernetes local; do
   FRAUDOPS_AIRFLOW_MODE=$mode "$PY" "$REPO/deploy/airflow/tests/check_dag.py" "$AIRFLOW__CORE__DAGS_FOLDER" "$mode"
+  FRAUDOPS_AIRFLOW_MODE=$mode "$PY" "$REPO/deploy/airflow/tests/check_attack_dag.py" "$AIRFLOW__CORE__DAGS_FOLDER" "$mode"
   # --local: parse the folder now (without it the command reads what a DAG processor stored in the database).
   errors="$(FRAUDOPS_AIRFLOW_MODE=$mode "$AIRFLOW_BIN" dags list-import-errors --local -o json 2>/dev/null | tail -n1)"
   if [[ "$errors" != "[]" ]]; then
@@ -145,4 +180,59 @@ if posts:
 print(f"[dags test] {len(failures)} failed")
 sys.exit(1 if failures else 0)
 PY
+
+# --- 3. the attack in local mode against tansu, the API, the stream worker and Alertmanager -------------------
+wait_until() { # wait_until WHAT TRIES CMD...: polls CMD every 0.2 s
+  local what="$1" tries="$2" _
+  shift 2
+  for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "FAIL: $what" >&2
+  tail -n 20 "$TMP"/kafka/*.log >&2
+  return 1
+}
+wait_until "Alertmanager ready" 150 curl -sf "$AM/-/ready"
+wait_until "API ready" 150 curl -sf "$API/ready"
+# The stream worker creates transactions-input, fraud-predictions and the dead-letter topic on start.
+wait_until "the stream worker's topics" 150 \
+  "$FRAUDOPS_BIN" attack --check-only --bootstrap-servers "$BROKER" --require-topics fraud-predictions
+echo "tansu at $BROKER, API at $API, Alertmanager at $AM, stream worker up"
+
+# The administrator's alert, as Prometheus would send it, once the worker consumes the attack's events.
+# shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
+setsid bash -c '
+  for _ in $(seq 1500); do
+    if curl -sf "$1/metrics" | grep -Eq "^kafka_messages_consumed_total(\{[^}]*\})? [1-9]"; then
+      curl -sf -X POST -H "Content-Type: application/json" -d "[{\"labels\": {\"alertname\":
+        \"AdminNotification_MaxScaleHighCPU\", \"severity\": \"critical\"}}]" "$2/api/v2/alerts" >/dev/null
+      date -u +%Y-%m-%dT%H:%M:%SZ >"$3"
+      exit 0
+    fi
+    sleep 0.2
+  done' _ "http://127.0.0.1:$stream_metrics" "$AM" "$TMP/kafka/alert.posted" &
+pids+=($!)
+
+attack_conf() { # attack_conf BOOTSTRAP_SERVERS
+  printf '{"phases": "200:5s,400:5s", "bootstrap_servers": "%s", "api_url": "%s", "alertmanager_url": "%s", "alert_timeout_seconds": 30}' \
+    "$1" "$API" "$AM"
+}
+export ATTACK_METRICS_PORT=0
+t1=$SECONDS
+if ! FRAUDOPS_AIRFLOW_MODE=local FRAUDOPS_WORK_DIR="$TMP/attack-work" AIRFLOW__LOGGING__LOGGING_LEVEL=INFO \
+  timeout 600 "$AIRFLOW_BIN" dags test kafka_attack_simulation -c "$(attack_conf "$BROKER")" >"$TMP/attack-test.log" 2>&1; then
+  tail -n 80 "$TMP/attack-test.log"
+  echo "FAIL: airflow dags test kafka_attack_simulation" >&2
+  exit 1
+fi
+echo "airflow dags test kafka_attack_simulation: $((SECONDS - t1)) s"
+count="$("$KAFKA_PY" "$REPO/deploy/airflow/tests/count_messages.py" "$BROKER" transactions-input)"
+
+# --- 4. the broker down: the task fails with the broker's address, Airflow retries it once ------------------
+dead="127.0.0.1:$(free_port)"
+t1=$SECONDS
+FRAUDOPS_AIRFLOW_MODE=local FRAUDOPS_WORK_DIR="$TMP/attack-work" FRAUDOPS_ATTACK_RETRY_DELAY_SECONDS=1 \
+  AIRFLOW__LOGGING__LOGGING_LEVEL=INFO timeout 600 "$AIRFLOW_BIN" dags test kafka_attack_simulation -c "$(attack_conf "$dead")" >"$TMP/attack-fail.log" 2>&1 || true
+echo "airflow dags test kafka_attack_simulation, broker down: $((SECONDS - t1)) s"
+
+"$PY" "$REPO/deploy/airflow/tests/check_attack_run.py" "$count" "$dead" "$TMP/attack-test.log" \
+  "$TMP/attack-fail.log" "$TMP/kafka/alert.posted"
 echo "test-airflow: passed in $((SECONDS - t0)) s"

@@ -45,6 +45,7 @@ if ((LONG)); then
   stage "attack drill (full, real time)" scripts/test-drill.sh --full
 fi
 stage "deploy and monitoring checks" bash deploy/check.sh
+stage "container image (build, smoke test)" deploy/image.sh
 
 echo
 printf '%-40s %-6s %8s\n' stage result seconds

@@ -27,6 +27,8 @@ use crate::rules;
 pub const ADMIN_ALERT: &str = "AdminNotification_MaxScaleHighCPU";
 /// What the administrator's chat must receive first.
 pub const EXPECTED_TITLE: &str = "[FIRING:1] AdminNotification_MaxScaleHighCPU";
+/// The title of the same alert's resolution (`send_resolved`), once the load has stopped.
+pub const EXPECTED_RESOLVED_TITLE: &str = "[RESOLVED] AdminNotification_MaxScaleHighCPU";
 /// The route's `group_wait` for the admin receiver (deploy/monitoring/alertmanager/alertmanager.yaml);
 /// Alertmanager's own timers are not scaled (its configuration is the deployed one).
 const ADMIN_GROUP_WAIT: Duration = Duration::from_secs(10);
@@ -1251,9 +1253,29 @@ fn write_report(
                 fmt_s(alert_firing_s)
             ),
         );
-        let expected = admin.len() == 1 && admin[0].title().starts_with(EXPECTED_TITLE);
+        // Exactly one FIRING notification of the admin alert; once the load has stopped (runs that watch
+        // the scale-down), Alertmanager's `send_resolved` may add its RESOLVED notification, after it.
+        let firing: Vec<&Notification> = admin
+            .iter()
+            .filter(|n| n.title().starts_with(EXPECTED_TITLE))
+            .collect();
+        let resolved: Vec<&Notification> = admin
+            .iter()
+            .filter(|n| n.title().starts_with(EXPECTED_RESOLVED_TITLE))
+            .collect();
+        let resolved_in_order = match (firing.first(), resolved.as_slice()) {
+            (_, []) => true,
+            (Some(f), [r]) => plan.scale_down && r.t_seconds >= f.t_seconds,
+            _ => false,
+        };
+        let expected =
+            firing.len() == 1 && firing.len() + resolved.len() == admin.len() && resolved_in_order;
         check(
-            "the admin webhook holds exactly the expected notification",
+            if plan.scale_down {
+                "the admin webhook holds exactly one firing notification of the admin alert (and then at most its resolution)"
+            } else {
+                "the admin webhook holds exactly the expected notification"
+            },
             expected,
             format!(
                 "{} notification(s): {:?}",

@@ -354,3 +354,107 @@ pub fn escalates_until_the_alert_fires() {
         attack.output()
     );
 }
+
+/// The pre-flight check (`--check-only`, `--require-topics`, what the Airflow DAG runs first): a dead
+/// broker fails in seconds with its address; a missing topic is named, and nothing is created or sent.
+pub fn preflight_names_a_dead_broker_and_missing_topics() {
+    let broker = Broker::start();
+    let metrics_port = free_port().to_string();
+    let check = |name: &str, extra: &[&str]| {
+        let mut args = vec!["attack", "--check-only"];
+        args.extend_from_slice(extra);
+        let mut proc = broker.spawn(name, &args, &[]);
+        let ok = proc.wait(Duration::from_secs(30));
+        (ok, proc.output())
+    };
+    let attack = |name: &str| {
+        let mut proc = broker.spawn(
+            name,
+            &[
+                "attack",
+                "--require-topics",
+                "fraud-predictions",
+                "--phases",
+                "100:1s",
+                "--metrics-port",
+                &metrics_port,
+            ],
+            &[],
+        );
+        let ok = proc.wait(Duration::from_secs(60));
+        (ok, proc.output())
+    };
+
+    let (ok, out) = check("check-fresh", &["--require-topics", "fraud-predictions"]);
+    assert!(!ok, "a fresh broker has no topics:\n{out}");
+    assert!(
+        out.contains("missing Kafka topic(s)")
+            && out.contains("transactions-input, fraud-predictions"),
+        "{out}"
+    );
+    let (ok, out) = attack("attack-missing-output");
+    assert!(
+        !ok,
+        "the attack must refuse without fraud-predictions:\n{out}"
+    );
+    assert!(out.contains("fraud-predictions"), "{out}");
+    assert!(
+        broker.read("transactions-input").is_empty(),
+        "a refused attack sends nothing"
+    );
+    let (ok, out) = check("check-after-refusal", &[]);
+    assert!(
+        !ok && out.contains("transactions-input"),
+        "a refused attack creates nothing:\n{out}"
+    );
+
+    // Once the stream's output topic exists, the attack runs and the check passes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let kafka = fraudops_stream::KafkaArgs::local(broker.addr.as_str());
+    runtime
+        .block_on(fraudops_stream::admin::ensure_topics(
+            &kafka,
+            &[("fraud-predictions", 3)],
+        ))
+        .expect("create fraud-predictions");
+    let (ok, out) = attack("attack");
+    assert!(ok, "{out}");
+    assert_eq!(broker.read("transactions-input").len(), 100);
+    let (ok, out) = check("check-ready", &["--require-topics", "fraud-predictions"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("topic transactions-input: 12 partitions")
+            && out.contains("topic fraud-predictions: 3 partitions"),
+        "{out}"
+    );
+
+    // Nothing listens on this port: the check fails with the address, in seconds.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let mut proc = Proc::spawn(
+        {
+            let mut cmd = crate::helpers::fraudops(&["attack", "--check-only"]);
+            cmd.env("KAFKA_BOOTSTRAP_SERVERS", &dead);
+            cmd
+        },
+        "check-dead",
+        broker.dir.path(),
+    );
+    assert!(
+        !proc.wait(Duration::from_secs(30)),
+        "a dead broker must fail"
+    );
+    let out = proc.output();
+    assert!(
+        out.contains(&format!("cannot reach the Kafka broker at {dead}")),
+        "{out}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -42,6 +42,11 @@ const TESTS: &[Test] = &[
         attack::escalates_until_the_alert_fires,
     ),
     (
+        "attack_preflight_names_a_dead_broker_and_missing_topics",
+        false,
+        attack::preflight_names_a_dead_broker_and_missing_topics,
+    ),
+    (
         "stream_gives_every_input_exactly_one_prediction_via_the_api",
         false,
         stream::exactly_one_prediction_per_input_via_the_api,
