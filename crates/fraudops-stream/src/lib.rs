@@ -2,6 +2,7 @@
 //!
 //! * [`config`] — how to reach the broker and which topics to use (`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC`);
 //! * [`admin`] — creates the topics when they are missing;
+//! * [`api_client`] — the HTTP client of the API's `/predict` (attack `--http`, worker `--api-url`);
 //! * [`message`] — the JSON on the topics: transaction events, predictions, dead letters, and the one
 //!   parse of an event (the API's validation, so a dead-letter reason reads like the API's 4xx body);
 //! * [`telemetry`] — the SPEC §4.1 Kafka metric names, written once, and the `/metrics` listener;
@@ -19,6 +20,7 @@
 //! never redefined here.
 
 pub mod admin;
+pub mod api_client;
 pub mod attack;
 pub mod config;
 pub mod error;

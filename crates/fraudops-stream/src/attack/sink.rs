@@ -144,17 +144,7 @@ impl HttpSink {
         max_in_flight: usize,
         timeout: Duration,
     ) -> Result<Self, StreamError> {
-        let base = base_url.trim_end_matches('/');
-        let url = if base.ends_with("/predict") {
-            base.to_owned()
-        } else {
-            format!("{base}/predict")
-        };
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_max_idle_per_host(max_in_flight)
-            .tcp_nodelay(true)
-            .build()?;
+        let (client, url) = crate::api_client::predict_client(base_url, max_in_flight, timeout)?;
         Ok(Self {
             client,
             url,

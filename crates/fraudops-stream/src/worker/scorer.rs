@@ -100,17 +100,7 @@ impl HttpScorer {
         max_attempts: u32,
         metrics: KafkaMetrics,
     ) -> Result<Self, StreamError> {
-        let base = base_url.trim_end_matches('/');
-        let url = if base.ends_with("/predict") {
-            base.to_owned()
-        } else {
-            format!("{base}/predict")
-        };
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_max_idle_per_host(concurrency)
-            .tcp_nodelay(true)
-            .build()?;
+        let (client, url) = crate::api_client::predict_client(base_url, concurrency, timeout)?;
         Ok(Self {
             client,
             url,
