@@ -141,16 +141,33 @@ pub async fn start_prometheus(
         .map_err(|e| DrillError::io("writing prometheus.yml", e))?;
     let port = process::free_port()?;
     let mut cmd = std::process::Command::new(binary);
+    cmd.arg(format!(
+        "--storage.tsdb.path={}",
+        work.join("tsdb").display()
+    ))
+    .arg("--storage.tsdb.retention.time=1d");
+    spawn_until_ready(registry, "prometheus", cmd, &config, work, port, log, http).await
+}
+
+/// Runs a Prometheus-family server (Prometheus, Alertmanager: the same flags for config, address and log
+/// level, and the same `/-/ready`) on loopback `port` with the options already in `cmd`; returns it, once
+/// ready, with its base URL.
+#[allow(clippy::too_many_arguments)]
+async fn spawn_until_ready(
+    registry: &Registry,
+    name: &str,
+    mut cmd: std::process::Command,
+    config: &Path,
+    work: &Path,
+    port: u16,
+    log: &Path,
+    http: &reqwest::Client,
+) -> Result<(Proc, String), DrillError> {
     cmd.current_dir(work)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            work.join("tsdb").display()
-        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--storage.tsdb.retention.time=1d")
         .arg("--log.level=warn");
-    let mut proc = process::spawn(registry, "prometheus", cmd, Output::File(log.to_owned()))?;
+    let mut proc = process::spawn(registry, name, cmd, Output::File(log.to_owned()))?;
     let base = format!("http://127.0.0.1:{port}");
     process::wait_for_http(
         http,
@@ -184,21 +201,10 @@ pub async fn start_alertmanager(
     }
     let port = process::free_port()?;
     let mut cmd = std::process::Command::new(binary);
-    cmd.current_dir(work)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", work.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .arg("--log.level=warn");
-    let mut proc = process::spawn(registry, "alertmanager", cmd, Output::File(log.to_owned()))?;
-    let base = format!("http://127.0.0.1:{port}");
-    process::wait_for_http(
-        http,
-        &mut proc,
-        &format!("{base}/-/ready"),
-        Duration::from_secs(60),
-    )
-    .await?;
+    cmd.arg(format!("--storage.path={}", work.join("data").display()))
+        .arg("--cluster.listen-address=");
+    let (proc, base) =
+        spawn_until_ready(registry, "alertmanager", cmd, config, work, port, log, http).await?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     Ok((proc, base, addr))
 }
