@@ -30,7 +30,11 @@ done
 [[ -n "$addr" ]] || { echo "serve did not start" >&2; exit 1; }
 echo "schemathesis: fraudops serve at $addr (pid $pid), $max_examples examples per operation"
 
+# One worker: with two, Hypothesis describes strategies (ast.parse of lambda sources) from two threads at
+# once, and CPython 3.11's parser is not thread-safe there ("SystemError: AST constructor recursion depth
+# mismatch", a KeyError in Hypothesis' source cache): a flaky runtime error that fails the suite while
+# every API check passes. Seen once in CI and once in three runs on one throttled core.
 "$bin_dir/schemathesis" run "http://$addr/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
-  --max-examples "$max_examples" --seed 42 --workers 2 --suppress-health-check too_slow,data_too_large \
+  --max-examples "$max_examples" --seed 42 --workers 1 --suppress-health-check too_slow,data_too_large \
   --warnings off
