@@ -1,6 +1,6 @@
 //! The embedded default model is reproducible and clears the quality bar (issue 2, SPEC §3).
 //!
-//! Both tests re-run the exact command documented in README.md, with the real binary, in a clean
+//! The two reference tests re-run the exact command documented in README.md, with the real binary, in a clean
 //! environment:
 //!
 //! ```sh
@@ -135,4 +135,16 @@ fn reference_scale_model_clears_the_handbook_baselines() {
         "CP@100 {}",
         get("card_precision_at_100")
     );
+}
+
+#[test]
+fn a_tree_depth_serve_cannot_compile_is_refused_before_training() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let err = run(dir.path(), &["train", "--max-depth", "13"]).expect_err("depth 13 is refused");
+    assert!(
+        err.contains("expected a tree depth from 1 to 12"),
+        "the message names the range: {err}"
+    );
+    // Refused while parsing arguments: no data was read and no model was written.
+    assert!(!dir.path().join("out").exists());
 }

@@ -1,101 +1,195 @@
-//! The compiled ensemble: every tree's nodes in one contiguous array, walked without allocation.
+//! The compiled ensemble: every tree padded to one complete binary tree, walked without allocation.
+//!
+//! A complete tree needs no child pointers: node `i`'s children are `2i` and `2i + 1` (root at 1), so a step
+//! is one node load, one feature load and arithmetic. Shallow leaves are pushed down to the common depth
+//! (their value repeated under padding splits), so every walk takes exactly `depth` steps, without
+//! branches. A three-way split (a missing-value child of its own) becomes two levels: "is it missing?",
+//! then the threshold test.
 
 use fraudops_features::{FeatureVector, N_FEATURES};
 
 use crate::artifact::{ArtifactError, EnsembleSpec, TreeSpec};
 
-/// Trees walked side by side: their node loads are independent, so the CPU overlaps their cache misses
+/// Trees walked side by side: their node loads are independent, so the CPU overlaps their latencies
 /// instead of waiting for one tree's chain of loads at a time.
 const LANES: usize = 8;
 
-/// One node, 24 bytes. A split reads `feature`; a leaf points all three children at itself (and reads
-/// feature 0), so a walk can take a fixed number of branch-free steps and rest on its leaf.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Node {
-    /// Split threshold, or the leaf's log-odds contribution.
-    value: f64,
+/// The deepest tree served (after three-way splits become two levels): a complete tree of this depth
+/// takes `2^depth × 24` bytes, 96 KiB per tree at 12.
+pub const MAX_TREE_DEPTH: usize = 12;
+
+/// Compiled models larger than this are refused rather than allocated (a corrupt or hostile artifact
+/// must not take the server's memory).
+const MAX_COMPILED_BYTES: usize = 256 << 20;
+
+/// Set in [`Split::feature`] when a missing (NaN) value goes right.
+const MISSING_RIGHT: u32 = 1 << 31;
+
+/// The feature row padded to a power of two, so a masked index needs no bounds check (and drops
+/// [`MISSING_RIGHT`] on the way).
+const FEATURE_SLOTS: usize = N_FEATURES.next_power_of_two();
+type PaddedFeatures = [f64; FEATURE_SLOTS];
+
+/// One split of a complete tree, 16 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    /// Go right when `x >= threshold` (never, for NaN thresholds: a pure missing-value test).
+    threshold: f64,
+    /// Feature index, plus [`MISSING_RIGHT`].
     feature: u32,
-    left: u32,
-    right: u32,
-    missing: u32,
 }
 
-impl Node {
-    /// The next node for `features`: `missing` for NaN, else `left` below the threshold, else `right`.
+impl Split {
+    /// 1 to go right, 0 to go left. `MAY_BE_MISSING` is false for rows without NaN: one comparison then
+    /// decides, and the missing-value rule costs nothing on the common path.
     #[inline(always)]
-    fn next(&self, features: &FeatureVector) -> u32 {
-        let x = features[self.feature as usize];
-        let below = if x < self.value {
-            self.left
+    fn go_right<const MAY_BE_MISSING: bool>(&self, features: &PaddedFeatures) -> usize {
+        let x = features[self.feature as usize & (FEATURE_SLOTS - 1)];
+        let right = x >= self.threshold;
+        if MAY_BE_MISSING {
+            let missing_right = self.feature & MISSING_RIGHT != 0;
+            usize::from(right | (x.is_nan() & missing_right))
         } else {
-            self.right
-        };
-        if x.is_nan() { self.missing } else { below }
+            usize::from(right)
+        }
     }
 }
 
 /// A verified tree ensemble ready to score; built only through [`Ensemble::compile`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Ensemble {
-    nodes: Vec<Node>,
-    roots: Vec<u32>,
+    /// Per group of [`LANES`] trees, `2^depth` slots of `LANES` splits: slot `i` holds each tree's split at
+    /// heap position `i` (slot 0 unused), so one base address and the lane reach every tree of a group.
+    splits: Vec<Split>,
+    /// Per group, `2^depth` slots of `LANES` leaf values, left to right.
+    leaves: Vec<f64>,
     base_score: f64,
-    /// The longest root-to-leaf path: steps that bring every walk to its leaf.
-    max_depth: usize,
+    /// Depth of every (padded) tree; 0 for an ensemble of single leaves.
+    depth: usize,
+    n_trees: usize,
+    /// Nodes in the artifact's trees (before padding), for diagnostics.
+    n_nodes: usize,
 }
 
 impl Ensemble {
-    /// Checks every index and value, then lays the trees out flat. Invalid trees are refused, so scoring
-    /// can never index out of bounds or loop.
+    /// Checks every index and value, then lays the trees out as complete trees. Invalid trees are
+    /// refused, so scoring can never index out of bounds or loop.
     pub fn compile(spec: &EnsembleSpec) -> Result<Self, ArtifactError> {
         if !spec.base_score.is_finite() {
             return Err(tree_error(0, "base score is not finite".into()));
         }
-        let mut nodes = Vec::new();
-        let mut roots = Vec::with_capacity(spec.trees.len());
-        let mut max_depth = 0;
+        let mut depth = 0;
         for (t, tree) in spec.trees.iter().enumerate() {
-            let offset =
-                u32::try_from(nodes.len()).map_err(|_| tree_error(t, "too many nodes".into()))?;
-            roots.push(offset);
-            max_depth = max_depth.max(compile_tree(t, tree, offset, &mut nodes)?);
+            depth = depth.max(verify_tree(t, tree)?);
+        }
+        let n_trees = spec.trees.len();
+        let width = 1usize << depth;
+        // The last group is filled up with single-leaf trees that are walked but never added.
+        let n_groups = n_trees.div_ceil(LANES);
+        let bytes = (n_groups * LANES).saturating_mul(width).saturating_mul(24);
+        if bytes > MAX_COMPILED_BYTES {
+            return Err(tree_error(
+                0,
+                format!(
+                    "{} trees of depth {depth} would take {} MiB compiled, over the {} MiB limit",
+                    n_trees,
+                    bytes >> 20,
+                    MAX_COMPILED_BYTES >> 20
+                ),
+            ));
+        }
+        let padding = Split {
+            threshold: 0.0,
+            feature: 0,
+        };
+        let group = width * LANES;
+        let mut splits = vec![padding; n_groups * group];
+        let mut leaves = vec![0.0; n_groups * group];
+        for (t, tree) in spec.trees.iter().enumerate() {
+            let (g, lane) = (t / LANES, t % LANES);
+            let mut layout = Layout {
+                tree,
+                splits: &mut splits[g * group..(g + 1) * group],
+                leaves: &mut leaves[g * group..(g + 1) * group],
+                lane,
+                depth,
+            };
+            layout.place(Virtual::Node(0), 1, 0);
         }
         Ok(Self {
-            nodes,
-            roots,
+            splits,
+            leaves,
             base_score: spec.base_score,
-            max_depth,
+            depth,
+            n_trees,
+            n_nodes: spec.trees.iter().map(|t| t.split_feature.len()).sum(),
         })
     }
 
     /// Sum of the base score and every tree's leaf value: the fraud log-odds.
     ///
-    /// Trees are walked [`LANES`] at a time, `max_depth` branch-free steps each; leaf values are still
-    /// added in tree order, so the sum is bit-identical to walking one tree after another.
+    /// Trees are walked [`LANES`] at a time, `depth` branch-free steps each; leaf values are still added
+    /// in tree order, so the sum is bit-identical to walking one tree after another.
     #[inline]
     pub fn log_odds(&self, features: &FeatureVector) -> f64 {
+        let mut padded = [0.0; FEATURE_SLOTS];
+        padded[..N_FEATURES].copy_from_slice(features);
+        if features.iter().any(|x| x.is_nan()) {
+            self.sum_trees::<true>(&padded)
+        } else {
+            self.sum_trees::<false>(&padded)
+        }
+    }
+
+    #[inline(always)]
+    fn sum_trees<const MAY_BE_MISSING: bool>(&self, features: &PaddedFeatures) -> f64 {
+        let group = LANES << self.depth;
+        let full_groups = self.n_trees / LANES;
+        let mut groups = self
+            .splits
+            .chunks_exact(group)
+            .zip(self.leaves.chunks_exact(group));
         let mut sum = self.base_score;
-        let mut groups = self.roots.chunks_exact(LANES);
-        for group in &mut groups {
-            let mut at = [0u32; LANES];
-            at.copy_from_slice(group);
-            for _ in 0..self.max_depth {
-                for a in &mut at {
-                    *a = self.nodes[*a as usize].next(features);
-                }
-            }
-            for a in at {
-                sum += self.nodes[a as usize].value;
+        for (splits, leaves) in (&mut groups).take(full_groups) {
+            let at = self.walk_group::<MAY_BE_MISSING>(splits, features);
+            for (lane, a) in at.into_iter().enumerate() {
+                sum += leaves[self.leaf_slot(a, lane, group)];
             }
         }
-        for &root in groups.remainder() {
-            let mut a = root;
-            for _ in 0..self.max_depth {
-                a = self.nodes[a as usize].next(features);
+        // The last group's filler trees are walked but not added.
+        if let Some((splits, leaves)) = groups.next() {
+            let at = self.walk_group::<MAY_BE_MISSING>(splits, features);
+            for (lane, a) in at.into_iter().enumerate().take(self.n_trees % LANES) {
+                sum += leaves[self.leaf_slot(a, lane, group)];
             }
-            sum += self.nodes[a as usize].value;
         }
         sum
+    }
+
+    /// Walks a group's trees to their leaves: heap positions in `2^depth..2^(depth + 1)`.
+    #[inline(always)]
+    fn walk_group<const MAY_BE_MISSING: bool>(
+        &self,
+        splits: &[Split],
+        features: &PaddedFeatures,
+    ) -> [usize; LANES] {
+        // `splits.len()` is a power of two and every position stays below it: the mask changes no
+        // index, but lets the compiler drop the bounds checks.
+        let mask = splits.len() - 1;
+        let mut at = [1usize; LANES];
+        for _ in 0..self.depth {
+            for (lane, a) in at.iter_mut().enumerate() {
+                let split = &splits[(*a * LANES + lane) & mask];
+                *a = 2 * *a + split.go_right::<MAY_BE_MISSING>(features);
+            }
+        }
+        at
+    }
+
+    /// Index in a group's `leaves` of lane `lane`'s leaf at heap position `at`.
+    #[inline(always)]
+    fn leaf_slot(&self, at: usize, lane: usize, group: usize) -> usize {
+        (((at - (1 << self.depth)) * LANES) + lane) & (group - 1)
     }
 
     /// Fraud probability, the logistic of [`Ensemble::log_odds`].
@@ -106,12 +200,17 @@ impl Ensemble {
 
     /// Number of trees.
     pub fn n_trees(&self) -> usize {
-        self.roots.len()
+        self.n_trees
     }
 
-    /// Number of nodes over all trees.
+    /// Number of nodes over all trees, as the artifact has them (before padding).
     pub fn n_nodes(&self) -> usize {
-        self.nodes.len()
+        self.n_nodes
+    }
+
+    /// Depth every tree is padded to: the steps of one walk.
+    pub fn depth(&self) -> usize {
+        self.depth
     }
 }
 
@@ -119,13 +218,9 @@ fn tree_error(tree: usize, reason: String) -> ArtifactError {
     ArtifactError::Tree { tree, reason }
 }
 
-/// Appends one verified tree at `offset`; returns its depth (edges on the longest root-to-leaf path).
-fn compile_tree(
-    t: usize,
-    tree: &TreeSpec,
-    offset: u32,
-    nodes: &mut Vec<Node>,
-) -> Result<usize, ArtifactError> {
+/// Checks one tree's arrays, indices, features and values; returns its depth (splits on the longest path
+/// to a leaf, three-way splits counting two).
+fn verify_tree(t: usize, tree: &TreeSpec) -> Result<usize, ArtifactError> {
     let n = tree.split_feature.len();
     if n == 0 {
         return Err(tree_error(t, "tree has no nodes".into()));
@@ -144,67 +239,131 @@ fn compile_tree(
         ));
     }
     for i in 0..n {
-        let node = if tree.split_feature[i] < 0 {
-            let value = tree.leaf_value[i];
-            if !value.is_finite() {
+        if tree.split_feature[i] < 0 {
+            if !tree.leaf_value[i].is_finite() {
                 return Err(tree_error(t, format!("leaf {i} value is not finite")));
             }
-            let me = offset + i as u32;
-            Node {
-                value,
-                feature: 0,
-                left: me,
-                right: me,
-                missing: me,
-            }
-        } else {
-            let feature = tree.split_feature[i] as usize;
-            if feature >= N_FEATURES {
+            continue;
+        }
+        let feature = tree.split_feature[i] as usize;
+        if feature >= N_FEATURES {
+            return Err(tree_error(
+                t,
+                format!("node {i} splits on feature {feature}, only {N_FEATURES} exist"),
+            ));
+        }
+        if tree.split_value[i].is_nan() {
+            return Err(tree_error(t, format!("node {i} threshold is NaN")));
+        }
+        for (c, which) in [
+            (tree.left[i], "left"),
+            (tree.right[i], "right"),
+            (tree.missing[i], "missing"),
+        ] {
+            let c = c as usize;
+            if c <= i || c >= n {
                 return Err(tree_error(
                     t,
-                    format!("node {i} splits on feature {feature}, only {N_FEATURES} exist"),
+                    format!("node {i} {which} child {c} is not a later node of the tree"),
                 ));
             }
-            let threshold = tree.split_value[i];
-            if threshold.is_nan() {
-                return Err(tree_error(t, format!("node {i} threshold is NaN")));
-            }
-            let child = |c: u32, which: &str| -> Result<u32, ArtifactError> {
-                let c_idx = c as usize;
-                if c_idx <= i || c_idx >= n {
-                    return Err(tree_error(
-                        t,
-                        format!("node {i} {which} child {c} is not a later node of the tree"),
-                    ));
-                }
-                Ok(offset + c)
-            };
-            Node {
-                value: threshold,
-                feature: feature as u32,
-                left: child(tree.left[i], "left")?,
-                right: child(tree.right[i], "right")?,
-                missing: child(tree.missing[i], "missing")?,
-            }
-        };
-        nodes.push(node);
-    }
-    // Children come after their parent (checked above), so one backward pass finds every depth.
-    let tree_nodes = &nodes[offset as usize..];
-    let mut depth = vec![0usize; n];
-    for i in (0..n).rev() {
-        let node = &tree_nodes[i];
-        let me = offset + i as u32;
-        if node.left != me {
-            let d = |c: u32| depth[(c - offset) as usize];
-            depth[i] = 1 + d(node.left).max(d(node.right)).max(d(node.missing));
         }
     }
-    Ok(depth[0])
+    // Children come after their parent (checked above), so one backward pass finds every depth.
+    let mut below = vec![0usize; n];
+    for i in (0..n).rev() {
+        if tree.split_feature[i] < 0 {
+            continue;
+        }
+        let d = |c: u32| below[c as usize];
+        let (l, r, m) = (tree.left[i], tree.right[i], tree.missing[i]);
+        below[i] = if m == l || m == r {
+            1 + d(l).max(d(r))
+        } else {
+            1 + (1 + d(l).max(d(r))).max(d(m))
+        };
+        if below[i] > MAX_TREE_DEPTH {
+            return Err(tree_error(
+                t,
+                format!(
+                    "node {i} is {} levels deep (missing-value splits count two), over the limit of {MAX_TREE_DEPTH}",
+                    below[i]
+                ),
+            ));
+        }
+    }
+    Ok(below[0])
+}
+
+/// A node of the binary tree being laid out: an artifact node, or the threshold half of a three-way split.
+#[derive(Debug, Clone, Copy)]
+enum Virtual {
+    Node(usize),
+    ThresholdOf(usize),
+}
+
+/// Writes one verified tree into its lane of a group's complete-tree slots.
+struct Layout<'a> {
+    tree: &'a TreeSpec,
+    splits: &'a mut [Split],
+    leaves: &'a mut [f64],
+    lane: usize,
+    depth: usize,
+}
+
+impl Layout<'_> {
+    /// Places `node` at heap position `slot` on `level`; recursion is bounded by [`MAX_TREE_DEPTH`].
+    fn place(&mut self, node: Virtual, slot: usize, level: usize) {
+        let tree = self.tree;
+        let (split, left, right) = match node {
+            Virtual::Node(i) if tree.split_feature[i] < 0 => {
+                // A leaf above the common depth: its value fills every leaf slot beneath it, so whatever
+                // the padding splits decide, the walk ends on it.
+                let span = 1usize << (self.depth - level);
+                let first = slot * span - (1usize << self.depth);
+                for leaf in first..first + span {
+                    self.leaves[leaf * LANES + self.lane] = tree.leaf_value[i];
+                }
+                return;
+            }
+            Virtual::Node(i) => {
+                let (l, r, m) = (tree.left[i], tree.right[i], tree.missing[i]);
+                let feature = tree.split_feature[i] as u32;
+                if m == l || m == r {
+                    let missing = if m == r && m != l { MISSING_RIGHT } else { 0 };
+                    let split = Split {
+                        threshold: tree.split_value[i],
+                        feature: feature | missing,
+                    };
+                    (split, Virtual::Node(l as usize), Virtual::Node(r as usize))
+                } else {
+                    // "Is it missing?": `x >= NaN` never holds, so only a missing value goes right.
+                    let split = Split {
+                        threshold: f64::NAN,
+                        feature: feature | MISSING_RIGHT,
+                    };
+                    (split, Virtual::ThresholdOf(i), Virtual::Node(m as usize))
+                }
+            }
+            Virtual::ThresholdOf(i) => {
+                let split = Split {
+                    threshold: tree.split_value[i],
+                    feature: tree.split_feature[i] as u32,
+                };
+                let (l, r) = (tree.left[i] as usize, tree.right[i] as usize);
+                (split, Virtual::Node(l), Virtual::Node(r))
+            }
+        };
+        self.splits[slot * LANES + self.lane] = split;
+        self.place(left, 2 * slot, level + 1);
+        self.place(right, 2 * slot + 1, level + 1);
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// A stump on TX_AMOUNT: amount < 100 → -1, else +1, missing → +0.5.
@@ -217,6 +376,33 @@ mod tests {
             missing: vec![3, 0, 0, 0],
             leaf_value: vec![0.0, -1.0, 1.0, 0.5],
         }
+    }
+
+    fn ensemble(trees: Vec<TreeSpec>) -> Result<Ensemble, ArtifactError> {
+        Ensemble::compile(&EnsembleSpec {
+            base_score: 0.0,
+            trees,
+        })
+    }
+
+    /// The artifact's own semantics, walked node by node: what the compiled layout must reproduce.
+    fn reference_log_odds(spec: &EnsembleSpec, x: &FeatureVector) -> f64 {
+        let mut sum = spec.base_score;
+        for tree in &spec.trees {
+            let mut i = 0;
+            while tree.split_feature[i] >= 0 {
+                let v = x[tree.split_feature[i] as usize];
+                i = if v.is_nan() {
+                    tree.missing[i]
+                } else if v < tree.split_value[i] {
+                    tree.left[i]
+                } else {
+                    tree.right[i]
+                } as usize;
+            }
+            sum += tree.leaf_value[i];
+        }
+        sum
     }
 
     #[test]
@@ -234,46 +420,41 @@ mod tests {
         x[0] = f64::NAN;
         assert_eq!(e.log_odds(&x), 0.25 + 1.0);
         assert!((e.probability(&x) - 1.0 / (1.0 + (-1.25f64).exp())).abs() < 1e-15);
+        // The stump's own missing child makes it a two-level tree: "missing?", then the threshold.
+        assert_eq!(e.depth(), 2);
+    }
+
+    #[test]
+    fn missing_values_follow_the_side_the_split_sends_them() {
+        let mut to_left = stump();
+        to_left.missing[0] = 1;
+        let mut to_right = stump();
+        to_right.missing[0] = 2;
+        let e = ensemble(vec![to_left, to_right]).unwrap();
+        assert_eq!(e.depth(), 1, "two-way splits stay one level");
+        let mut x = [0.0; N_FEATURES];
+        x[0] = f64::NAN;
+        assert_eq!(e.log_odds(&x), -1.0 + 1.0);
+        x[0] = f64::INFINITY;
+        assert_eq!(e.log_odds(&x), 2.0);
+        x[0] = f64::NEG_INFINITY;
+        assert_eq!(e.log_odds(&x), -2.0);
     }
 
     #[test]
     fn refuses_trees_that_could_loop_or_overflow() {
         let mut cyclic = stump();
         cyclic.left[0] = 0;
-        assert!(
-            Ensemble::compile(&EnsembleSpec {
-                base_score: 0.0,
-                trees: vec![cyclic]
-            })
-            .is_err()
-        );
+        assert!(ensemble(vec![cyclic]).is_err());
         let mut out_of_range = stump();
         out_of_range.missing[0] = 9;
-        assert!(
-            Ensemble::compile(&EnsembleSpec {
-                base_score: 0.0,
-                trees: vec![out_of_range]
-            })
-            .is_err()
-        );
+        assert!(ensemble(vec![out_of_range]).is_err());
         let mut bad_feature = stump();
         bad_feature.split_feature[0] = N_FEATURES as i32;
-        assert!(
-            Ensemble::compile(&EnsembleSpec {
-                base_score: 0.0,
-                trees: vec![bad_feature]
-            })
-            .is_err()
-        );
+        assert!(ensemble(vec![bad_feature]).is_err());
         let mut short = stump();
         short.leaf_value.pop();
-        assert!(
-            Ensemble::compile(&EnsembleSpec {
-                base_score: 0.0,
-                trees: vec![short]
-            })
-            .is_err()
-        );
+        assert!(ensemble(vec![short]).is_err());
         assert!(
             Ensemble::compile(&EnsembleSpec {
                 base_score: f64::INFINITY,
@@ -281,5 +462,144 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    /// A chain of `depth` splits on feature 0: split `k` sends values below `k` to a leaf worth `k` and
+    /// the rest one level deeper, down to a last leaf worth `depth`.
+    fn chain(depth: usize) -> TreeSpec {
+        let mut t = TreeSpec {
+            split_feature: vec![],
+            split_value: vec![],
+            left: vec![],
+            right: vec![],
+            missing: vec![],
+            leaf_value: vec![],
+        };
+        // Node 2k is the k-th split, 2k+1 its left leaf; the last node is the deepest leaf.
+        for k in 0..depth {
+            let split = (2 * k) as u32;
+            t.split_feature.push(0);
+            t.split_value.push(k as f64);
+            t.left.push(split + 1);
+            t.right.push(split + 2);
+            t.missing.push(split + 2);
+            t.leaf_value.push(0.0);
+            t.split_feature.push(-1);
+            t.split_value.push(0.0);
+            t.left.push(0);
+            t.right.push(0);
+            t.missing.push(0);
+            t.leaf_value.push(k as f64);
+        }
+        t.split_feature.push(-1);
+        t.split_value.push(0.0);
+        t.left.push(0);
+        t.right.push(0);
+        t.missing.push(0);
+        t.leaf_value.push(depth as f64);
+        t
+    }
+
+    #[test]
+    fn shallow_leaves_are_padded_down_to_the_deepest_one() {
+        let e = ensemble(vec![chain(MAX_TREE_DEPTH), stump()]).unwrap();
+        assert_eq!(e.depth(), MAX_TREE_DEPTH);
+        let mut x = [0.0; N_FEATURES];
+        for (value, expected_chain_leaf) in [(-5.0, 0.0), (0.5, 1.0), (7.2, 8.0), (1e9, 12.0)] {
+            x[0] = value;
+            let stump_leaf = if value < 100.0 { -1.0 } else { 1.0 };
+            assert_eq!(
+                e.log_odds(&x),
+                expected_chain_leaf + stump_leaf,
+                "x = {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_trees_deeper_than_the_served_limit() {
+        let err = ensemble(vec![chain(MAX_TREE_DEPTH + 1)]).unwrap_err();
+        assert!(err.to_string().contains("over the limit of 12"), "{err}");
+    }
+
+    #[test]
+    fn refuses_ensembles_too_large_to_compile() {
+        let trees = vec![chain(MAX_TREE_DEPTH); 3_000];
+        let err = ensemble(trees).unwrap_err();
+        assert!(err.to_string().contains("MiB limit"), "{err}");
+    }
+
+    /// Random trees grown from random split decisions, three-way splits included.
+    fn random_tree() -> impl Strategy<Value = TreeSpec> {
+        proptest::collection::vec(
+            (0..N_FEATURES as i32, -3.0..3.0f64, 0..4u8, -1.0..1.0f64),
+            1..40,
+        )
+        .prop_map(|decisions| {
+            let mut t = TreeSpec {
+                split_feature: vec![],
+                split_value: vec![],
+                left: vec![],
+                right: vec![],
+                missing: vec![],
+                leaf_value: vec![],
+            };
+            // Breadth-first growth: each decision turns the next open node into a split (with its
+            // missing child left, right or its own) or a leaf; at most 5 levels.
+            let mut open = vec![(0usize, 0usize)];
+            let mut n = 1usize;
+            let mut nodes: Vec<(i32, f64, u32, u32, u32, f64)> = vec![(-1, 0.0, 0, 0, 0, 0.0)];
+            for (next, (feature, threshold, missing, leaf)) in decisions.into_iter().enumerate() {
+                let Some(&(node, level)) = open.get(next) else {
+                    break;
+                };
+                nodes[node].5 = leaf;
+                if level >= 4 {
+                    continue;
+                }
+                let (l, r) = (n, n + 1);
+                let m = match missing {
+                    0 => l,
+                    1 => r,
+                    _ => n + 2,
+                };
+                let added = if m == n + 2 { 3 } else { 2 };
+                nodes[node] = (feature, threshold, l as u32, r as u32, m as u32, 0.0);
+                for c in 0..added {
+                    nodes.push((-1, 0.0, 0, 0, 0, leaf * (c as f64 + 0.5)));
+                    open.push((n + c, level + 1));
+                }
+                n += added;
+            }
+            for (f, v, l, r, m, leaf) in nodes {
+                t.split_feature.push(f);
+                t.split_value.push(v);
+                t.left.push(l);
+                t.right.push(r);
+                t.missing.push(m);
+                t.leaf_value.push(leaf);
+            }
+            t
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn compiled_layout_scores_bit_for_bit_as_the_artifact(
+            trees in proptest::collection::vec(random_tree(), 1..20),
+            base_score in -2.0..2.0f64,
+            rows in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![4 => -3.0..3.0f64, 1 => Just(f64::NAN)], N_FEATURES),
+                1..20,
+            ),
+        ) {
+            let spec = EnsembleSpec { base_score, trees };
+            let e = Ensemble::compile(&spec).expect("generated trees are valid");
+            for row in rows {
+                let mut x = [0.0; N_FEATURES];
+                x.copy_from_slice(&row);
+                prop_assert_eq!(e.log_odds(&x).to_bits(), reference_log_odds(&spec, &x).to_bits());
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The fraud model as it is shipped and served.
 //!
 //! * [`artifact`] — the versioned, self-describing, checksummed file a trainer writes and a server loads;
-//! * [`ensemble`] — the compiled tree ensemble: a flat node array scored without allocation;
+//! * [`ensemble`] — the compiled tree ensemble: complete trees walked eight at a time, without allocation;
 //! * [`Model`] — both together, plus the decision rule, ready to score a [`FeatureVector`].
 //!
 //! Architecture invariant: this crate knows nothing about training libraries, HTTP, Kafka or MLflow; the

@@ -43,8 +43,9 @@ pub struct Args {
     /// Learning rate (shrinkage).
     #[arg(long, env = "TRAIN_LEARNING_RATE", default_value_t = BoosterParams::default().learning_rate)]
     pub learning_rate: f32,
-    /// Maximum tree depth.
-    #[arg(long, env = "TRAIN_MAX_DEPTH", default_value_t = BoosterParams::default().max_depth)]
+    /// Maximum tree depth (at most the deepest tree `serve` compiles, 12).
+    #[arg(long, env = "TRAIN_MAX_DEPTH", default_value_t = BoosterParams::default().max_depth,
+          value_parser = servable_depth)]
     pub max_depth: usize,
     /// L2 regularisation of leaf weights.
     #[arg(long, env = "TRAIN_L2", default_value_t = BoosterParams::default().l2)]
@@ -205,4 +206,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// A depth the served ensemble can compile: refused before training, not after minutes of it.
+fn servable_depth(value: &str) -> Result<usize, String> {
+    let max = fraudops_model::ensemble::MAX_TREE_DEPTH;
+    match value.parse::<usize>() {
+        Ok(depth) if (1..=max).contains(&depth) => Ok(depth),
+        _ => Err(format!("expected a tree depth from 1 to {max}")),
+    }
 }
