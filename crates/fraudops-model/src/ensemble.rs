@@ -15,52 +15,64 @@ use crate::artifact::{ArtifactError, EnsembleSpec, TreeSpec};
 const LANES: usize = 8;
 
 /// The deepest tree served (after three-way splits become two levels): a complete tree of this depth
-/// takes `2^depth × 24` bytes, 96 KiB per tree at 12.
+/// takes `2^depth × 17` bytes (threshold, feature byte, leaf), 68 KiB per tree at 12.
 pub const MAX_TREE_DEPTH: usize = 12;
 
 /// Compiled models larger than this are refused rather than allocated (a corrupt or hostile artifact
 /// must not take the server's memory).
 const MAX_COMPILED_BYTES: usize = 256 << 20;
 
-/// Set in [`Split::feature`] when a missing (NaN) value goes right.
-const MISSING_RIGHT: u32 = 1 << 31;
+/// Bytes per slot of a compiled tree: a threshold, a feature byte and a leaf value.
+const BYTES_PER_SLOT: usize = 8 + 1 + 8;
+
+/// Set in a split's feature byte when a missing (NaN) value goes right.
+const MISSING_RIGHT: u8 = 0x80;
+const _: () = assert!(
+    N_FEATURES < MISSING_RIGHT as usize,
+    "feature indices fit below the flag"
+);
 
 /// The feature row padded to a power of two, so a masked index needs no bounds check (and drops
 /// [`MISSING_RIGHT`] on the way).
 const FEATURE_SLOTS: usize = N_FEATURES.next_power_of_two();
 type PaddedFeatures = [f64; FEATURE_SLOTS];
 
-/// One split of a complete tree, 16 bytes.
+/// One split of a complete tree, as laid out: 9 bytes, kept in two arrays.
 #[derive(Debug, Clone, Copy)]
 struct Split {
     /// Go right when `x >= threshold` (never, for NaN thresholds: a pure missing-value test).
     threshold: f64,
     /// Feature index, plus [`MISSING_RIGHT`].
-    feature: u32,
+    feature: u8,
 }
 
-impl Split {
-    /// 1 to go right, 0 to go left. `MAY_BE_MISSING` is false for rows without NaN: one comparison then
-    /// decides, and the missing-value rule costs nothing on the common path.
-    #[inline(always)]
-    fn go_right<const MAY_BE_MISSING: bool>(&self, features: &PaddedFeatures) -> usize {
-        let x = features[self.feature as usize & (FEATURE_SLOTS - 1)];
-        let right = x >= self.threshold;
-        if MAY_BE_MISSING {
-            let missing_right = self.feature & MISSING_RIGHT != 0;
-            usize::from(right | (x.is_nan() & missing_right))
-        } else {
-            usize::from(right)
-        }
+/// 1 to go right, 0 to go left. `MAY_BE_MISSING` is false for rows without NaN: one comparison then
+/// decides, and the missing-value rule costs nothing on the common path.
+#[inline(always)]
+fn go_right<const MAY_BE_MISSING: bool>(
+    threshold: f64,
+    feature: u8,
+    features: &PaddedFeatures,
+) -> usize {
+    let x = features[usize::from(feature) & (FEATURE_SLOTS - 1)];
+    let right = x >= threshold;
+    if MAY_BE_MISSING {
+        let missing_right = feature & MISSING_RIGHT != 0;
+        usize::from(right | (x.is_nan() & missing_right))
+    } else {
+        usize::from(right)
     }
 }
 
 /// A verified tree ensemble ready to score; built only through [`Ensemble::compile`].
 #[derive(Debug, Clone)]
 pub struct Ensemble {
-    /// Per group of [`LANES`] trees, `2^depth` slots of `LANES` splits: slot `i` holds each tree's split at
-    /// heap position `i` (slot 0 unused), so one base address and the lane reach every tree of a group.
-    splits: Vec<Split>,
+    /// Per group of [`LANES`] trees, `2^depth` slots of `LANES` split thresholds: slot `i` holds each
+    /// tree's split at heap position `i` (slot 0 unused), so one base address and the lane reach every
+    /// tree of a group.
+    thresholds: Vec<f64>,
+    /// The splits' feature bytes, laid out as `thresholds`.
+    split_features: Vec<u8>,
     /// Per group, `2^depth` slots of `LANES` leaf values, left to right.
     leaves: Vec<f64>,
     base_score: f64,
@@ -86,7 +98,7 @@ impl Ensemble {
         let width = 1usize << depth;
         // The last group is filled up with single-leaf trees that are walked but never added.
         let n_groups = n_trees.div_ceil(LANES);
-        let bytes = (n_groups * LANES).saturating_mul(width).saturating_mul(24);
+        let bytes = (n_groups * LANES).saturating_mul(width).saturating_mul(BYTES_PER_SLOT);
         if bytes > MAX_COMPILED_BYTES {
             return Err(tree_error(
                 0,
@@ -98,18 +110,16 @@ impl Ensemble {
                 ),
             ));
         }
-        let padding = Split {
-            threshold: 0.0,
-            feature: 0,
-        };
         let group = width * LANES;
-        let mut splits = vec![padding; n_groups * group];
+        let mut thresholds = vec![0.0; n_groups * group];
+        let mut split_features = vec![0u8; n_groups * group];
         let mut leaves = vec![0.0; n_groups * group];
         for (t, tree) in spec.trees.iter().enumerate() {
             let (g, lane) = (t / LANES, t % LANES);
             let mut layout = Layout {
                 tree,
-                splits: &mut splits[g * group..(g + 1) * group],
+                thresholds: &mut thresholds[g * group..(g + 1) * group],
+                split_features: &mut split_features[g * group..(g + 1) * group],
                 leaves: &mut leaves[g * group..(g + 1) * group],
                 lane,
                 depth,
@@ -117,7 +127,8 @@ impl Ensemble {
             layout.place(Virtual::Node(0), 1, 0);
         }
         Ok(Self {
-            splits,
+            thresholds,
+            split_features,
             leaves,
             base_score: spec.base_score,
             depth,
@@ -146,19 +157,20 @@ impl Ensemble {
         let group = LANES << self.depth;
         let full_groups = self.n_trees / LANES;
         let mut groups = self
-            .splits
+            .thresholds
             .chunks_exact(group)
+            .zip(self.split_features.chunks_exact(group))
             .zip(self.leaves.chunks_exact(group));
         let mut sum = self.base_score;
-        for (splits, leaves) in (&mut groups).take(full_groups) {
-            let at = self.walk_group::<MAY_BE_MISSING>(splits, features);
+        for ((thresholds, split_features), leaves) in (&mut groups).take(full_groups) {
+            let at = self.walk_group::<MAY_BE_MISSING>(thresholds, split_features, features);
             for (lane, a) in at.into_iter().enumerate() {
                 sum += leaves[self.leaf_slot(a, lane, group)];
             }
         }
         // The last group's filler trees are walked but not added.
-        if let Some((splits, leaves)) = groups.next() {
-            let at = self.walk_group::<MAY_BE_MISSING>(splits, features);
+        if let Some(((thresholds, split_features), leaves)) = groups.next() {
+            let at = self.walk_group::<MAY_BE_MISSING>(thresholds, split_features, features);
             for (lane, a) in at.into_iter().enumerate().take(self.n_trees % LANES) {
                 sum += leaves[self.leaf_slot(a, lane, group)];
             }
@@ -170,17 +182,20 @@ impl Ensemble {
     #[inline(always)]
     fn walk_group<const MAY_BE_MISSING: bool>(
         &self,
-        splits: &[Split],
+        thresholds: &[f64],
+        split_features: &[u8],
         features: &PaddedFeatures,
     ) -> [usize; LANES] {
-        // `splits.len()` is a power of two and every position stays below it: the mask changes no
-        // index, but lets the compiler drop the bounds checks.
-        let mask = splits.len() - 1;
+        // Both slices are as long, a power of two, and every position stays below it: the mask changes
+        // no index, but lets the compiler drop the bounds checks.
+        let mask = thresholds.len() - 1;
+        let split_features = &split_features[..thresholds.len()];
         let mut at = [1usize; LANES];
         for _ in 0..self.depth {
             for (lane, a) in at.iter_mut().enumerate() {
-                let split = &splits[(*a * LANES + lane) & mask];
-                *a = 2 * *a + split.go_right::<MAY_BE_MISSING>(features);
+                let i = (*a * LANES + lane) & mask;
+                *a =
+                    2 * *a + go_right::<MAY_BE_MISSING>(thresholds[i], split_features[i], features);
             }
         }
         at
@@ -305,7 +320,8 @@ enum Virtual {
 /// Writes one verified tree into its lane of a group's complete-tree slots.
 struct Layout<'a> {
     tree: &'a TreeSpec,
-    splits: &'a mut [Split],
+    thresholds: &'a mut [f64],
+    split_features: &'a mut [u8],
     leaves: &'a mut [f64],
     lane: usize,
     depth: usize,
@@ -328,7 +344,7 @@ impl Layout<'_> {
             }
             Virtual::Node(i) => {
                 let (l, r, m) = (tree.left[i], tree.right[i], tree.missing[i]);
-                let feature = tree.split_feature[i] as u32;
+                let feature = tree.split_feature[i] as u8;
                 if m == l || m == r {
                     let missing = if m == r && m != l { MISSING_RIGHT } else { 0 };
                     let split = Split {
@@ -348,13 +364,14 @@ impl Layout<'_> {
             Virtual::ThresholdOf(i) => {
                 let split = Split {
                     threshold: tree.split_value[i],
-                    feature: tree.split_feature[i] as u32,
+                    feature: tree.split_feature[i] as u8,
                 };
                 let (l, r) = (tree.left[i] as usize, tree.right[i] as usize);
                 (split, Virtual::Node(l), Virtual::Node(r))
             }
         };
-        self.splits[slot * LANES + self.lane] = split;
+        self.thresholds[slot * LANES + self.lane] = split.threshold;
+        self.split_features[slot * LANES + self.lane] = split.feature;
         self.place(left, 2 * slot, level + 1);
         self.place(right, 2 * slot + 1, level + 1);
     }
@@ -524,7 +541,7 @@ mod tests {
 
     #[test]
     fn refuses_ensembles_too_large_to_compile() {
-        let trees = vec![chain(MAX_TREE_DEPTH); 3_000];
+        let trees = vec![chain(MAX_TREE_DEPTH); 5_000];
         let err = ensemble(trees).unwrap_err();
         assert!(err.to_string().contains("MiB limit"), "{err}");
     }
