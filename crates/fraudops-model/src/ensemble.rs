@@ -98,7 +98,9 @@ impl Ensemble {
         let width = 1usize << depth;
         // The last group is filled up with single-leaf trees that are walked but never added.
         let n_groups = n_trees.div_ceil(LANES);
-        let bytes = (n_groups * LANES).saturating_mul(width).saturating_mul(BYTES_PER_SLOT);
+        let bytes = (n_groups * LANES)
+            .saturating_mul(width)
+            .saturating_mul(BYTES_PER_SLOT);
         if bytes > MAX_COMPILED_BYTES {
             return Err(tree_error(
                 0,

@@ -3,7 +3,8 @@
 //! * [`schema`] — the wire types (the only place that knows the JSON shapes) and the OpenAPI document;
 //! * [`validation`] — bytes → a validated transaction, or an error naming the field;
 //! * [`error`] — every way a request can fail, mapped to one status and one JSON body in one place;
-//! * [`telemetry`] — the SPEC §4.1 metric names, written once, and JSON logging;
+//! * [`telemetry`] — the SPEC §4.1 metric names, written once;
+//! * [`logging`] — JSON log lines, formatted by hand and written to stdout in batches;
 //! * [`model_store`] — the served model behind an atomic pointer, its sources and the hot-swap poller;
 //! * [`protection`] — load shedding, per-client rate limits;
 //! * [`system`] — CPU (against the container limit) and memory sampling from cgroups and procfs;
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod error;
+pub mod logging;
 pub mod model_store;
 pub mod protection;
 pub mod routes;
@@ -24,4 +26,5 @@ pub mod telemetry;
 pub mod validation;
 
 pub use config::ServeConfig;
-pub use startup::{Server, init_logging, shutdown_signal};
+pub use logging::init_logging;
+pub use startup::{Server, shutdown_signal};

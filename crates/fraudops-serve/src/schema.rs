@@ -4,13 +4,42 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 /// A transaction id as clients send it: a string or a non-negative integer; echoed back unchanged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TransactionId {
     /// Integer ids (the handbook's data).
     Number(u64),
     /// String ids (most payment systems), 1–128 characters.
     Text(String),
+}
+
+/// Read directly by JSON type: `#[serde(untagged)]` would buffer the value and build an error for
+/// every string id before trying the second variant.
+impl<'de> Deserialize<'de> for TransactionId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = TransactionId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a non-negative integer")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TransactionId, E> {
+                Ok(TransactionId::Number(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TransactionId, E> {
+                u64::try_from(v)
+                    .map(TransactionId::Number)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TransactionId, E> {
+                Ok(TransactionId::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<TransactionId, E> {
+                Ok(TransactionId::Text(v))
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
 }
 
 /// Customer spending windows precomputed by the caller (the stream worker computes them online).

@@ -13,7 +13,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tracing_appender::non_blocking::WorkerGuard;
 use utoipa::OpenApi;
 
 use crate::config::ServeConfig;
@@ -25,38 +24,20 @@ use crate::schema::ApiDoc;
 use crate::system::{CpuSampler, cpu_limit_cores, resident_memory_bytes};
 use crate::telemetry::Metrics;
 
-/// JSON logs on stdout through a non-blocking writer (a slow log reader never stalls a request); the
-/// level comes from `RUST_LOG` (default `info`). Keep the guard alive until exit to flush.
-pub fn init_logging() -> WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .try_init();
-    guard
-}
-
 /// Counts every request by route template (never the raw path) and its outcome.
 async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let endpoint = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    // Both are cheap clones (a shared string, a known method), not copies of the text.
+    let endpoint = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     metrics.http_in_progress.inc();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     metrics.http_in_progress.dec();
     let kind = response.extensions().get::<ErrorKind>().copied();
     metrics.record_request(
-        &method,
-        &endpoint,
-        response.status().as_u16(),
+        method.as_str(),
+        endpoint.as_ref().map_or("unmatched", MatchedPath::as_str),
+        response.status(),
         started.elapsed().as_secs_f64(),
         kind,
     );

@@ -205,18 +205,17 @@ impl Metrics {
         &self,
         method: &str,
         endpoint: &str,
-        status: u16,
+        status: axum::http::StatusCode,
         seconds: f64,
         error: Option<ErrorKind>,
     ) {
-        let status_text = status.to_string();
         self.http_requests
-            .with_label_values(&[method, endpoint, &status_text])
+            .with_label_values(&[method, endpoint, status.as_str()])
             .inc();
         self.http_duration
             .with_label_values(&[method, endpoint])
             .observe(seconds);
-        match status {
+        match status.as_u16() {
             400..=499 => self.http_errors.with_label_values(&["4xx"]).inc(),
             500..=599 => self.http_errors.with_label_values(&["5xx"]).inc(),
             _ => {}

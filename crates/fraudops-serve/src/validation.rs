@@ -60,8 +60,23 @@ pub fn parse_batch(bytes: &[u8], max_batch: usize) -> Result<Vec<ValidTransactio
         .collect()
 }
 
-/// serde with the failing path kept, so every error names its field.
+/// Plain serde on the happy path; a body that fails is decoded again with its path tracked, so every
+/// error names its field. (Tracking paths costs an allocation per key, most of a request's parse time.)
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        // serde would read a struct from an array too; the API takes objects only. Malformed or
+        // absurdly nested input is still a syntax error (400), valid JSON of the wrong shape a 422.
+        decode_tracking_path::<serde_json::Value>(bytes)?;
+        return Err(ApiError::Invalid {
+            message: "the request body must be a JSON object".into(),
+            field: None,
+        });
+    }
+    serde_json::from_slice(bytes).or_else(|_| decode_tracking_path(bytes))
+}
+
+fn decode_tracking_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -96,29 +111,35 @@ fn missing_field(message: &str, parent: &str) -> Option<String> {
     })
 }
 
-fn check_amount(field: &str, value: f64, max: f64) -> Result<f64, ApiError> {
+/// `field` spells out the field's path, only called for an error (the happy path allocates nothing).
+fn check_amount(value: f64, max: f64, field: impl Fn() -> String) -> Result<f64, ApiError> {
     if !value.is_finite() || value < 0.0 {
         return Err(ApiError::invalid(
-            field,
+            field(),
             format!("must be a finite number ≥ 0, got {value}"),
         ));
     }
     if value > max {
         return Err(ApiError::invalid(
-            field,
+            field(),
             format!("must be at most {max}, got {value}"),
         ));
     }
     Ok(value)
 }
 
-fn customer_windows(h: &CustomerHistory, prefix: &str) -> Result<CustomerWindows, ApiError> {
+/// `prefix` + `section` is the path of `h`, e.g. `transactions[3].` + `history.customer.`.
+fn customer_windows(
+    h: &CustomerHistory,
+    prefix: &str,
+    section: &str,
+) -> Result<CustomerWindows, ApiError> {
     let nb_tx = [h.nb_tx_1day, h.nb_tx_7day, h.nb_tx_30day];
     let names = ["nb_tx_1day", "nb_tx_7day", "nb_tx_30day"];
     for (n, name) in nb_tx.iter().zip(names) {
         if *n > MAX_WINDOW_COUNT {
             return Err(ApiError::invalid(
-                format!("{prefix}{name}"),
+                format!("{prefix}{section}{name}"),
                 format!("must be at most {MAX_WINDOW_COUNT}"),
             ));
         }
@@ -126,32 +147,31 @@ fn customer_windows(h: &CustomerHistory, prefix: &str) -> Result<CustomerWindows
     Ok(CustomerWindows {
         nb_tx,
         avg_amount: [
-            check_amount(
-                &format!("{prefix}avg_amount_1day"),
-                h.avg_amount_1day,
-                MAX_AMOUNT,
-            )?,
-            check_amount(
-                &format!("{prefix}avg_amount_7day"),
-                h.avg_amount_7day,
-                MAX_AMOUNT,
-            )?,
-            check_amount(
-                &format!("{prefix}avg_amount_30day"),
-                h.avg_amount_30day,
-                MAX_AMOUNT,
-            )?,
+            check_amount(h.avg_amount_1day, MAX_AMOUNT, || {
+                format!("{prefix}{section}avg_amount_1day")
+            })?,
+            check_amount(h.avg_amount_7day, MAX_AMOUNT, || {
+                format!("{prefix}{section}avg_amount_7day")
+            })?,
+            check_amount(h.avg_amount_30day, MAX_AMOUNT, || {
+                format!("{prefix}{section}avg_amount_30day")
+            })?,
         ],
     })
 }
 
-fn terminal_windows(h: &TerminalHistory, prefix: &str) -> Result<TerminalWindows, ApiError> {
+/// `prefix` + `section` is the path of `h`, as for [`customer_windows`].
+fn terminal_windows(
+    h: &TerminalHistory,
+    prefix: &str,
+    section: &str,
+) -> Result<TerminalWindows, ApiError> {
     let nb_tx = [h.nb_tx_1day, h.nb_tx_7day, h.nb_tx_30day];
     let names = ["nb_tx_1day", "nb_tx_7day", "nb_tx_30day"];
     for (n, name) in nb_tx.iter().zip(names) {
         if *n > MAX_WINDOW_COUNT {
             return Err(ApiError::invalid(
-                format!("{prefix}{name}"),
+                format!("{prefix}{section}{name}"),
                 format!("must be at most {MAX_WINDOW_COUNT}"),
             ));
         }
@@ -165,7 +185,7 @@ fn terminal_windows(h: &TerminalHistory, prefix: &str) -> Result<TerminalWindows
     for (slot, (r, name)) in out.iter_mut().zip(risk) {
         if !(0.0..=1.0).contains(&r) {
             return Err(ApiError::invalid(
-                format!("{prefix}{name}"),
+                format!("{prefix}{section}{name}"),
                 format!("must be within [0, 1], got {r}"),
             ));
         }
@@ -185,7 +205,7 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, ApiEr
             format!("must be 1–{MAX_ID_LEN} characters"),
         ));
     }
-    let amount = check_amount(&f("amount"), req.amount, MAX_AMOUNT)?;
+    let amount = check_amount(req.amount, MAX_AMOUNT, || f("amount"))?;
     // Checked even when tx_datetime makes them redundant: a wrong value is a client bug to report.
     if let Some(h) = req.hour.filter(|&h| h > 23) {
         return Err(ApiError::invalid(
@@ -240,11 +260,11 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, ApiEr
     }
     let history = req.history.unwrap_or_default();
     let customer = match &history.customer {
-        Some(h) => customer_windows(h, &f("history.customer."))?,
+        Some(h) => customer_windows(h, prefix, "history.customer.")?,
         None => CustomerWindows::first_transaction(amount),
     };
     let terminal = match &history.terminal {
-        Some(h) => terminal_windows(h, &f("history.terminal."))?,
+        Some(h) => terminal_windows(h, prefix, "history.terminal.")?,
         None => TerminalWindows::default(),
     };
     Ok(ValidTransaction {
@@ -337,6 +357,26 @@ mod tests {
                 422,
             ),
             (
+                r#"{"transaction_id": -4, "amount": 1}"#,
+                "transaction_id",
+                422,
+            ),
+            (
+                r#"{"transaction_id": 1.5, "amount": 1}"#,
+                "transaction_id",
+                422,
+            ),
+            (
+                r#"{"transaction_id": null, "amount": 1}"#,
+                "transaction_id",
+                422,
+            ),
+            (
+                r#"{"transaction_id": [1], "amount": 1}"#,
+                "transaction_id",
+                422,
+            ),
+            (
                 r#"{"transaction_id": 1, "amount": 1, "customer_id": -3}"#,
                 "customer_id",
                 422,
@@ -358,6 +398,26 @@ mod tests {
             assert_eq!(e.status().as_u16(), status, "{body}: {e}");
             assert_eq!(field_of(&e).as_deref(), Some(field), "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn bodies_that_are_not_objects_are_refused_whatever_serde_would_accept() {
+        // A struct can be read from an array by position; the API documents objects only.
+        let e = err("[1, 2]");
+        assert_eq!(e.status().as_u16(), 422, "{e}");
+        assert!(e.to_string().contains("must be a JSON object"), "{e}");
+        assert_eq!(err("42").status().as_u16(), 422);
+        assert_eq!(err("[1, ").status().as_u16(), 400, "malformed stays a 400");
+    }
+
+    #[test]
+    fn an_id_of_the_wrong_type_says_what_an_id_is() {
+        let e = err(r#"{"transaction_id": 1.5, "amount": 1}"#);
+        assert!(
+            e.to_string()
+                .contains("expected a string or a non-negative integer"),
+            "{e}"
+        );
     }
 
     #[test]
