@@ -175,24 +175,51 @@ impl<W: fmt::Write> fmt::Write for Escaped<W> {
     }
 }
 
-/// RFC 3339 UTC with microseconds, e.g. `2026-11-23T17:35:33.232933Z`.
-fn write_timestamp(w: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
+/// RFC 3339 UTC with microseconds, e.g. `2026-11-23T17:35:33.232933Z`: log lines and responses carry
+/// one each, so the date and time of day are formatted once per second and thread, not per call.
+pub fn write_timestamp(w: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    match chrono::DateTime::from_timestamp(secs, 0) {
-        Some(t) => write!(
-            w,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            t.year(),
+    let secs = since_epoch.as_secs();
+    let (cached, mut text) = SECOND.get();
+    if cached != secs {
+        let t = i64::try_from(secs)
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        let mut formatted = String::with_capacity(19);
+        write!(
+            formatted,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year() % 10_000,
             t.month(),
             t.day(),
             t.hour(),
             t.minute(),
-            t.second(),
-            since_epoch.subsec_micros()
-        ),
-        None => w.write_str("9999-12-31T23:59:59.999999Z"),
+            t.second()
+        )?;
+        text.copy_from_slice(formatted.as_bytes().get(..19).ok_or(fmt::Error)?);
+        SECOND.set((secs, text));
     }
+    w.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)?;
+    let micros = since_epoch.subsec_micros();
+    let mut digits = [b'0'; 6];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = b'0' + (micros / 10u32.pow(5 - i as u32) % 10) as u8;
+    }
+    w.write_char('.')?;
+    w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
+    w.write_char('Z')
+}
+
+/// [`write_timestamp`] of now, as a string.
+pub fn timestamp_now() -> String {
+    let mut text = String::with_capacity(27);
+    // Writing to a String cannot fail.
+    let _ = write_timestamp(&mut text, SystemTime::now());
+    text
 }
 
 /// The shared buffer between the request threads and the writer thread.
@@ -401,6 +428,23 @@ mod tests {
         );
         assert_eq!(lines[1].1["message"], "with a formatted message");
         assert_eq!(lines[1].1["level"], "WARN");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_microseconds_across_second_boundaries() {
+        for (secs, micros, expected) in [
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (1_542_300_000, 7, "2018-11-15T16:40:00.000007Z"),
+            (1_542_300_000, 999_999, "2018-11-15T16:40:00.999999Z"),
+            (1_542_300_001, 120_000, "2018-11-15T16:40:01.120000Z"),
+        ] {
+            let at = UNIX_EPOCH + Duration::new(secs, micros * 1_000);
+            let mut text = String::new();
+            write_timestamp(&mut text, at).expect("to a string");
+            assert_eq!(text, expected);
+        }
+        let now = timestamp_now();
+        assert!(chrono::DateTime::parse_from_rfc3339(&now).is_ok(), "{now}");
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn score(
         fraud_probability = p.fraud_probability,
         processing_time_ms,
         model_version,
-        replica_id = %state.replica_id,
+        replica_id = state.replica_id.as_str(),
     );
     PredictResponse {
         transaction_id: tx.id,
@@ -141,7 +141,7 @@ fn score(
         fraud_probability: p.fraud_probability,
         confidence: p.confidence,
         model_version: model_version.to_owned(),
-        prediction_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        prediction_time: crate::logging::timestamp_now(),
         processing_time_ms,
         replica_id: state.replica_id.clone(),
     }
@@ -173,14 +173,41 @@ pub async fn predict(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<PredictResponse>, ApiError> {
+) -> Result<SizedJson<PredictResponse>, ApiError> {
     let started = Instant::now();
     check_content_type(&headers)?;
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
     let tx = parse_single(&bytes)?;
     let served = state.store.get().ok_or(ApiError::NotReady)?;
     let _active = ActiveGuard::new(&state.metrics);
-    Ok(Json(score(&state, &served, tx, started)))
+    Ok(SizedJson(
+        score(&state, &served, tx, started),
+        PREDICTION_JSON_BYTES,
+    ))
+}
+
+/// Room for one prediction's JSON (about 260 bytes): serialized without growing the buffer.
+const PREDICTION_JSON_BYTES: usize = 384;
+
+/// Like axum's [`Json`], with the body's buffer sized up front (axum's starts at 128 bytes and doubles).
+pub struct SizedJson<T>(pub T, pub usize);
+
+impl<T: serde::Serialize> IntoResponse for SizedJson<T> {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(self.1);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            // Our response types always serialize; axum's own path reports the error if not.
+            Err(_) => Json(self.0).into_response(),
+        }
+    }
 }
 
 /// Score many transactions; predictions come back in request order, all from one model version.
@@ -198,7 +225,7 @@ pub async fn predict_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<BatchResponse>, ApiError> {
+) -> Result<SizedJson<BatchResponse>, ApiError> {
     let started = Instant::now();
     check_content_type(&headers)?;
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
@@ -209,12 +236,16 @@ pub async fn predict_batch(
         .into_iter()
         .map(|tx| score(&state, &served, tx, started))
         .collect();
-    Ok(Json(BatchResponse {
-        count: predictions.len(),
-        predictions,
-        model_version: served.model.version().to_owned(),
-        processing_time_ms: started.elapsed().as_secs_f64() * 1e3,
-    }))
+    let bytes = 128 + predictions.len() * PREDICTION_JSON_BYTES;
+    Ok(SizedJson(
+        BatchResponse {
+            count: predictions.len(),
+            predictions,
+            model_version: served.model.version().to_owned(),
+            processing_time_ms: started.elapsed().as_secs_f64() * 1e3,
+        },
+        bytes,
+    ))
 }
 
 /// Liveness: 200 while the process can serve.
