@@ -96,7 +96,8 @@ taskset -c 0 "$target/examples/hello_ceiling" "127.0.0.1:$port" >/dev/null &
 pids+=($!)
 wait_port "$port" /
 read -r hello_rps hello_p50 hello_p99 < <(run_wrk "http://127.0.0.1:$port/")
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+hello_port="$port"
+hello_pid="${pids[-1]}"
 
 echo "bench-serve: fraudops serve on CPU 0" >&2
 port="$(free_port)"
@@ -108,6 +109,9 @@ read -r single_rps single_p50 single_p99 < <(run_wrk "http://127.0.0.1:$port/pre
 read -r batch_rps batch_p50 batch_p99 < <(run_wrk "http://127.0.0.1:$port/predict/batch" "$work/batch.lua")
 half=$((single_rps / 2))
 read -r open_rps open_p50 open_p99 < <(run_oha "http://127.0.0.1:$port/predict" "$work/single.json" "$half")
+# The load generator's own floor: the ceiling server at the same fixed rate, same body.
+read -r hello_open_rps hello_open_p50 hello_open_p99 < <(run_oha "http://127.0.0.1:$hello_port/" "$work/single.json" "$half")
+kill "$hello_pid"; wait "$hello_pid" 2>/dev/null || true
 rss="$(rss_mb "$serve_pid")"
 
 ratio="$(python3 -c "print(f'{$single_rps / $hello_rps * 100:.0f}')")"
@@ -119,6 +123,7 @@ mkdir -p reports
   echo "| \`POST /predict\`, wrk (saturation) | $single_rps | $single_rps | $single_p50 | $single_p99 |"
   echo "| \`POST /predict/batch\` ×100, wrk | $batch_rps | $((batch_rps * 100)) | $batch_p50 | $batch_p99 |"
   echo "| \`POST /predict\` at $half/s fixed rate, oha (open model) | $open_rps | $open_rps | $open_p50 | $open_p99 |"
+  echo "| hyper hello at $half/s fixed rate, oha (the generator's floor) | $hello_open_rps | – | $hello_open_p50 | $hello_open_p99 |"
   echo
   echo "/predict reaches ${ratio}% of the ceiling; peak resident memory of serve: ${rss} MB."
 } | tee reports/bench-serve.md
