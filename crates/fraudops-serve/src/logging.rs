@@ -7,6 +7,7 @@
 //! Here a line is appended to a buffer under a mutex, and the writer thread wakes every
 //! [`FLUSH_INTERVAL`] or when [`HIGH_WATER`] bytes wait, whichever comes first.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -124,20 +125,17 @@ impl<W: fmt::Write> Visit for JsonFields<'_, W> {
         self.field(field, |w| write_json_str(w, value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.field(field, |w| write_json_display(w, value));
+        self.field(field, |w| write_json_fmt(w, format_args!("{value}")));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |w| {
-            w.write_char('"')?;
-            write!(Escaped(&mut *w), "{value:?}")?;
-            w.write_char('"')
-        });
+        self.field(field, |w| write_json_fmt(w, format_args!("{value:?}")));
     }
 }
 
-fn write_json_display(w: &mut impl fmt::Write, value: &dyn fmt::Display) -> fmt::Result {
+/// Formatted text as a JSON string, escaped on the way (no intermediate `String`).
+fn write_json_fmt(w: &mut impl fmt::Write, text: fmt::Arguments<'_>) -> fmt::Result {
     w.write_char('"')?;
-    write!(Escaped(&mut *w), "{value}")?;
+    Escaped(&mut *w).write_fmt(text)?;
     w.write_char('"')
 }
 
@@ -179,39 +177,33 @@ impl<W: fmt::Write> fmt::Write for Escaped<W> {
 /// one each, so the date and time of day are formatted once per second and thread, not per call.
 pub fn write_timestamp(w: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
     thread_local! {
-        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+        /// The second last formatted on this thread, and its text up to the seconds.
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
-    let (cached, mut text) = SECOND.get();
-    if cached != secs {
-        let t = i64::try_from(secs)
-            .ok()
-            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-        let mut formatted = String::with_capacity(19);
-        write!(
-            formatted,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            t.year() % 10_000,
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )?;
-        text.copy_from_slice(formatted.as_bytes().get(..19).ok_or(fmt::Error)?);
-        SECOND.set((secs, text));
-    }
-    w.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)?;
-    let micros = since_epoch.subsec_micros();
-    let mut digits = [b'0'; 6];
-    for (i, d) in digits.iter_mut().enumerate() {
-        *d = b'0' + (micros / 10u32.pow(5 - i as u32) % 10) as u8;
-    }
-    w.write_char('.')?;
-    w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
-    w.write_char('Z')
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            let t = i64::try_from(secs)
+                .ok()
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+            text.clear();
+            write!(
+                text,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )?;
+            *cached = secs;
+        }
+        w.write_str(text)
+    })?;
+    write!(w, ".{:06}Z", since_epoch.subsec_micros())
 }
 
 /// [`write_timestamp`] of now, as a string.

@@ -1,4 +1,4 @@
-//! The SPEC §4.1 metrics — every name and label written once, here — and JSON logging.
+//! The SPEC §4.1 metrics — every name and label written once, here (JSON logging is in `logging`).
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
