@@ -397,6 +397,35 @@ mod tests {
         }
     }
 
+    /// One node as `(split_feature, split_value, left, right, missing, leaf_value)`.
+    type NodeRow = (i32, f64, u32, u32, u32, f64);
+
+    /// A leaf node worth `value`.
+    fn leaf_of(value: f64) -> NodeRow {
+        (-1, 0.0, 0, 0, 0, value)
+    }
+
+    /// A tree from its nodes in order, one row per node.
+    fn tree_of(nodes: impl IntoIterator<Item = NodeRow>) -> TreeSpec {
+        let mut t = TreeSpec {
+            split_feature: vec![],
+            split_value: vec![],
+            left: vec![],
+            right: vec![],
+            missing: vec![],
+            leaf_value: vec![],
+        };
+        for (f, v, l, r, m, leaf) in nodes {
+            t.split_feature.push(f);
+            t.split_value.push(v);
+            t.left.push(l);
+            t.right.push(r);
+            t.missing.push(m);
+            t.leaf_value.push(leaf);
+        }
+        t
+    }
+
     fn ensemble(trees: Vec<TreeSpec>) -> Result<Ensemble, ArtifactError> {
         Ensemble::compile(&EnsembleSpec {
             base_score: 0.0,
@@ -486,37 +515,15 @@ mod tests {
     /// A chain of `depth` splits on feature 0: split `k` sends values below `k` to a leaf worth `k` and
     /// the rest one level deeper, down to a last leaf worth `depth`.
     fn chain(depth: usize) -> TreeSpec {
-        let mut t = TreeSpec {
-            split_feature: vec![],
-            split_value: vec![],
-            left: vec![],
-            right: vec![],
-            missing: vec![],
-            leaf_value: vec![],
-        };
         // Node 2k is the k-th split, 2k+1 its left leaf; the last node is the deepest leaf.
-        for k in 0..depth {
+        let nodes = (0..depth).flat_map(|k| {
             let split = (2 * k) as u32;
-            t.split_feature.push(0);
-            t.split_value.push(k as f64);
-            t.left.push(split + 1);
-            t.right.push(split + 2);
-            t.missing.push(split + 2);
-            t.leaf_value.push(0.0);
-            t.split_feature.push(-1);
-            t.split_value.push(0.0);
-            t.left.push(0);
-            t.right.push(0);
-            t.missing.push(0);
-            t.leaf_value.push(k as f64);
-        }
-        t.split_feature.push(-1);
-        t.split_value.push(0.0);
-        t.left.push(0);
-        t.right.push(0);
-        t.missing.push(0);
-        t.leaf_value.push(depth as f64);
-        t
+            [
+                (0, k as f64, split + 1, split + 2, split + 2, 0.0),
+                leaf_of(k as f64),
+            ]
+        });
+        tree_of(nodes.chain([leaf_of(depth as f64)]))
     }
 
     #[test]
@@ -555,19 +562,11 @@ mod tests {
             1..40,
         )
         .prop_map(|decisions| {
-            let mut t = TreeSpec {
-                split_feature: vec![],
-                split_value: vec![],
-                left: vec![],
-                right: vec![],
-                missing: vec![],
-                leaf_value: vec![],
-            };
             // Breadth-first growth: each decision turns the next open node into a split (with its
             // missing child left, right or its own) or a leaf; at most 5 levels.
             let mut open = vec![(0usize, 0usize)];
             let mut n = 1usize;
-            let mut nodes: Vec<(i32, f64, u32, u32, u32, f64)> = vec![(-1, 0.0, 0, 0, 0, 0.0)];
+            let mut nodes: Vec<NodeRow> = vec![leaf_of(0.0)];
             for (next, (feature, threshold, missing, leaf)) in decisions.into_iter().enumerate() {
                 let Some(&(node, level)) = open.get(next) else {
                     break;
@@ -585,20 +584,12 @@ mod tests {
                 let added = if m == n + 2 { 3 } else { 2 };
                 nodes[node] = (feature, threshold, l as u32, r as u32, m as u32, 0.0);
                 for c in 0..added {
-                    nodes.push((-1, 0.0, 0, 0, 0, leaf * (c as f64 + 0.5)));
+                    nodes.push(leaf_of(leaf * (c as f64 + 0.5)));
                     open.push((n + c, level + 1));
                 }
                 n += added;
             }
-            for (f, v, l, r, m, leaf) in nodes {
-                t.split_feature.push(f);
-                t.split_value.push(v);
-                t.left.push(l);
-                t.right.push(r);
-                t.missing.push(m);
-                t.leaf_value.push(leaf);
-            }
-            t
+            tree_of(nodes)
         })
     }
 
