@@ -120,22 +120,7 @@ log "training the Python model (fraudops simulate → pandas features → XGBoos
 train_stats="$(cd "$here" && OMP_NUM_THREADS=2 .venv/bin/python train.py --data "$work/transactions.csv" --out "$work/model.json" | tail -n1)"
 log "python model: $train_stats"
 
-python3 - "$work" <<'PY'
-import json, sys
-work = sys.argv[1]
-# The body of scripts/bench-serve.sh.
-tx = {"transaction_id": "bench-1", "amount": 129.9, "customer_id": 42, "terminal_id": 3107,
-      "tx_datetime": "2018-08-15 02:13:00", "merchant_category": "electronics", "user_age": 37,
-      "account_balance": 2400.5,
-      "history": {"customer": {"nb_tx_1day": 3, "avg_amount_1day": 80.0, "nb_tx_7day": 12, "avg_amount_7day": 60.0,
-                               "nb_tx_30day": 40, "avg_amount_30day": 55.0},
-                  "terminal": {"nb_tx_1day": 9, "risk_1day": 0.0, "nb_tx_7day": 60, "risk_7day": 0.0,
-                               "nb_tx_30day": 250, "risk_30day": 0.004}}}
-open(f"{work}/single.json", "w").write(json.dumps(tx))
-body = json.dumps(tx).replace("\\", "\\\\").replace('"', '\\"')
-open(f"{work}/single.lua", "w").write(
-    'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' f'wrk.body = "{body}"\n')
-PY
+scripts/bench-requests.py "$work"
 
 log "timing app.py's steps in-process on CPU 0 (micro.py)"
 micro="$(cd "$here" && MODEL_PATH="$work/model.json" BASELINE_TELEMETRY=off OMP_NUM_THREADS=1 \
@@ -360,7 +345,7 @@ mkdir -p reports
   echo "# \`fraudops serve\` vs a Python FastAPI + XGBoost service, per core"
   echo
   echo "\`scripts/bench-python-baseline.sh --duration $duration --connections $connections --repeat $repeat --startups $startups\` — $(date -u +%Y-%m-%dT%H:%MZ), fraudops $commit."
-  echo "Every server alone on CPU 0 (taskset), wrk/oha on CPU 1, $connections connections, ${duration} s per run, the body of scripts/bench-serve.sh (one transaction with precomputed history). Each load number is the median of $repeat runs (ranges below)."
+  echo "Every server alone on CPU 0 (taskset), wrk/oha on CPU 1, $connections connections, ${duration} s per run, the body of scripts/bench-requests.py, as scripts/bench-serve.sh sends it (one transaction with precomputed history). Each load number is the median of $repeat runs (ranges below)."
   echo
   echo "| \`POST /predict\`, 1 core | fraudops serve (Rust) | Python, telemetry like ours | Python, no logs/metrics | Rust ÷ Python (like ours) |"
   echo "|---|---:|---:|---:|---:|"

@@ -34,25 +34,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$1$2" && return 0; sleep 0.05; done; return 1; }
 
-python3 - "$work" <<'PY'
-import json, sys
-work = sys.argv[1]
-tx = {"transaction_id": "bench-1", "amount": 129.9, "customer_id": 42, "terminal_id": 3107,
-      "tx_datetime": "2018-08-15 02:13:00", "merchant_category": "electronics", "user_age": 37,
-      "account_balance": 2400.5,
-      "history": {"customer": {"nb_tx_1day": 3, "avg_amount_1day": 80.0, "nb_tx_7day": 12, "avg_amount_7day": 60.0,
-                               "nb_tx_30day": 40, "avg_amount_30day": 55.0},
-                  "terminal": {"nb_tx_1day": 9, "risk_1day": 0.0, "nb_tx_7day": 60, "risk_7day": 0.0,
-                               "nb_tx_30day": 250, "risk_30day": 0.004}}}
-open(f"{work}/single.json", "w").write(json.dumps(tx))
-batch = {"transactions": [dict(tx, transaction_id=f"bench-{i}") for i in range(100)]}
-open(f"{work}/batch.json", "w").write(json.dumps(batch))
-for name in ("single", "batch"):
-    body = open(f"{work}/{name}.json").read().replace("\\", "\\\\").replace('"', '\\"')
-    open(f"{work}/{name}.lua", "w").write(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.body = "{body}"\n')
-PY
+scripts/bench-requests.py "$work"
 
 # wrk's summary → "rps p50_ms p99_ms"
 run_wrk() {
