@@ -1,12 +1,12 @@
-//! The throughput ceiling for `scripts/bench-serve.sh`: a minimal hyper server that answers every
-//! request with a fixed small JSON body, on the same tokio runtime set-up as `fraudops serve`. Whatever
-//! `serve` loses against it is our own cost (routing, parsing, validation, scoring, metrics, logging).
+//! The throughput ceiling for `scripts/bench-serve.sh`: a minimal hyper server that reads each request's
+//! body and answers with a fixed small JSON one, on the same tokio runtime set-up as `fraudops serve`.
+//! Whatever `serve` loses against it is our own cost (routing, parsing, validation, scoring, metrics, logging).
 //!
 //! `cargo run --release -p fraudops-serve --example hello_ceiling -- 127.0.0.1:8090`
 
 use std::convert::Infallible;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -16,9 +16,11 @@ use tokio::net::TcpListener;
 
 const BODY: &[u8] = br#"{"transaction_id":"tx-1","is_fraud":false,"fraud_probability":0.01}"#;
 
+/// Reads the request body (the benchmark sends `/predict`'s) and answers with a fixed one.
 async fn hello(
-    _request: Request<hyper::body::Incoming>,
+    request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _ = request.into_body().collect().await;
     let mut response = Response::new(Full::new(Bytes::from_static(BODY)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

@@ -6,7 +6,8 @@
 //! * [`telemetry`] — the SPEC §4.1 metric names, written once;
 //! * [`logging`] — JSON log lines, formatted by hand and written to stdout in batches;
 //! * [`model_store`] — the served model behind an atomic pointer, its sources and the hot-swap poller;
-//! * [`protection`] — load shedding, per-client rate limits;
+//! * [`protection`] — load shedding, per-client rate limits (one tower layer);
+//! * [`tracking`] — the tower layer that counts every request by route template;
 //! * [`system`] — CPU (against the container limit) and memory sampling from cgroups and procfs;
 //! * [`routes`] — the handlers; [`startup`] — wiring, binding, graceful shutdown.
 //!
@@ -23,6 +24,7 @@ pub mod schema;
 pub mod startup;
 pub mod system;
 pub mod telemetry;
+pub mod tracking;
 pub mod validation;
 
 pub use config::ServeConfig;

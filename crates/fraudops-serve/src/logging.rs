@@ -62,7 +62,9 @@ where
         let meta = event.metadata();
         writer.write_str("{\"timestamp\":\"")?;
         write_timestamp(&mut writer, SystemTime::now())?;
-        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(meta.level().as_str())?;
+        writer.write_char('"')?;
         let mut fields = JsonFields {
             out: &mut writer,
             result: Ok(()),
@@ -100,7 +102,8 @@ impl<W: fmt::Write> Visit for JsonFields<'_, W> {
         // JSON has no NaN or infinity; serde_json writes them as null too.
         self.field(field, |w| {
             if value.is_finite() {
-                write!(w, "{value:?}")
+                // The shortest text that reads back as the same number, as serde_json writes it.
+                w.write_str(zmij::Buffer::new().format_finite(value))
             } else {
                 w.write_str("null")
             }
@@ -148,24 +151,31 @@ fn write_json_str(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
 /// A writer that escapes what passes through it for the inside of a JSON string.
 struct Escaped<W>(W);
 
+/// Bytes that cannot appear raw inside a JSON string.
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 impl<W: fmt::Write> fmt::Write for Escaped<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Nearly every string needs no escaping: one branch-free pass says so, then one write.
+        if !s.bytes().fold(false, |any, b| any | needs_escape(b)) {
+            return self.0.write_str(s);
+        }
         let mut plain = 0;
         for (i, b) in s.bytes().enumerate() {
-            let escape = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f => "",
-                _ => continue,
-            };
+            if !needs_escape(b) {
+                continue;
+            }
             self.0.write_str(&s[plain..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
-            } else {
-                self.0.write_str(escape)?;
+            match b {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{b:04x}")?,
             }
             plain = i + 1;
         }
@@ -203,7 +213,14 @@ pub fn write_timestamp(w: &mut impl fmt::Write, now: SystemTime) -> fmt::Result 
         }
         w.write_str(text)
     })?;
-    write!(w, ".{:06}Z", since_epoch.subsec_micros())
+    let mut micros = since_epoch.subsec_micros();
+    let mut digits = *b".000000Z";
+    for d in digits[1..7].iter_mut().rev() {
+        *d = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    // ASCII digits, a dot and a Z.
+    w.write_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"))
 }
 
 /// [`write_timestamp`] of now, as a string.

@@ -1,45 +1,25 @@
 //! Overload and abuse protection (the mission's DDoS concern): shed excess load at once, limit noisy
-//! clients. Health, readiness and metrics routes are never behind these layers.
+//! clients. One tower layer does both, in front of the scoring routes only: health, readiness and
+//! metrics routes are never behind it.
+//!
+//! Hand-written rather than two `axum::middleware::from_fn`s: each of those boxes a future, clones its
+//! state and the inner service per request, which on one core cost more than the checks themselves.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::{Layer, Service};
 
 use crate::error::ApiError;
-
-/// A cap on prediction requests in flight; beyond it requests get 503 + `Retry-After` immediately.
-#[derive(Clone)]
-pub struct LoadShedder {
-    permits: Arc<Semaphore>,
-}
-
-impl LoadShedder {
-    /// Allows `max_in_flight` concurrent prediction requests.
-    pub fn new(max_in_flight: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
-        }
-    }
-}
-
-/// Middleware: run the request if a permit is free, otherwise shed it.
-pub async fn shed(State(shedder): State<LoadShedder>, request: Request, next: Next) -> Response {
-    match shedder.permits.clone().try_acquire_owned() {
-        Ok(permit) => {
-            let response = next.run(request).await;
-            drop(permit);
-            response
-        }
-        Err(_) => ApiError::Overloaded.into_response(),
-    }
-}
 
 /// Per-client token buckets keyed by a header (an API key) or the peer address.
 #[derive(Clone)]
@@ -81,23 +61,113 @@ impl ClientRateLimit {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(|| "unknown".to_owned(), |ci| format!("ip:{}", ci.0.ip()))
     }
+
+    /// `Err` with the 429 for a client over its rate.
+    fn check(&self, request: &Request) -> Result<(), ApiError> {
+        self.limiter
+            .check_key(&self.key(request))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                ApiError::RateLimited {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            })
+    }
 }
 
-/// Middleware: 429 + `Retry-After` for a client over its rate.
-pub async fn rate_limit(
-    State(limit): State<ClientRateLimit>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let key = limit.key(&request);
-    match limit.limiter.check_key(&key) {
-        Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::RateLimited {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            }
-            .into_response()
+/// Admission control for the scoring routes: the client's rate limit first (429), then a cap on
+/// requests in flight, beyond which requests get 503 + `Retry-After` immediately (shed, not queued).
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    permits: Arc<Semaphore>,
+    rate_limit: Option<ClientRateLimit>,
+}
+
+impl AdmissionLayer {
+    /// Allows `max_in_flight` concurrent scoring requests, each client at most `rate_limit`.
+    pub fn new(max_in_flight: usize, rate_limit: Option<ClientRateLimit>) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            rate_limit,
+        }
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+
+    fn layer(&self, inner: S) -> Admission<S> {
+        Admission {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`AdmissionLayer`] wraps around a route.
+#[derive(Clone)]
+pub struct Admission<S> {
+    inner: S,
+    layer: AdmissionLayer,
+}
+
+impl<S> Service<Request> for Admission<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = AdmissionFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(Err(refused)) = self.layer.rate_limit.as_ref().map(|l| l.check(&request)) {
+            return AdmissionFuture::Refused {
+                response: Some(refused.into_response()),
+            };
+        }
+        match self.layer.permits.clone().try_acquire_owned() {
+            Ok(permit) => AdmissionFuture::Admitted {
+                inner: self.inner.call(request),
+                permit,
+            },
+            Err(_) => AdmissionFuture::Refused {
+                response: Some(ApiError::Overloaded.into_response()),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An admitted request, holding its in-flight permit until the response is ready, or the refusal.
+    #[project = AdmissionProj]
+    pub enum AdmissionFuture<F> {
+        /// Running; the permit is released when the response is ready or the request is dropped.
+        Admitted {
+            #[pin]
+            inner: F,
+            permit: OwnedSemaphorePermit,
+        },
+        /// Refused; the response, until taken.
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F, E> Future for AdmissionFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AdmissionProj::Admitted { inner, permit: _ } => inner.poll(cx),
+            AdmissionProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| ApiError::Overloaded.into_response()))),
         }
     }
 }

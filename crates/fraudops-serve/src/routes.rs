@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use fraudops_features::FeatureVector;
@@ -56,26 +56,28 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
+/// JSON or absent (`application/json`, any `+json` type, any parameters, any case); else a 415.
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or(""))
-    {
-        None => Ok(()),
-        Some(ct) => {
-            let mime = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if mime == "application/json" || mime.ends_with("+json") {
-                Ok(())
-            } else {
-                Err(ApiError::UnsupportedMediaType(ct.to_owned()))
-            }
-        }
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let mime = text.split(';').next().unwrap_or("").trim().as_bytes();
+    let is_json = mime.eq_ignore_ascii_case(b"application/json")
+        || (mime.len() >= 5 && mime[mime.len() - 5..].eq_ignore_ascii_case(b"+json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.to_owned()))
     }
+}
+
+/// The body of a JSON request. The request is taken whole: axum's `HeaderMap` extractor would clone
+/// the headers of every request.
+async fn json_body(request: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    let (parts, body) = request.into_parts();
+    check_content_type(&parts.headers)?;
+    read_body(&parts.headers, body, limit).await
 }
 
 /// Reads the body up to `limit` bytes; a declared or actual larger body is a 413.
@@ -120,12 +122,14 @@ fn score(
     let t0 = Instant::now();
     let features: FeatureVector = tx.row.to_vector();
     let p = served.model.predict(&features);
+    let scored = Instant::now();
     let m = &state.metrics;
-    m.prediction_duration.observe(t0.elapsed().as_secs_f64());
+    m.prediction_duration
+        .observe(scored.duration_since(t0).as_secs_f64());
     m.fraud_probability.observe(p.fraud_probability);
     m.confidence.observe(p.confidence);
     served.count(p.is_fraud);
-    let processing_time_ms = started.elapsed().as_secs_f64() * 1e3;
+    let processing_time_ms = scored.duration_since(started).as_secs_f64() * 1e3;
     let model_version = served.model.version();
     tracing::info!(
         event = "prediction_made",
@@ -171,12 +175,10 @@ impl std::fmt::Display for DisplayId<'_> {
     ))]
 pub async fn predict(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<SizedJson<PredictResponse>, ApiError> {
     let started = Instant::now();
-    check_content_type(&headers)?;
-    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
+    let bytes = json_body(request, state.max_body_bytes).await?;
     let tx = parse_single(&bytes)?;
     let served = state.store.get().ok_or(ApiError::NotReady)?;
     let _active = ActiveGuard::new(&state.metrics);
@@ -223,12 +225,10 @@ impl<T: serde::Serialize> IntoResponse for SizedJson<T> {
     ))]
 pub async fn predict_batch(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<SizedJson<BatchResponse>, ApiError> {
     let started = Instant::now();
-    check_content_type(&headers)?;
-    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
+    let bytes = json_body(request, state.max_body_bytes).await?;
     let txs = parse_batch(&bytes, state.max_batch_size)?;
     let served = state.store.get().ok_or(ApiError::NotReady)?;
     let _active = ActiveGuard::new(&state.metrics);

@@ -8,41 +8,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
 use crate::config::ServeConfig;
-use crate::error::ErrorKind;
 use crate::model_store::{ModelSource, ModelStore, watch};
-use crate::protection::{ClientRateLimit, LoadShedder, rate_limit, shed};
+use crate::protection::{AdmissionLayer, ClientRateLimit};
 use crate::routes::{self, AppInner, AppState};
 use crate::schema::ApiDoc;
 use crate::system::{CpuSampler, cpu_limit_cores, resident_memory_bytes};
 use crate::telemetry::Metrics;
-
-/// Counts every request by route template (never the raw path) and its outcome.
-async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    // Both are cheap clones (a shared string, a known method), not copies of the text.
-    let endpoint = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    metrics.http_in_progress.inc();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    metrics.http_in_progress.dec();
-    let kind = response.extensions().get::<ErrorKind>().copied();
-    metrics.record_request(
-        method.as_str(),
-        endpoint.as_ref().map_or("unmatched", MatchedPath::as_str),
-        response.status(),
-        started.elapsed().as_secs_f64(),
-        kind,
-    );
-    response
-}
+use crate::tracking::TrackLayer;
 
 /// A bound, ready-to-run API server.
 pub struct Server {
@@ -119,18 +96,15 @@ impl Server {
             .and_then(|l| l.local_addr().ok())
     }
 
-    /// The router, for tests that want to drive it without a socket.
-    fn router(&self) -> Router {
-        let mut scoring = Router::new()
+    /// The whole application as a tower service, for benches that drive it without a socket.
+    pub fn router(&self) -> Router {
+        let scoring = Router::new()
             .route("/predict", post(routes::predict))
             .route("/predict/batch", post(routes::predict_batch))
-            .layer(middleware::from_fn_with_state(
-                LoadShedder::new(self.config.max_in_flight),
-                shed,
+            .layer(AdmissionLayer::new(
+                self.config.max_in_flight,
+                self.rate_limit.clone(),
             ));
-        if let Some(limit) = &self.rate_limit {
-            scoring = scoring.layer(middleware::from_fn_with_state(limit.clone(), rate_limit));
-        }
         Router::new()
             .merge(scoring)
             .route("/", get(routes::service_info))
@@ -142,10 +116,7 @@ impl Server {
             .route("/docs/swagger-ui-bundle.js", get(routes::docs_js))
             .route("/docs/swagger-ui.css", get(routes::docs_css))
             .fallback(routes::not_found)
-            .layer(middleware::from_fn_with_state(
-                self.state.metrics.clone(),
-                track,
-            ))
+            .layer(TrackLayer::new(self.state.metrics.clone()))
             .with_state(self.state.clone())
     }
 

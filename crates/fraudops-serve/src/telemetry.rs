@@ -16,6 +16,16 @@ const LATENCY_BUCKETS: [f64; 16] = [
 /// The values `ml_model_errors_total{type}` can take; all are exported from the start at 0.
 pub const ERROR_TYPES: [&str; 4] = ["validation", "prediction", "system", "model_load"];
 
+/// The scoring routes: nearly all traffic, so their label sets are resolved once, not per request.
+pub const SCORING_ENDPOINTS: [&str; 2] = ["/predict", "/predict/batch"];
+
+/// `POST` handles of one scoring route, for its successful requests.
+struct ScoringRoute {
+    endpoint: &'static str,
+    ok: IntCounter,
+    duration: Histogram,
+}
+
 /// Every metric the API exports, registered in its own registry (one per server, so tests can run
 /// several servers in one process).
 pub struct Metrics {
@@ -52,6 +62,8 @@ pub struct Metrics {
     pub info: IntGaugeVec,
     /// `ml_model_reloads_total{result}`: model swaps (`success`) and refused artifacts (`failure`).
     pub reloads: IntCounterVec,
+    /// Pre-resolved handles for [`SCORING_ENDPOINTS`] (a label lookup hashes every label per call).
+    scoring: Vec<ScoringRoute>,
 }
 
 impl Metrics {
@@ -61,7 +73,7 @@ impl Metrics {
         let hist = |name: &str, help: &str, buckets: Vec<f64>| {
             Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
         };
-        let m = Self {
+        let mut m = Self {
             predictions: IntCounterVec::new(
                 Opts::new(
                     "ml_model_predictions_total",
@@ -157,6 +169,7 @@ impl Metrics {
                 &["result"],
             )?,
             registry,
+            scoring: Vec::new(),
         };
         m.register_all()?;
         for t in ERROR_TYPES {
@@ -176,6 +189,16 @@ impl Metrics {
         for result in ["success", "failure"] {
             m.reloads.with_label_values(&[result]);
         }
+        m.scoring = SCORING_ENDPOINTS
+            .into_iter()
+            .map(|endpoint| ScoringRoute {
+                endpoint,
+                ok: m
+                    .http_requests
+                    .with_label_values(&["POST", endpoint, "200"]),
+                duration: m.http_duration.with_label_values(&["POST", endpoint]),
+            })
+            .collect();
         Ok(m)
     }
 
@@ -209,12 +232,23 @@ impl Metrics {
         seconds: f64,
         error: Option<ErrorKind>,
     ) {
-        self.http_requests
-            .with_label_values(&[method, endpoint, status.as_str()])
-            .inc();
-        self.http_duration
-            .with_label_values(&[method, endpoint])
-            .observe(seconds);
+        let scoring = (method == "POST")
+            .then(|| self.scoring.iter().find(|r| r.endpoint == endpoint))
+            .flatten();
+        match scoring {
+            Some(route) => route.duration.observe(seconds),
+            None => self
+                .http_duration
+                .with_label_values(&[method, endpoint])
+                .observe(seconds),
+        }
+        match scoring {
+            Some(route) if status == axum::http::StatusCode::OK => route.ok.inc(),
+            _ => self
+                .http_requests
+                .with_label_values(&[method, endpoint, status.as_str()])
+                .inc(),
+        }
         match status.as_u16() {
             400..=499 => self.http_errors.with_label_values(&["4xx"]).inc(),
             500..=599 => self.http_errors.with_label_values(&["5xx"]).inc(),

@@ -259,7 +259,35 @@ async fn endpoint_labels_are_route_templates() {
         assert!(body["error"].is_string());
     }
     server.post_json("/predict", &transaction("x")).await;
+    let missing_id = server.post_json("/predict", &json!({"amount": 1.0})).await;
+    assert_eq!(missing_id.status(), 422);
+    let batch = json!({"transactions": [transaction("b")]});
+    assert_eq!(
+        server.post_json("/predict/batch", &batch).await.status(),
+        200
+    );
     let text = server.metrics().await;
+    // The scoring routes' series are resolved once at start-up; other statuses still get their own.
+    for (series, count) in [
+        (
+            "http_requests_total{endpoint=\"/predict\",method=\"POST\",status=\"422\"}",
+            1.0,
+        ),
+        (
+            "http_requests_total{endpoint=\"/predict/batch\",method=\"POST\",status=\"200\"}",
+            1.0,
+        ),
+        (
+            "http_request_duration_seconds_count{endpoint=\"/predict\",method=\"POST\"}",
+            2.0,
+        ),
+        (
+            "http_request_duration_seconds_count{endpoint=\"/predict/batch\",method=\"POST\"}",
+            1.0,
+        ),
+    ] {
+        assert_eq!(metric(&text, series), Some(count), "{series}");
+    }
     assert!(
         !text.contains("/nope"),
         "raw paths must never become label values"

@@ -108,6 +108,37 @@ async fn excess_requests_are_shed_immediately_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_mid_request_frees_its_slot_and_the_gauge() {
+    let mut config = ServeConfig::for_tests();
+    config.max_in_flight = 1;
+    let server = TestServer::start(config, ModelSource::Embedded).await;
+    let abandoned = SlowRequest::begin(&server).await;
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            in_progress(&server).await == 2.0
+        })
+        .await
+    );
+    drop(abandoned);
+    // Only the /metrics request itself is left in progress.
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            in_progress(&server).await == 1.0
+        })
+        .await,
+        "an abandoned request must not stay counted as in progress"
+    );
+    assert_eq!(
+        server
+            .post_json("/predict", &transaction("next"))
+            .await
+            .status(),
+        200,
+        "the abandoned request's in-flight slot must be free again"
+    );
+}
+
+#[tokio::test]
 async fn a_flood_gets_only_answers_or_shedding_never_errors() {
     let mut config = ServeConfig::for_tests();
     config.max_in_flight = 4;
