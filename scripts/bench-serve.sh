@@ -4,15 +4,18 @@
 #
 #   scripts/bench-serve.sh [--duration SECONDS] [--connections N] [--rounds N]
 #
-# The server is pinned to CPU 0 (taskset), the load generators to CPU 1. Closed loop: wrk at saturation for
-# /predict, /predict/batch (100 transactions) and the ceiling (sent the same POST body, which it reads and
-# ignores). This shared machine's speed drifts by tens of
-# percent between minutes, so the ceiling and /predict alternate for --rounds rounds (default 3) and the
-# table shows medians; the ratio is the median of the per-round ratios. Each server's CPU time per request
-# (user and kernel, from /proc/PID/stat) is shown too: it says where the difference goes. Open model: oha at a fixed rate of half the
-# measured /predict saturation, with latency correction (no coordinated omission). Logs are on (info, the
-# `prediction_made` event per prediction) and written to /dev/null, as in production minus the collector.
-# MIMALLOC_ARENA_EAGER_COMMIT=0 as in the image's Dockerfile.
+# The server is pinned to CPU 0 (taskset), the load generators to CPU 1. Closed loop: wrk at saturation
+# for /predict, /predict/batch (100 transactions) and the ceiling (sent the same POST body, which it reads
+# and ignores). This shared machine's speed drifts by tens of percent between minutes, so the ceiling and
+# /predict alternate for --rounds rounds (default 3) and the table shows medians; the ratio is the median
+# of the per-round ratios. Each server's CPU time per request (user and kernel, from /proc/PID/stat) is
+# shown too: it says where the difference goes.
+# Open model: the open_loop example at a fixed rate of half the measured /predict saturation, latency
+# counted from when each request was due (no coordinated omission). It spins on its core, so its own
+# wake-ups add nothing (oha's tokio timer ticks every millisecond, which alone put its p99 above 1 ms
+# against hello).
+# Logs are on (info, the `prediction_made` event per prediction) and written to /dev/null, as in
+# production minus the collector. MIMALLOC_ARENA_EAGER_COMMIT=0 as in the image's Dockerfile.
 # Prints a markdown table; writes it to reports/bench-serve.md as well.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,9 +31,8 @@ while (($#)); do
   esac
 done
 scripts/ensure/apt.sh wrk:wrk taskset:util-linux
-command -v oha >/dev/null || { echo "bench-serve: installing oha (cargo install)" >&2; cargo install --locked oha >&2; }
 
-cargo build --release --locked -p fraudops-cli -p fraudops-serve --example hello_ceiling >&2
+cargo build --release --locked -p fraudops-cli -p fraudops-serve --bin fraudops --example hello_ceiling --example open_loop >&2
 target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
 work="$(mktemp -d)"
 pids=()
@@ -73,18 +75,15 @@ print(f"{rps:.0f} {p50:.3f} {p99:.3f} {(u1 - u0) / hz / n * 1e6:.1f} {(s1 - s0) 
 # The median of its arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-# oha at a fixed rate → "achieved_rps p50_ms p99_ms"
-run_oha() {
+# open_loop at a fixed rate → "achieved_rps p50_ms p99_ms"
+run_open() {
   local url="$1" body="$2" rate="$3"  # body: a file
-  taskset -c 1 oha --no-tui --output-format json -z "${duration}s" -q "$rate" --latency-correction \
-    -c "$connections" -m POST -H 'content-type: application/json' -D "$body" "$url" | python3 -c '
+  taskset -c 1 "$target/examples/open_loop" --url "$url" --body "$body" --rate "$rate" \
+    --duration "$duration" --connections "$connections" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
-s = r["summary"]; p = r["latencyPercentiles"]
-codes = r.get("statusCodeDistribution", {})
-bad = {k: v for k, v in codes.items() if k != "200"}
-if bad: print("bench-serve: oha saw non-200:", bad, file=sys.stderr)
-print("%.0f %.3f %.3f" % (s["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3))'
+if r["non_200"] or r["errors"]: print("bench-serve: open_loop saw failures:", r, file=sys.stderr)
+print("%.0f %.3f %.3f" % (r["achieved_rps"], r["p50_ms"], r["p99_ms"]))'
 }
 
 rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
@@ -119,9 +118,9 @@ done
 hello_rps="$h_rps_med"; single_rps="$s_rps_med"
 read -r batch_rps batch_p50 batch_p99 _ _ < <(run_wrk "$serve_pid" "http://127.0.0.1:$port/predict/batch" "$work/batch.lua")
 half="$(python3 -c "print(int($single_rps) // 2)")"
-read -r open_rps open_p50 open_p99 < <(run_oha "http://127.0.0.1:$port/predict" "$work/single.json" "$half")
+read -r open_rps open_p50 open_p99 < <(run_open "http://127.0.0.1:$port/predict" "$work/single.json" "$half")
 # The load generator's own floor: the ceiling server at the same fixed rate, same body.
-read -r hello_open_rps hello_open_p50 hello_open_p99 < <(run_oha "http://127.0.0.1:$hello_port/" "$work/single.json" "$half")
+read -r hello_open_rps hello_open_p50 hello_open_p99 < <(run_open "http://127.0.0.1:$hello_port/" "$work/single.json" "$half")
 kill "$hello_pid"; wait "$hello_pid" 2>/dev/null || true
 rss="$(rss_mb "$serve_pid")"
 
@@ -132,8 +131,8 @@ mkdir -p reports
   echo "| hyper hello (ceiling), wrk | $hello_rps | – | $h_p50_med | $h_p99_med | $h_usr_med + $h_sys_med |"
   echo "| \`POST /predict\`, wrk (saturation) | $single_rps | $single_rps | $s_p50_med | $s_p99_med | $s_usr_med + $s_sys_med |"
   echo "| \`POST /predict/batch\` ×100, wrk | $batch_rps | $((batch_rps * 100)) | $batch_p50 | $batch_p99 | – |"
-  echo "| \`POST /predict\` at $half/s fixed rate, oha (open model) | $open_rps | $open_rps | $open_p50 | $open_p99 | – |"
-  echo "| hyper hello at $half/s fixed rate, oha (the generator's floor) | $hello_open_rps | – | $hello_open_p50 | $hello_open_p99 | – |"
+  echo "| \`POST /predict\` at $half/s fixed rate, open_loop (open model) | $open_rps | $open_rps | $open_p50 | $open_p99 | – |"
+  echo "| hyper hello at $half/s fixed rate, open_loop (the floor) | $hello_open_rps | – | $hello_open_p50 | $hello_open_p99 | – |"
   echo
   echo "/predict reaches ${ratios_med}% of the ceiling (median of the rounds: ${ratios[*]}); peak resident memory of serve: ${rss} MB."
 } | tee reports/bench-serve.md

@@ -1,6 +1,7 @@
 //! Where a `POST /predict` spends its user-space time, stage by stage, without sockets
 //! (`cargo bench -p fraudops-serve`): parsing and validation, scoring, the `prediction_made` log line, and
-//! the whole router (middleware, handler, metrics, response JSON) with and without logging.
+//! the whole request through the service a connection runs (admission, tracking, handler, metrics, response
+//! JSON) with and without logging.
 //!
 //! `scripts/bench-serve.sh` measures the server over TCP; this bench says which stage to work on.
 
@@ -14,7 +15,6 @@ use fraudops_serve::logging::JsonLines;
 use fraudops_serve::model_store::ModelSource;
 use fraudops_serve::validation::parse_single;
 use fraudops_serve::{ServeConfig, Server};
-use tower::ServiceExt;
 
 /// The transaction `scripts/bench-requests.py` sends (same fields, same values).
 const BODY: &str = r#"{"transaction_id": "bench-1", "amount": 129.9, "customer_id": 42, "terminal_id": 3107, "tx_datetime": "2018-08-15 02:13:00", "merchant_category": "electronics", "user_age": 37, "account_balance": 2400.5, "history": {"customer": {"nb_tx_1day": 3, "avg_amount_1day": 80.0, "nb_tx_7day": 12, "avg_amount_7day": 60.0, "nb_tx_30day": 40, "avg_amount_30day": 55.0}, "terminal": {"nb_tx_1day": 9, "risk_1day": 0.0, "nb_tx_7day": 60, "risk_7day": 0.0, "nb_tx_30day": 250, "risk_30day": 0.004}}}"#;
@@ -39,7 +39,7 @@ fn stages(c: &mut Criterion) {
             ModelSource::Embedded,
         ))
         .unwrap_or_else(|e| panic!("server: {e}"));
-    let router = server.router();
+    let dispatch = server.dispatch();
     let model = fraudops_model::Model::embedded().unwrap_or_else(|e| panic!("model: {e}"));
     let tx = parse_single(BODY.as_bytes()).unwrap_or_else(|e| panic!("bench body: {e}"));
 
@@ -73,15 +73,14 @@ fn stages(c: &mut Criterion) {
     let full = |b: &mut criterion::Bencher| {
         b.iter(|| {
             runtime.block_on(async {
-                let response = router.clone().oneshot(request()).await;
-                let response = response.unwrap_or_else(|e| match e {});
+                let response = dispatch.handle(request(), None).await;
                 assert!(response.status().is_success());
                 axum::body::to_bytes(response.into_body(), usize::MAX).await
             })
         })
     };
-    group.bench_function("router_without_logs", full);
-    group.bench_function("router_with_logs", |b| {
+    group.bench_function("dispatch_without_logs", full);
+    group.bench_function("dispatch_with_logs", |b| {
         tracing::subscriber::with_default(json_subscriber(), || full(b))
     });
     group.finish();

@@ -6,8 +6,10 @@
 //! * [`telemetry`] — the SPEC §4.1 metric names, written once;
 //! * [`logging`] — JSON log lines, formatted by hand and written to stdout in batches;
 //! * [`model_store`] — the served model behind an atomic pointer, its sources and the hot-swap poller;
-//! * [`protection`] — load shedding, per-client rate limits (one tower layer);
-//! * [`tracking`] — the tower layer that counts every request by route template;
+//! * [`dispatch`] — the service each connection runs: scoring routes straight from hyper, the rest
+//!   through the axum router;
+//! * [`protection`] — load shedding, per-client rate limits (admission to the scoring routes);
+//! * [`tracking`] — the tower layer that counts the router's requests by route template;
 //! * [`system`] — CPU (against the container limit) and memory sampling from cgroups and procfs;
 //! * [`routes`] — the handlers; [`startup`] — wiring, binding, graceful shutdown.
 //!
@@ -15,6 +17,7 @@
 //! path cannot fail once a transaction is validated.
 
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod logging;
 pub mod model_store;

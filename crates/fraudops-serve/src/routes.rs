@@ -4,12 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use axum::BoxError;
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Bytes, HttpBody};
+use axum::extract::State;
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use fraudops_features::FeatureVector;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::ApiError;
 use crate::model_store::{ModelStore, ServedModel};
@@ -72,20 +74,24 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The body of a JSON request. The request is taken whole: axum's `HeaderMap` extractor would clone
-/// the headers of every request.
-async fn json_body(request: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+/// The body of a JSON request, of any body type: hyper's straight from the connection on the fast path
+/// ([`crate::dispatch`]), axum's in tests.
+async fn json_body<B>(request: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let (parts, body) = request.into_parts();
     check_content_type(&parts.headers)?;
     read_body(&parts.headers, body, limit).await
 }
 
 /// Reads the body up to `limit` bytes; a declared or actual larger body is a 413.
-async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<axum::body::Bytes, ApiError> {
+async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -93,23 +99,25 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let inner = e.into_inner();
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
-        let mut too_large = false;
-        while let Some(err) = source {
-            too_large |= err.is::<http_body_util::LengthLimitError>();
-            source = err.source();
-        }
-        if too_large {
-            ApiError::BodyTooLarge { limit }
-        } else {
-            ApiError::MalformedJson {
-                message: format!("could not read the request body: {inner}"),
-                field: None,
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(inner) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+            let mut too_large = false;
+            while let Some(err) = source {
+                too_large |= err.is::<LengthLimitError>();
+                source = err.source();
             }
+            Err(if too_large {
+                ApiError::BodyTooLarge { limit }
+            } else {
+                ApiError::MalformedJson {
+                    message: format!("could not read the request body: {inner}"),
+                    field: None,
+                }
+            })
         }
-    })
+    }
 }
 
 /// Scores one validated transaction and records its metrics.
@@ -173,17 +181,21 @@ impl std::fmt::Display for DisplayId<'_> {
         (status = 429, description = "Client over its rate limit", body = ErrorBody),
         (status = 503, description = "At capacity or no model loaded; retry after Retry-After", body = ErrorBody),
     ))]
-pub async fn predict(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<SizedJson<PredictResponse>, ApiError> {
-    let started = Instant::now();
+pub async fn predict<B>(
+    state: &AppInner,
+    request: Request<B>,
+    started: Instant,
+) -> Result<SizedJson<PredictResponse>, ApiError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let bytes = json_body(request, state.max_body_bytes).await?;
     let tx = parse_single(&bytes)?;
     let served = state.store.get().ok_or(ApiError::NotReady)?;
     let _active = ActiveGuard::new(&state.metrics);
     Ok(SizedJson(
-        score(&state, &served, tx, started),
+        score(state, &served, tx, started),
         PREDICTION_JSON_BYTES,
     ))
 }
@@ -223,18 +235,22 @@ impl<T: serde::Serialize> IntoResponse for SizedJson<T> {
         (status = 429, description = "Client over its rate limit", body = ErrorBody),
         (status = 503, description = "At capacity or no model loaded; retry after Retry-After", body = ErrorBody),
     ))]
-pub async fn predict_batch(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<SizedJson<BatchResponse>, ApiError> {
-    let started = Instant::now();
+pub async fn predict_batch<B>(
+    state: &AppInner,
+    request: Request<B>,
+    started: Instant,
+) -> Result<SizedJson<BatchResponse>, ApiError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let bytes = json_body(request, state.max_body_bytes).await?;
     let txs = parse_batch(&bytes, state.max_batch_size)?;
     let served = state.store.get().ok_or(ApiError::NotReady)?;
     let _active = ActiveGuard::new(&state.metrics);
     let predictions: Vec<PredictResponse> = txs
         .into_iter()
-        .map(|tx| score(&state, &served, tx, started))
+        .map(|tx| score(state, &served, tx, started))
         .collect();
     let bytes = 128 + predictions.len() * PREDICTION_JSON_BYTES;
     Ok(SizedJson(

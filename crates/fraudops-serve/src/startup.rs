@@ -1,5 +1,6 @@
 //! Wiring: build the router, bind the listeners, run until a shutdown signal, drain gracefully.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,13 +9,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
 use crate::config::ServeConfig;
+use crate::dispatch::Dispatch;
 use crate::model_store::{ModelSource, ModelStore, watch};
-use crate::protection::{AdmissionLayer, ClientRateLimit};
+use crate::protection::{Admission, ClientRateLimit};
 use crate::routes::{self, AppInner, AppState};
 use crate::schema::ApiDoc;
 use crate::system::{CpuSampler, cpu_limit_cores, resident_memory_bytes};
@@ -96,17 +102,18 @@ impl Server {
             .and_then(|l| l.local_addr().ok())
     }
 
-    /// The whole application as a tower service, for benches that drive it without a socket.
-    pub fn router(&self) -> Router {
-        let scoring = Router::new()
-            .route("/predict", post(routes::predict))
-            .route("/predict/batch", post(routes::predict_batch))
-            .layer(AdmissionLayer::new(
-                self.config.max_in_flight,
-                self.rate_limit.clone(),
-            ));
+    /// The whole application as the service each connection runs; benches drive it without a socket.
+    pub fn dispatch(&self) -> Dispatch {
+        Dispatch::new(
+            self.state.clone(),
+            Admission::new(self.config.max_in_flight, self.rate_limit.clone()),
+            self.router(),
+        )
+    }
+
+    /// Every route but the scoring ones, which [`Dispatch`] answers itself.
+    fn router(&self) -> Router {
         Router::new()
-            .merge(scoring)
             .route("/", get(routes::service_info))
             .route("/health", get(routes::health))
             .route("/ready", get(routes::ready))
@@ -126,7 +133,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = self.router();
+        let dispatch = Arc::new(self.dispatch());
         let state = self.state.clone();
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
         let (limit, limit_source) = cpu_limit_cores(self.config.cpu_limit_cores);
@@ -173,17 +180,13 @@ impl Server {
                     .into_future(),
             )
         });
-        let server = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let server = serve_connections(self.listener, dispatch, stopped(stop_rx.clone()));
         let deadline = async {
             stopped(stop_rx.clone()).await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = server.into_future() => result.context("serving HTTP")?,
+            () = server => {},
             () = deadline => tracing::warn!(event = "grace_period_expired", "in-flight requests did not finish within the grace period"),
         }
         watcher.abort();
@@ -197,6 +200,63 @@ impl Server {
         tracing::info!(event = "server_stopped");
         Ok(())
     }
+}
+
+/// Accepts connections and serves each with `dispatch` (HTTP/1.1 or HTTP/2, keep-alive) until `stop`
+/// resolves; then stops accepting, asks every connection to finish its request in flight and close,
+/// and returns when all have. What `axum::serve` does, with [`Dispatch`] in place of a router.
+async fn serve_connections(
+    listener: TcpListener,
+    dispatch: Arc<Dispatch>,
+    stop: impl Future<Output = ()>,
+) {
+    let builder = ConnectionBuilder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    wait_after_accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // Responses are written whole; never let Nagle hold the tail of a large one for an ACK.
+        let _ = stream.set_nodelay(true);
+        let dispatch = dispatch.clone();
+        let service = service_fn(move |request| {
+            let dispatch = dispatch.clone();
+            async move { Ok::<_, Infallible>(dispatch.handle(request, Some(peer)).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(event = "connection_error", peer = %peer, error = %e);
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// A client that resets its connection before it is accepted is no reason to pause; running out of
+/// file descriptors (an attack, a leak) is: retrying at once would spin on the same error.
+async fn wait_after_accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(event = "accept_failed", error = %e, "pausing accepts for one second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Refreshes the CPU and memory gauges every few seconds.

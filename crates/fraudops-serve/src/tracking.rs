@@ -1,6 +1,9 @@
 //! The tower layer that counts every HTTP request by route template (never the raw path), its status,
 //! latency and error kind, and keeps `http_requests_in_progress` true however a request ends.
 //!
+//! It wraps the axum router, which serves every route but the two scoring ones; [`crate::dispatch`]
+//! counts those itself, the same way.
+//!
 //! Hand-written rather than `axum::middleware::from_fn`, which boxes a future and clones its state and
 //! the inner service on every request.
 
@@ -78,10 +81,10 @@ where
 
 /// `http_requests_in_progress` up while it lives: a request dropped half-way (client gone, shutdown)
 /// is no longer counted as in progress.
-struct InProgress(Arc<Metrics>);
+pub(crate) struct InProgress(Arc<Metrics>);
 
 impl InProgress {
-    fn enter(metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn enter(metrics: Arc<Metrics>) -> Self {
         metrics.http_in_progress.inc();
         Self(metrics)
     }

@@ -309,6 +309,30 @@ async fn endpoint_labels_are_route_templates() {
 }
 
 #[tokio::test]
+async fn scoring_routes_refuse_other_methods_and_name_post() {
+    let server = TestServer::embedded().await;
+    for path in ["/predict", "/predict/batch"] {
+        let response = server.get(path).await;
+        assert_eq!(response.status(), 405, "GET {path}");
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.as_bytes()),
+            Some(&b"POST"[..])
+        );
+        let body: Value = response.json().await.expect("json error body");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("POST")));
+    }
+    let text = server.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "http_requests_total{endpoint=\"/predict\",method=\"GET\",status=\"405\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(metric(&text, "http_requests_in_progress"), Some(1.0));
+}
+
+#[tokio::test]
 async fn metrics_port_serves_metrics_alone() {
     let mut config = ServeConfig::for_tests();
     config.metrics_port = Some(0);

@@ -1,0 +1,140 @@
+//! The service every connection runs: `POST /predict` and `POST /predict/batch`, nearly all of the
+//! traffic, are answered straight from hyper (admission, tracking, handler); every other request goes
+//! through the axum router, which tracks it with [`crate::tracking::TrackLayer`].
+//!
+//! Why not the router for everything: on one core, axum's per-request machinery (the router clone, route
+//! match, the extension map for the matched path, a boxed handler future, boxed bodies) was ~14% of
+//! serve's user time for `/predict` in `perf`, more than parsing the transaction. The scoring routes are
+//! two fixed paths, so matching them by hand costs nothing and the rest keeps axum's conveniences.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::BoxError;
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceExt;
+
+use crate::protection::Admission;
+use crate::routes::{self, AppState};
+use crate::schema::ErrorBody;
+use crate::tracking::InProgress;
+
+/// The two routes on the fast path, by their templates (the `endpoint` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoringRoute {
+    /// `POST /predict`.
+    Single,
+    /// `POST /predict/batch`.
+    Batch,
+}
+
+impl ScoringRoute {
+    /// The route a request path names, if it is a scoring route (the query string is not part of it).
+    pub fn of_path(path: &str) -> Option<Self> {
+        match path {
+            "/predict" => Some(Self::Single),
+            "/predict/batch" => Some(Self::Batch),
+            _ => None,
+        }
+    }
+
+    /// The route template, as metrics label it.
+    pub fn template(self) -> &'static str {
+        match self {
+            Self::Single => "/predict",
+            Self::Batch => "/predict/batch",
+        }
+    }
+}
+
+/// Routes each request: scoring routes to the fast path, the rest to the router.
+pub struct Dispatch {
+    state: AppState,
+    admission: Admission,
+    router: Router,
+}
+
+impl Dispatch {
+    /// `router` serves everything but the scoring routes; `admission` guards the scoring routes.
+    pub fn new(state: AppState, admission: Admission, router: Router) -> Self {
+        Self {
+            state,
+            admission,
+            router,
+        }
+    }
+
+    /// Answers one request from `peer` (the rate limit's key when no key header is configured).
+    pub async fn handle<B>(&self, request: Request<B>, peer: Option<SocketAddr>) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        match ScoringRoute::of_path(request.uri().path()) {
+            Some(route) => self.score(route, request, peer).await,
+            None => match self.router.clone().oneshot(request.map(Body::new)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+        }
+    }
+
+    /// A scoring request from arrival to response, counted like every other request.
+    async fn score<B>(
+        &self,
+        route: ScoringRoute,
+        request: Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> Response
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let metrics = &self.state.metrics;
+        let _in_progress = InProgress::enter(metrics.clone());
+        let method = request.method().clone();
+        let response = if method != Method::POST {
+            method_not_allowed()
+        } else {
+            match self.admission.admit(request.headers(), peer) {
+                Ok(_permit) => match route {
+                    ScoringRoute::Single => routes::predict(&self.state, request, started)
+                        .await
+                        .into_response(),
+                    ScoringRoute::Batch => routes::predict_batch(&self.state, request, started)
+                        .await
+                        .into_response(),
+                },
+                Err(refused) => refused.into_response(),
+            }
+        };
+        metrics.record_request(
+            method.as_str(),
+            route.template(),
+            response.status(),
+            started.elapsed().as_secs_f64(),
+            response.extensions().get().copied(),
+        );
+        response
+    }
+}
+
+/// The scoring routes take POST only; the answer names it, as axum's method router would.
+fn method_not_allowed() -> Response {
+    let mut response = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(ErrorBody {
+            error: "method not allowed; use POST".into(),
+            field: None,
+        }),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
