@@ -75,7 +75,7 @@ print(f"{rps:.0f} {p50:.3f} {p99:.3f} {(u1 - u0) / hz / n * 1e6:.1f} {(s1 - s0) 
 # The median of its arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-# open_loop at a fixed rate → "achieved_rps p50_ms p99_ms"
+# open_loop at a fixed rate → "achieved_rps p50_ms p99_ms generator_stalled_ms_per_s generator_longest_stall_ms"
 run_open() {
   local url="$1" body="$2" rate="$3"  # body: a file
   taskset -c 1 "$target/examples/open_loop" --url "$url" --body "$body" --rate "$rate" \
@@ -83,7 +83,8 @@ run_open() {
 import json, sys
 r = json.load(sys.stdin)
 if r["non_200"] or r["errors"]: print("bench-serve: open_loop saw failures:", r, file=sys.stderr)
-print("%.0f %.3f %.3f" % (r["achieved_rps"], r["p50_ms"], r["p99_ms"]))'
+print("%.0f %.3f %.3f %.2f %.3f" % (r["achieved_rps"], r["p50_ms"], r["p99_ms"],
+      r["generator_stalled_ms_per_s"], r["generator_longest_stall_ms"]))'
 }
 
 rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
@@ -118,9 +119,9 @@ done
 hello_rps="$h_rps_med"; single_rps="$s_rps_med"
 read -r batch_rps batch_p50 batch_p99 _ _ < <(run_wrk "$serve_pid" "http://127.0.0.1:$port/predict/batch" "$work/batch.lua")
 half="$(python3 -c "print(int($single_rps) // 2)")"
-read -r open_rps open_p50 open_p99 < <(run_open "http://127.0.0.1:$port/predict" "$work/single.json" "$half")
+read -r open_rps open_p50 open_p99 open_stalled open_longest < <(run_open "http://127.0.0.1:$port/predict" "$work/single.json" "$half")
 # The load generator's own floor: the ceiling server at the same fixed rate, same body.
-read -r hello_open_rps hello_open_p50 hello_open_p99 < <(run_open "http://127.0.0.1:$hello_port/" "$work/single.json" "$half")
+read -r hello_open_rps hello_open_p50 hello_open_p99 hello_stalled hello_longest < <(run_open "http://127.0.0.1:$hello_port/" "$work/single.json" "$half")
 kill "$hello_pid"; wait "$hello_pid" 2>/dev/null || true
 rss="$(rss_mb "$serve_pid")"
 
@@ -135,4 +136,5 @@ mkdir -p reports
   echo "| hyper hello at $half/s fixed rate, open_loop (the floor) | $hello_open_rps | – | $hello_open_p50 | $hello_open_p99 | – |"
   echo
   echo "/predict reaches ${ratios_med}% of the ceiling (median of the rounds: ${ratios[*]}); peak resident memory of serve: ${rss} MB."
+  echo "The generator itself was stalled (its core taken away) ${open_stalled} ms per second during the /predict open-model run (longest ${open_longest} ms), ${hello_stalled} ms/s (longest ${hello_longest} ms) during the floor run."
 } | tee reports/bench-serve.md

@@ -54,6 +54,24 @@ struct Connection {
     unsent: Vec<u8>,
 }
 
+/// Times the generator itself did not run (the machine took its core away): a latency measured across
+/// such a gap includes it, so the report shows how much there was.
+#[derive(Default)]
+struct Stalls {
+    total: Duration,
+    longest: Duration,
+}
+
+impl Stalls {
+    /// One turn of the loop took `gap`; a turn normally takes about a microsecond.
+    fn saw(&mut self, gap: Duration) {
+        if gap > Duration::from_micros(100) {
+            self.total += gap;
+            self.longest = self.longest.max(gap);
+        }
+    }
+}
+
 /// What the run saw.
 #[derive(Default)]
 struct Tally {
@@ -117,8 +135,12 @@ fn main() -> anyhow::Result<()> {
     let mut next_due = start;
     // After the last request is due, in-flight ones get this long to finish before they count as errors.
     let drain_until = end + Duration::from_secs(2);
+    let mut stalls = Stalls::default();
+    let mut last_turn = start;
     loop {
         let now = Instant::now();
+        stalls.saw(now.duration_since(last_turn));
+        last_turn = now;
         while next_due <= now && next_due < end {
             match idle.pop() {
                 Some(c) => send(&mut connections[c], &request, next_due, &mut tally),
@@ -170,7 +192,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64().min(args.duration);
-    report(&mut tally, scheduled, elapsed, args.rate);
+    report(&mut tally, &stalls, scheduled, elapsed, args.rate);
     Ok(())
 }
 
@@ -236,8 +258,8 @@ fn parse_response(bytes: &[u8]) -> anyhow::Result<Option<(u16, usize)>> {
     Ok((bytes.len() >= head + length).then_some((status, head + length)))
 }
 
-/// One JSON line: the rate asked for and held, latency percentiles, failures.
-fn report(tally: &mut Tally, scheduled: u64, elapsed: f64, rate: f64) {
+/// One JSON line: the rate asked for and held, latency percentiles, failures, the generator's own stalls.
+fn report(tally: &mut Tally, stalls: &Stalls, scheduled: u64, elapsed: f64, rate: f64) {
     tally.latencies_ns.sort_unstable();
     let n = tally.latencies_ns.len();
     let at = |q: f64| -> f64 {
@@ -250,7 +272,7 @@ fn report(tally: &mut Tally, scheduled: u64, elapsed: f64, rate: f64) {
     println!(
         "{{\"target_rps\":{rate:.0},\"scheduled\":{scheduled},\"completed\":{n},\"achieved_rps\":{:.0},\
          \"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\
-         \"non_200\":{},\"errors\":{}}}",
+         \"non_200\":{},\"errors\":{},\"generator_stalled_ms_per_s\":{:.2},\"generator_longest_stall_ms\":{:.3}}}",
         n as f64 / elapsed,
         at(0.50),
         at(0.90),
@@ -259,5 +281,7 @@ fn report(tally: &mut Tally, scheduled: u64, elapsed: f64, rate: f64) {
         at(1.0),
         tally.non_200,
         tally.errors,
+        stalls.total.as_secs_f64() * 1e3 / elapsed,
+        stalls.longest.as_secs_f64() * 1e3,
     );
 }

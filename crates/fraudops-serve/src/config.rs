@@ -53,6 +53,10 @@ pub struct ServeConfig {
     /// CPU limit in cores for `ml_model_cpu_usage_ratio`; read from the cgroup when unset.
     #[arg(long, env = "CPU_LIMIT_CORES")]
     pub cpu_limit_cores: Option<f64>,
+    /// Hold each prediction's response until the other requests ready at the same moment are scored,
+    /// then write them back to back (see `dispatch.rs`); `false` writes each as soon as it is ready.
+    #[arg(long, env = "COALESCE_WRITES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub coalesce_writes: bool,
 }
 
 impl ServeConfig {
@@ -75,6 +79,7 @@ impl ServeConfig {
             shutdown_grace_seconds: 5,
             replica_id: Some("test-replica".into()),
             cpu_limit_cores: None,
+            coalesce_writes: true,
         }
     }
 

@@ -108,6 +108,7 @@ impl Server {
             self.state.clone(),
             Admission::new(self.config.max_in_flight, self.rate_limit.clone()),
             self.router(),
+            self.config.coalesce_writes,
         )
     }
 

@@ -77,6 +77,42 @@ async fn the_same_transaction_always_gets_the_same_score() {
 }
 
 #[tokio::test]
+async fn write_coalescing_changes_no_answer() {
+    let mut config = ServeConfig::for_tests();
+    config.coalesce_writes = false;
+    let direct = TestServer::start(config, ModelSource::Embedded).await;
+    let coalesced = TestServer::embedded().await;
+    let batch = json!({"transactions": [transaction("a"), transaction("b")]});
+    for server in [&direct, &coalesced] {
+        let single: Value = server
+            .post_json("/predict", &transaction("tx"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        let many: Value = server
+            .post_json("/predict/batch", &batch)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(many["count"], 2);
+        assert_eq!(
+            single["fraud_probability"],
+            many["predictions"][0]["fraud_probability"]
+        );
+        let text = server.metrics().await;
+        assert_eq!(
+            metric(
+                &text,
+                "http_requests_total{endpoint=\"/predict/batch\",method=\"POST\",status=\"200\"}"
+            ),
+            Some(1.0)
+        );
+    }
+}
+
+#[tokio::test]
 async fn history_features_change_the_score() {
     let server = TestServer::embedded().await;
     let plain: Value = server
