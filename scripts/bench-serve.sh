@@ -13,7 +13,8 @@
 # Open model: the open_loop example at a fixed rate of half the measured /predict saturation, latency
 # counted from when each request was due (no coordinated omission). It spins on its core, so its own
 # wake-ups add nothing (oha's tokio timer ticks every millisecond, which alone put its p99 above 1 ms
-# against hello).
+# against hello). /predict and the ceiling alternate here too, --rounds times, medians shown; each
+# round's p99 and the generator's own stalls are listed under the table.
 # Logs are on (info, the `prediction_made` event per prediction) and written to /dev/null, as in
 # production minus the collector. MIMALLOC_ARENA_EAGER_COMMIT=0 as in the image's Dockerfile.
 # Prints a markdown table; writes it to reports/bench-serve.md as well.
@@ -119,22 +120,33 @@ done
 hello_rps="$h_rps_med"; single_rps="$s_rps_med"
 read -r batch_rps batch_p50 batch_p99 _ _ < <(run_wrk "$serve_pid" "http://127.0.0.1:$port/predict/batch" "$work/batch.lua")
 half="$(python3 -c "print(int($single_rps) // 2)")"
-read -r open_rps open_p50 open_p99 open_stalled open_longest < <(run_open "http://127.0.0.1:$port/predict" "$work/single.json" "$half")
-# The load generator's own floor: the ceiling server at the same fixed rate, same body.
-read -r hello_open_rps hello_open_p50 hello_open_p99 hello_stalled hello_longest < <(run_open "http://127.0.0.1:$hello_port/" "$work/single.json" "$half")
+# Open model, alternating too; the floor is the ceiling server at the same fixed rate, same body.
+declare -a o_rps o_p50 o_p99 o_stall f_rps f_p50 f_p99 f_stall
+for ((r = 1; r <= rounds; r++)); do
+  read -r a b c d e < <(run_open "http://127.0.0.1:$port/predict" "$work/single.json" "$half")
+  o_rps+=("$a"); o_p50+=("$b"); o_p99+=("$c"); o_stall+=("$d/$e")
+  read -r a b c d e < <(run_open "http://127.0.0.1:$hello_port/" "$work/single.json" "$half")
+  f_rps+=("$a"); f_p50+=("$b"); f_p99+=("$c"); f_stall+=("$d/$e")
+  echo "bench-serve: open round $r at $half/s: /predict p99 ${o_p99[-1]} ms, hello p99 ${f_p99[-1]} ms" >&2
+done
+for v in o_rps o_p50 o_p99 f_rps f_p50 f_p99; do
+  declare -n values="$v"
+  printf -v "${v}_med" '%s' "$(median "${values[@]}")"
+  unset -n values
+done
 kill "$hello_pid"; wait "$hello_pid" 2>/dev/null || true
 rss="$(rss_mb "$serve_pid")"
 
 mkdir -p reports
 {
-  echo "| scenario (1 core, ${connections} connections, ${duration} s; saturation rows: median of $rounds rounds) | requests/s | predictions/s | p50 ms | p99 ms | CPU µs/request (user + kernel) |"
+  echo "| scenario (1 core, ${connections} connections, ${duration} s; median of $rounds rounds, the batch row one run) | requests/s | predictions/s | p50 ms | p99 ms | CPU µs/request (user + kernel) |"
   echo "|---|---:|---:|---:|---:|---:|"
   echo "| hyper hello (ceiling), wrk | $hello_rps | – | $h_p50_med | $h_p99_med | $h_usr_med + $h_sys_med |"
   echo "| \`POST /predict\`, wrk (saturation) | $single_rps | $single_rps | $s_p50_med | $s_p99_med | $s_usr_med + $s_sys_med |"
   echo "| \`POST /predict/batch\` ×100, wrk | $batch_rps | $((batch_rps * 100)) | $batch_p50 | $batch_p99 | – |"
-  echo "| \`POST /predict\` at $half/s fixed rate, open_loop (open model) | $open_rps | $open_rps | $open_p50 | $open_p99 | – |"
-  echo "| hyper hello at $half/s fixed rate, open_loop (the floor) | $hello_open_rps | – | $hello_open_p50 | $hello_open_p99 | – |"
+  echo "| \`POST /predict\` at $half/s fixed rate, open_loop (open model) | $o_rps_med | $o_rps_med | $o_p50_med | $o_p99_med | – |"
+  echo "| hyper hello at $half/s fixed rate, open_loop (the floor) | $f_rps_med | – | $f_p50_med | $f_p99_med | – |"
   echo
   echo "/predict reaches ${ratios_med}% of the ceiling (median of the rounds: ${ratios[*]}); peak resident memory of serve: ${rss} MB."
-  echo "The generator itself was stalled (its core taken away) ${open_stalled} ms per second during the /predict open-model run (longest ${open_longest} ms), ${hello_stalled} ms/s (longest ${hello_longest} ms) during the floor run."
+  echo "Open-model p99 per round, /predict: ${o_p99[*]} ms; floor: ${f_p99[*]} ms. The generator's own stalls (its core taken away), ms per second / longest ms, per round: /predict ${o_stall[*]}; floor ${f_stall[*]}."
 } | tee reports/bench-serve.md
