@@ -13,9 +13,10 @@
 #   - startup: spawn → first 200 from GET /ready (median of --startups starts after one warm-up start);
 #   - idle RSS (VmRSS after ready, before any request) and peak RSS (VmHWM after all load);
 #   - saturation: wrk, closed loop, --connections connections, after a 2 s warm-up;
-#   - latency at a fixed rate both can sustain: oha, open model with latency correction, at --rate (default:
-#     half the Python server's saturation), the same rate for every server.
-# wrk and oha runs are repeated --repeat times (default 3), the three servers interleaved run by run; the table
+#   - latency at a fixed rate both can sustain: the open_loop example (crates/fraudops-serve/examples), open
+#     model, each latency counted from when the request was due, at --rate (default: half the Python
+#     server's saturation), the same rate for every server.
+# wrk and open_loop runs are repeated --repeat times (default 3), the three servers interleaved run by run; the table
 # shows the median of each number, the report also the range.
 # Two Python variants: `full` records what ours records per request (a JSON prediction_made log line and
 # Prometheus metrics), `off` records nothing (an upper bound for Python).
@@ -109,11 +110,10 @@ if [[ "${FRAUDOPS_HEAVY_LOCK_HELD:-}" != 1 ]]; then
   log "lock acquired"
 fi
 
-oha="$(command -v oha || echo "$HOME/.cargo/bin/oha")"
-[[ -x "$oha" ]] || { log "installing oha (cargo install)"; cargo install --locked oha >&2; oha="$HOME/.cargo/bin/oha"; }
-log "cargo build --release --locked -p fraudops-cli"
-cargo build --release --locked -p fraudops-cli >&2
+log "cargo build --release --locked -p fraudops-cli -p fraudops-serve --bin fraudops --example open_loop"
+cargo build --release --locked -p fraudops-cli -p fraudops-serve --bin fraudops --example open_loop >&2
 fraudops="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/fraudops"
+open_loop="$(dirname "$fraudops")/examples/open_loop"
 
 log "training the Python model (fraudops simulate → pandas features → XGBoost)"
 "$fraudops" simulate --out "$work/transactions.csv" --customers 500 --terminals 1000 --days 90 --seed 0 >&2
@@ -175,24 +175,18 @@ print(f"{rps:.0f} {p50:.2f} {p99:.2f} {errors}")
 PY
 }
 
-# oha on server $1 at a fixed rate $2 → "achieved_rps p50_ms p99_ms errors cancelled_at_deadline"
-run_oha() {
+# open_loop on server $1 at a fixed rate $2 → "achieved_rps p50_ms p99_ms errors generator_stalled_ms_per_s"
+run_open() {
   local name="$1" rps="$2"
-  taskset -c 1 "$oha" --no-tui --output-format json -z "${duration}s" -q "$rps" --latency-correction \
-    -c "$connections" -m POST -H 'content-type: application/json' -D "$work/single.json" \
-    "http://127.0.0.1:${PORT[$name]}/predict" >"$work/oha.json"
+  taskset -c 1 "$open_loop" --url "http://127.0.0.1:${PORT[$name]}/predict" --body "$work/single.json" \
+    --rate "$rps" --duration "$duration" --connections "$connections" >"$work/open.json"
   server_alive "$name"
-  python3 - "$work/oha.json" <<'PY'
+  python3 - "$work/open.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-s = r["summary"]; p = r["latencyPercentiles"]
-codes = r.get("statusCodeDistribution", {})
-dist = dict(r.get("errorDistribution", {}))
-# -z ends the run by cancelling the requests still in flight: not a failure of the server.
-cancelled = dist.pop("aborted due to deadline", 0)
-errors = sum(v for k, v in codes.items() if k != "200") + sum(dist.values())
-if errors: print("bench-python-baseline: oha:", codes, dist, file=sys.stderr)
-print("%.0f %.2f %.2f %d %d" % (s["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3, errors, cancelled))
+errors = r["non_200"] + r["errors"]
+if errors: print("bench-python-baseline: open_loop:", r, file=sys.stderr)
+print("%.0f %.2f %.2f %d %.2f" % (r["achieved_rps"], r["p50_ms"], r["p99_ms"], errors, r["generator_stalled_ms_per_s"]))
 PY
 }
 
@@ -205,7 +199,7 @@ rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
 out = []
 for i, col in enumerate(zip(*rows)):
     v = [float(x) for x in col]
-    count = i >= 3  # errors (and oha's cancelled-at-end) are counts
+    count = i == 3  # errors are counts
     if sys.argv[2] == "median":
         m = sum(v) if count else statistics.median(v)
         out.append("%d" % m if count or i == 0 else "%.2f" % m)
@@ -292,8 +286,8 @@ done
 [[ -n "$rate" ]] || rate=$((${R[python-full.sat_rps]} / 2))
 for ((i = 1; i <= repeat; i++)); do
   for name in "${servers[@]}"; do
-    run_oha "$name" "$rate" | tee -a "$work/$name.open" |
-      sed "s/^/bench-python-baseline: $name: oha run $i\/$repeat at $rate req\/s: req\/s p50 p99 errors cancelled-at-end: /" >&2
+    run_open "$name" "$rate" | tee -a "$work/$name.open" |
+      sed "s/^/bench-python-baseline: $name: open_loop run $i\/$repeat at $rate req\/s: req\/s p50 p99 errors generator-stalled-ms\/s: /" >&2
   done
 done
 read -r nice1 busy1 total1 < <(cpu_ticks)
@@ -345,13 +339,13 @@ mkdir -p reports
   echo "# \`fraudops serve\` vs a Python FastAPI + XGBoost service, per core"
   echo
   echo "\`scripts/bench-python-baseline.sh --duration $duration --connections $connections --repeat $repeat --startups $startups\` — $(date -u +%Y-%m-%dT%H:%MZ), fraudops $commit."
-  echo "Every server alone on CPU 0 (taskset), wrk/oha on CPU 1, $connections connections, ${duration} s per run, the body of scripts/bench-requests.py, as scripts/bench-serve.sh sends it (one transaction with precomputed history). Each load number is the median of $repeat runs (ranges below)."
+  echo "Every server alone on CPU 0 (taskset), wrk/open_loop on CPU 1, $connections connections, ${duration} s per run, the body of scripts/bench-requests.py, as scripts/bench-serve.sh sends it (one transaction with precomputed history). Each load number is the median of $repeat runs (ranges below)."
   echo
   echo "| \`POST /predict\`, 1 core | fraudops serve (Rust) | Python, telemetry like ours | Python, no logs/metrics | Rust ÷ Python (like ours) |"
   echo "|---|---:|---:|---:|---:|"
   echo "| saturation, requests/s (wrk) | ${R[rust.sat_rps]} | ${R[python-full.sat_rps]} | ${R[python-off.sat_rps]} | $(ratio "${R[rust.sat_rps]}" "${R[python-full.sat_rps]}") |"
   echo "| at saturation: p50 / p99 ms | ${R[rust.sat_p50]} / ${R[rust.sat_p99]} | ${R[python-full.sat_p50]} / ${R[python-full.sat_p99]} | ${R[python-off.sat_p50]} / ${R[python-off.sat_p99]} | |"
-  echo "| fixed $rate req/s (oha, open model): achieved | ${R[rust.open_rps]} | ${R[python-full.open_rps]} | ${R[python-off.open_rps]} | |"
+  echo "| fixed $rate req/s (open_loop, open model): achieved | ${R[rust.open_rps]} | ${R[python-full.open_rps]} | ${R[python-off.open_rps]} | |"
   echo "| fixed $rate req/s: p50 ms | ${R[rust.open_p50]} | ${R[python-full.open_p50]} | ${R[python-off.open_p50]} | $(ratio "${R[python-full.open_p50]}" "${R[rust.open_p50]}") lower |"
   echo "| fixed $rate req/s: p99 ms | ${R[rust.open_p99]} | ${R[python-full.open_p99]} | ${R[python-off.open_p99]} | $(ratio "${R[python-full.open_p99]}" "${R[rust.open_p99]}") lower |"
   echo "| idle RSS MB (VmRSS after ready) | ${R[rust.idle_rss]} | ${R[python-full.idle_rss]} | ${R[python-off.idle_rss]} | $(ratio "${R[python-full.idle_rss]}" "${R[rust.idle_rss]}") less |"
@@ -375,7 +369,7 @@ mkdir -p reports
   echo "- machine: $cpu, $(nproc) CPUs, ${mem_gb} GiB RAM, Linux $(uname -r)"
   echo "- Rust: $(rustc --version), $("$fraudops" --version 2>/dev/null || echo fraudops)"
   echo "- Python $("$venv/bin/python" -c 'import platform; print(platform.python_version())'): fastapi $(py fastapi), starlette $(py starlette), pydantic $(py pydantic) (pydantic-core $(py pydantic-core)), uvicorn $(py uvicorn), uvloop $(py uvloop), httptools $(py httptools), xgboost-cpu $(py xgboost-cpu), numpy $(py numpy), scikit-learn $(py scikit-learn), prometheus-client $(py prometheus-client), pandas $(py pandas) (training only); all pins in bench/python-baseline/requirements.txt"
-  echo "- load: $(wrk --version 2>&1 | head -n1 | awk '{print $1, $2}'), $("$oha" --version)"
+  echo "- load: $(wrk --version 2>&1 | head -n1 | awk '{print $1, $2}'), open_loop (crates/fraudops-serve/examples/open_loop.rs)"
   echo
   echo "## Caveats"
   echo
