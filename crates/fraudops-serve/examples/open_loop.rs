@@ -285,3 +285,42 @@ fn report(tally: &mut Tally, stalls: &Stalls, scheduled: u64, elapsed: f64, rate
         stalls.longest.as_secs_f64() * 1e3,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+
+    #[test]
+    fn a_response_is_complete_only_with_its_whole_body() {
+        assert_eq!(parse_response(OK).ok().flatten(), Some((200, OK.len())));
+        for cut in [10, OK.len() - 1] {
+            assert_eq!(
+                parse_response(&OK[..cut]).ok().flatten(),
+                None,
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn back_to_back_responses_are_taken_one_at_a_time() {
+        let two = [
+            OK,
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(parse_response(&two).ok().flatten(), Some((200, OK.len())));
+        assert_eq!(
+            parse_response(&two[OK.len()..]).ok().flatten(),
+            Some((503, two.len() - OK.len()))
+        );
+    }
+
+    #[test]
+    fn a_response_without_content_length_is_an_error_not_a_hang() {
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        assert!(parse_response(chunked).is_err());
+    }
+}
