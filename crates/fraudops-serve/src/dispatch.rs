@@ -20,33 +20,30 @@ use tower::ServiceExt;
 use crate::protection::Admission;
 use crate::routes::{self, AppState};
 use crate::schema::ErrorBody;
+use crate::telemetry::SCORING_ENDPOINTS;
 use crate::tracking::InProgress;
 
-/// The two routes on the fast path, by their templates (the `endpoint` label).
+/// The two routes on the fast path, in the order of [`SCORING_ENDPOINTS`], which spells their templates
+/// (the `endpoint` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScoringRoute {
     /// `POST /predict`.
-    Single,
+    Single = 0,
     /// `POST /predict/batch`.
-    Batch,
+    Batch = 1,
 }
 
 impl ScoringRoute {
     /// The route a request path names, if it is a scoring route (the query string is not part of it).
     pub fn of_path(path: &str) -> Option<Self> {
-        match path {
-            "/predict" => Some(Self::Single),
-            "/predict/batch" => Some(Self::Batch),
-            _ => None,
-        }
+        [Self::Single, Self::Batch]
+            .into_iter()
+            .find(|route| route.template() == path)
     }
 
     /// The route template, as metrics label it.
     pub fn template(self) -> &'static str {
-        match self {
-            Self::Single => "/predict",
-            Self::Batch => "/predict/batch",
-        }
+        SCORING_ENDPOINTS[self as usize]
     }
 }
 
