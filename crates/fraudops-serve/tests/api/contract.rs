@@ -65,12 +65,7 @@ async fn the_same_transaction_always_gets_the_same_score() {
     let server = TestServer::embedded().await;
     let mut scores = Vec::new();
     for _ in 0..3 {
-        let body: Value = server
-            .post_json("/predict", &transaction("tx"))
-            .await
-            .json()
-            .await
-            .expect("json");
+        let body: Value = server.post_for_json("/predict", &transaction("tx")).await;
         scores.push(body["fraud_probability"].as_f64().expect("p"));
     }
     assert!(scores.windows(2).all(|w| w[0] == w[1]), "{scores:?}");
@@ -84,18 +79,8 @@ async fn write_coalescing_changes_no_answer() {
     let coalesced = TestServer::embedded().await;
     let batch = json!({"transactions": [transaction("a"), transaction("b")]});
     for server in [&direct, &coalesced] {
-        let single: Value = server
-            .post_json("/predict", &transaction("tx"))
-            .await
-            .json()
-            .await
-            .expect("json");
-        let many: Value = server
-            .post_json("/predict/batch", &batch)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let single: Value = server.post_for_json("/predict", &transaction("tx")).await;
+        let many: Value = server.post_for_json("/predict/batch", &batch).await;
         assert_eq!(many["count"], 2);
         assert_eq!(
             single["fraud_probability"],
@@ -115,21 +100,11 @@ async fn write_coalescing_changes_no_answer() {
 #[tokio::test]
 async fn history_features_change_the_score() {
     let server = TestServer::embedded().await;
-    let plain: Value = server
-        .post_json("/predict", &transaction("a"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let plain: Value = server.post_for_json("/predict", &transaction("a")).await;
     let mut risky = transaction("b");
     risky["history"] = json!({"terminal": {"nb_tx_1day": 20, "risk_1day": 1.0, "nb_tx_7day": 90, "risk_7day": 0.9,
         "nb_tx_30day": 300, "risk_30day": 0.5}});
-    let risky: Value = server
-        .post_json("/predict", &risky)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let risky: Value = server.post_for_json("/predict", &risky).await;
     assert!(
         risky["fraud_probability"].as_f64() > plain["fraud_probability"].as_f64(),
         "a compromised terminal must raise the score: {risky} vs {plain}"

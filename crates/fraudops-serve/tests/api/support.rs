@@ -53,6 +53,11 @@ impl TestServer {
             .expect("request sent")
     }
 
+    /// POSTs `body` and parses the JSON answer, whatever its status.
+    pub async fn post_for_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.post_json(path, body).await.json().await.expect("json")
+    }
+
     pub async fn post_raw(
         &self,
         path: &str,
