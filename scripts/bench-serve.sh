@@ -76,6 +76,16 @@ print(f"{rps:.0f} {p50:.3f} {p99:.3f} {(u1 - u0) / hz / n * 1e6:.1f} {(s1 - s0) 
 # The median of its arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
+# For each array NAME given, sets NAME_med to the median of its values.
+set_medians() {
+  local v
+  for v in "$@"; do
+    declare -n values="$v"
+    printf -v "${v}_med" '%s' "$(median "${values[@]}")"
+    unset -n values
+  done
+}
+
 # open_loop at a fixed rate → "achieved_rps p50_ms p99_ms generator_stalled_ms_per_s generator_longest_stall_ms"
 run_open() {
   local url="$1" body="$2" rate="$3"  # body: a file
@@ -112,11 +122,7 @@ for ((r = 1; r <= rounds; r++)); do
   ratios+=("$(python3 -c "print(f'{$a / ${h_rps[-1]} * 100:.1f}')")")
   echo "bench-serve: round $r: hello ${h_rps[-1]} req/s, /predict $a req/s (${ratios[-1]}%)" >&2
 done
-for v in h_rps h_p50 h_p99 h_usr h_sys s_rps s_p50 s_p99 s_usr s_sys ratios; do
-  declare -n values="$v"
-  printf -v "${v}_med" '%s' "$(median "${values[@]}")"
-  unset -n values
-done
+set_medians h_rps h_p50 h_p99 h_usr h_sys s_rps s_p50 s_p99 s_usr s_sys ratios
 hello_rps="$h_rps_med"; single_rps="$s_rps_med"
 read -r batch_rps batch_p50 batch_p99 _ _ < <(run_wrk "$serve_pid" "http://127.0.0.1:$port/predict/batch" "$work/batch.lua")
 half="$(python3 -c "print(int($single_rps) // 2)")"
@@ -129,11 +135,7 @@ for ((r = 1; r <= rounds; r++)); do
   f_rps+=("$a"); f_p50+=("$b"); f_p99+=("$c"); f_stall+=("$d/$e")
   echo "bench-serve: open round $r at $half/s: /predict p99 ${o_p99[-1]} ms, hello p99 ${f_p99[-1]} ms" >&2
 done
-for v in o_rps o_p50 o_p99 f_rps f_p50 f_p99; do
-  declare -n values="$v"
-  printf -v "${v}_med" '%s' "$(median "${values[@]}")"
-  unset -n values
-done
+set_medians o_rps o_p50 o_p99 f_rps f_p50 f_p99
 kill "$hello_pid"; wait "$hello_pid" 2>/dev/null || true
 rss="$(rss_mb "$serve_pid")"
 
