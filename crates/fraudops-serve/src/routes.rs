@@ -190,14 +190,29 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let bytes = json_body(request, state.max_body_bytes).await?;
-    let tx = parse_single(&bytes)?;
-    let served = state.store.get().ok_or(ApiError::NotReady)?;
-    let _active = ActiveGuard::new(&state.metrics);
+    let (tx, served, _active) = scoring_input(state, request, parse_single).await?;
     Ok(SizedJson(
         score(state, &served, tx, started),
         PREDICTION_JSON_BYTES,
     ))
+}
+
+/// What both scoring routes start with, in this order so that a bad body is refused before the model is
+/// asked for: the body read (within MAX_BODY_BYTES) and parsed, the model to score with, and the
+/// active-requests gauge held until the handler returns.
+async fn scoring_input<'s, B, T>(
+    state: &'s AppInner,
+    request: Request<B>,
+    parse: impl FnOnce(&[u8]) -> Result<T, ApiError>,
+) -> Result<(T, Arc<ServedModel>, ActiveGuard<'s>), ApiError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let bytes = json_body(request, state.max_body_bytes).await?;
+    let parsed = parse(&bytes)?;
+    let served = state.store.get().ok_or(ApiError::NotReady)?;
+    Ok((parsed, served, ActiveGuard::new(&state.metrics)))
 }
 
 /// Room for one prediction's JSON (about 260 bytes): serialized without growing the buffer.
@@ -244,10 +259,10 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let bytes = json_body(request, state.max_body_bytes).await?;
-    let txs = parse_batch(&bytes, state.max_batch_size)?;
-    let served = state.store.get().ok_or(ApiError::NotReady)?;
-    let _active = ActiveGuard::new(&state.metrics);
+    let (txs, served, _active) = scoring_input(state, request, |bytes| {
+        parse_batch(bytes, state.max_batch_size)
+    })
+    .await?;
     let predictions: Vec<PredictResponse> = txs
         .into_iter()
         .map(|tx| score(state, &served, tx, started))

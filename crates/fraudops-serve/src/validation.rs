@@ -128,13 +128,9 @@ fn check_amount(value: f64, max: f64, field: impl Fn() -> String) -> Result<f64,
     Ok(value)
 }
 
-/// `prefix` + `section` is the path of `h`, e.g. `transactions[3].` + `history.customer.`.
-fn customer_windows(
-    h: &CustomerHistory,
-    prefix: &str,
-    section: &str,
-) -> Result<CustomerWindows, ApiError> {
-    let nb_tx = [h.nb_tx_1day, h.nb_tx_7day, h.nb_tx_30day];
+/// The 1/7/30-day transaction counts, shared by the customer and the terminal sections: each at most
+/// MAX_WINDOW_COUNT, the error naming the section's field.
+fn window_counts(nb_tx: [u32; 3], prefix: &str, section: &str) -> Result<[u32; 3], ApiError> {
     let names = ["nb_tx_1day", "nb_tx_7day", "nb_tx_30day"];
     for (n, name) in nb_tx.iter().zip(names) {
         if *n > MAX_WINDOW_COUNT {
@@ -144,6 +140,16 @@ fn customer_windows(
             ));
         }
     }
+    Ok(nb_tx)
+}
+
+/// `prefix` + `section` is the path of `h`, e.g. `transactions[3].` + `history.customer.`.
+fn customer_windows(
+    h: &CustomerHistory,
+    prefix: &str,
+    section: &str,
+) -> Result<CustomerWindows, ApiError> {
+    let nb_tx = window_counts([h.nb_tx_1day, h.nb_tx_7day, h.nb_tx_30day], prefix, section)?;
     Ok(CustomerWindows {
         nb_tx,
         avg_amount: [
@@ -166,16 +172,7 @@ fn terminal_windows(
     prefix: &str,
     section: &str,
 ) -> Result<TerminalWindows, ApiError> {
-    let nb_tx = [h.nb_tx_1day, h.nb_tx_7day, h.nb_tx_30day];
-    let names = ["nb_tx_1day", "nb_tx_7day", "nb_tx_30day"];
-    for (n, name) in nb_tx.iter().zip(names) {
-        if *n > MAX_WINDOW_COUNT {
-            return Err(ApiError::invalid(
-                format!("{prefix}{section}{name}"),
-                format!("must be at most {MAX_WINDOW_COUNT}"),
-            ));
-        }
-    }
+    let nb_tx = window_counts([h.nb_tx_1day, h.nb_tx_7day, h.nb_tx_30day], prefix, section)?;
     let risk = [
         (h.risk_1day, "risk_1day"),
         (h.risk_7day, "risk_7day"),
