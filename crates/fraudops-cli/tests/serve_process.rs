@@ -1,20 +1,16 @@
 //! `fraudops serve` as a process: configuration errors, and SIGTERM draining in-flight requests.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Kills the child by PID if the test ends before it does.
-struct Guard(Child);
+use common::ServeProcess;
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// How long the server may take to log an event the test waits for.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn fraudops() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fraudops"));
@@ -25,54 +21,12 @@ fn fraudops() -> Command {
     cmd
 }
 
-/// Starts `serve` on an ephemeral port; returns the process, its address and its log lines.
-fn start_serve() -> (Guard, SocketAddr, mpsc::Receiver<String>) {
+/// Starts `serve` on an ephemeral port with the embedded model.
+fn start_serve() -> ServeProcess {
     let mut cmd = fraudops();
     cmd.args(["serve", "--bind", "127.0.0.1", "--port", "0"])
         .env("REPLICA_ID", "proc-test");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn fraudops serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let guard = Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
-            continue;
-        };
-        let log: serde_json::Value = serde_json::from_str(&line).expect("log lines are JSON");
-        if log["event"] == "server_started" {
-            let addr = log["addr"]
-                .as_str()
-                .expect("addr")
-                .parse()
-                .expect("socket address");
-            return (guard, addr, rx);
-        }
-    }
-    panic!("serve did not log server_started");
-}
-
-fn wait_for_event(rx: &mpsc::Receiver<String>, event: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100))
-            && line.contains(&format!("\"event\":\"{event}\""))
-        {
-            return true;
-        }
-    }
-    false
+    ServeProcess::start(&mut cmd, Duration::from_secs(20))
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
@@ -90,7 +44,8 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
-    let (mut guard, addr, logs) = start_serve();
+    let mut serve = start_serve();
+    let addr = serve.addr;
     let body = br#"{"transaction_id": "drain", "amount": 42.5}"#;
     let mut stream = TcpStream::connect(addr).expect("connect");
     write!(
@@ -110,11 +65,11 @@ fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
     });
     assert!(in_flight, "the slow request never reached the server");
 
-    let pid = libc::pid_t::try_from(guard.0.id()).expect("pid");
+    let pid = libc::pid_t::try_from(serve.child().id()).expect("pid");
     // SAFETY: kill(2) on our own child's PID has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert!(
-        wait_for_event(&logs, "draining"),
+        serve.wait_for_event("draining", EVENT_TIMEOUT),
         "no draining log after SIGTERM"
     );
 
@@ -129,7 +84,7 @@ fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = guard.0.try_wait().expect("wait") {
+        if let Some(status) = serve.child().try_wait().expect("wait") {
             break status;
         }
         assert!(
@@ -139,7 +94,7 @@ fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status {status}");
-    assert!(wait_for_event(&logs, "server_stopped"));
+    assert!(serve.wait_for_event("server_stopped", EVENT_TIMEOUT));
 }
 
 #[test]
@@ -173,7 +128,8 @@ fn conflicting_model_sources_are_refused() {
 
 #[test]
 fn serves_the_embedded_model_without_configuration() {
-    let (_guard, addr, _logs) = start_serve();
+    let serve = start_serve();
+    let addr = serve.addr;
     let ready = http_get(addr, "/ready");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     let info = http_get(addr, "/");

@@ -14,6 +14,8 @@
 //! dropping [`MlflowServer`] (also on panic) sends the group SIGTERM, then SIGKILL if it lingers.
 //! [`shared`] servers live until the test process exits and are stopped by an `atexit` hook.
 
+pub mod rest;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -11,43 +11,9 @@
 use std::time::{Duration, Instant};
 
 use fraudops_mlflow::testing;
+use fraudops_mlflow::testing::rest::{self, kv};
 use fraudops_mlflow::{MlflowClient, MlflowError, ModelUri, RunStatus};
 use serde_json::Value;
-
-/// `GET <uri>/api/2.0/mlflow/<method>?query` as JSON, asserting 200.
-async fn rest(uri: &str, method: &str, query: &[(&str, &str)]) -> Value {
-    let response = reqwest::Client::new()
-        .get(format!("{uri}/api/2.0/mlflow/{method}"))
-        .query(query)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {method}: {e}"));
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    assert_eq!(status, 200, "GET {method}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {method}: {e}: {body}"))
-}
-
-/// `key -> value` of a list of `{"key": ..., "value": ...}` objects.
-fn pairs(list: &Value) -> Vec<(String, Value)> {
-    list.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|kv| {
-                    (
-                        kv["key"].as_str().unwrap_or("").to_owned(),
-                        kv["value"].clone(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn lookup<'a>(list: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
-    list.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-}
 
 #[tokio::test]
 async fn tracking_run_with_params_metrics_tags_and_artifact() {
@@ -109,57 +75,44 @@ async fn tracking_run_with_params_metrics_tags_and_artifact() {
         .await
         .expect("end run");
 
-    let got = rest(&uri, "runs/get", &[("run_id", &run.run_id)]).await;
+    let got = rest::get(&uri, "runs/get", &[("run_id", &run.run_id)]).await;
     let info = &got["run"]["info"];
     assert_eq!(info["status"], "FINISHED");
     assert_eq!(info["run_name"], "round-trip");
     assert_eq!(info["experiment_id"].as_str(), Some(experiment.as_str()));
     let data = &got["run"]["data"];
-    let logged_params = pairs(&data["params"]);
-    assert_eq!(logged_params.len(), 150, "all params in several batches");
-    assert_eq!(lookup(&logged_params, "p149"), Some(&Value::from("v149")));
-    let logged_metrics = pairs(&data["metrics"]);
+    let logged_params = &data["params"];
     assert_eq!(
-        lookup(&logged_metrics, "roc_auc"),
-        Some(&Value::from(0.875))
+        logged_params.as_array().map(Vec::len),
+        Some(150),
+        "all params in several batches"
     );
+    assert_eq!(kv(logged_params, "p149"), Some(&Value::from("v149")));
+    let logged_metrics = &data["metrics"];
+    assert_eq!(kv(logged_metrics, "roc_auc"), Some(&Value::from(0.875)));
     assert_eq!(
-        lookup(&logged_metrics, "average_precision"),
+        kv(logged_metrics, "average_precision"),
         Some(&Value::from(0.5))
     );
     assert!(
-        lookup(&logged_metrics, "undefined").is_some(),
+        kv(logged_metrics, "undefined").is_some(),
         "NaN is logged, as MLflow's NaN: {logged_metrics:?}"
     );
-    let logged_tags = pairs(&data["tags"]);
-    assert_eq!(lookup(&logged_tags, "origin"), Some(&Value::from("test")));
-    assert_eq!(lookup(&logged_tags, "t119"), Some(&Value::from("x")));
-    assert_eq!(
-        lookup(&logged_tags, "decision"),
-        Some(&Value::from("promoted"))
-    );
+    let logged_tags = &data["tags"];
+    assert_eq!(kv(logged_tags, "origin"), Some(&Value::from("test")));
+    assert_eq!(kv(logged_tags, "t119"), Some(&Value::from("x")));
+    assert_eq!(kv(logged_tags, "decision"), Some(&Value::from("promoted")));
 
     // The artifact is where MLflow lists it, with the uploaded bytes.
-    let listed = rest(
+    let listed = rest::get(
         &uri,
         "artifacts/list",
         &[("run_id", &run.run_id), ("path", "model")],
     )
     .await;
     assert_eq!(listed["files"][0]["path"], "model/model.json", "{listed}");
-    let root = run
-        .artifact_uri
-        .strip_prefix("mlflow-artifacts:/")
-        .expect("proxied root");
-    let downloaded = reqwest::get(format!(
-        "{uri}/api/2.0/mlflow-artifacts/artifacts/{root}/model/model.json"
-    ))
-    .await
-    .expect("download")
-    .bytes()
-    .await
-    .expect("body");
-    assert_eq!(downloaded.as_ref(), bytes.as_slice());
+    let downloaded = rest::artifact_bytes(&uri, &run.artifact_uri, "model/model.json").await;
+    assert_eq!(downloaded, bytes);
 }
 
 #[tokio::test]
@@ -276,19 +229,15 @@ async fn registry_versions_aliases_and_artifact_download() {
         .set_model_version_tag(name, 2, "gate", "promoted")
         .await
         .expect("version tag");
-    let got = rest(
+    let got = rest::get(
         &uri,
         "model-versions/get",
         &[("name", name), ("version", "2")],
     )
     .await;
-    let tags = pairs(&got["model_version"]["tags"]);
-    assert_eq!(
-        lookup(&tags, "gate"),
-        Some(&Value::from("promoted")),
-        "{got}"
-    );
-    let alias = rest(
+    let tags = &got["model_version"]["tags"];
+    assert_eq!(kv(tags, "gate"), Some(&Value::from("promoted")), "{got}");
+    let alias = rest::get(
         &uri,
         "registered-models/alias",
         &[("name", name), ("alias", "champion")],

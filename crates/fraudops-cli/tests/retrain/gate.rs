@@ -1,11 +1,11 @@
 //! `fraudops train` with MLflow: what a run records, and the champion gate.
 
 use fraudops_mlflow::testing;
+use fraudops_mlflow::testing::rest::{self, kv};
 use serde_json::{Value, json};
 
 use crate::support::{
-    FAKE_COMMIT, TINY, alias_version, artifact_version, fraudops, kv, rest, rest_post, run,
-    simulate, train,
+    FAKE_COMMIT, TINY, alias_version, artifact_version, fraudops, run, simulate, train,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +71,7 @@ async fn better_model_takes_champion_worse_one_does_not_and_mlflow_shows_everyth
     assert_eq!(alias_version(&uri, model, "champion").await, "2");
 
     // Everything is visible through MLflow's REST API.
-    let exp = rest(
+    let exp = rest::get(
         &uri,
         "experiments/get-by-name",
         &[("experiment_name", experiment)],
@@ -81,7 +81,7 @@ async fn better_model_takes_champion_worse_one_does_not_and_mlflow_shows_everyth
         .as_str()
         .expect("experiment id")
         .to_owned();
-    let runs = rest_post(
+    let runs = rest::post(
         &uri,
         "runs/search",
         json!({"experiment_ids": [experiment_id], "order_by": ["attributes.start_time ASC"]}),
@@ -132,20 +132,10 @@ async fn better_model_takes_champion_worse_one_does_not_and_mlflow_shows_everyth
         );
         // The uploaded artifact is byte for byte the file train wrote.
         let run_id = run["info"]["run_id"].as_str().expect("run id");
-        let root = run["info"]["artifact_uri"]
-            .as_str()
-            .and_then(|u| u.strip_prefix("mlflow-artifacts:/"))
-            .expect("proxied artifact root");
-        let uploaded = reqwest::get(format!(
-            "{uri}/api/2.0/mlflow-artifacts/artifacts/{root}/model/model.json"
-        ))
-        .await
-        .expect("download")
-        .bytes()
-        .await
-        .expect("body");
+        let artifact_uri = run["info"]["artifact_uri"].as_str().expect("artifact uri");
+        let uploaded = rest::artifact_bytes(&uri, artifact_uri, "model/model.json").await;
         let written = std::fs::read(dir.path().join(folder).join("model.json")).expect("local");
-        assert_eq!(uploaded.as_ref(), written.as_slice(), "run {run_id}");
+        assert_eq!(uploaded, written, "run {run_id}");
     }
     let ap =
         |i: usize| kv(&runs[i]["data"]["metrics"], "average_precision").and_then(Value::as_f64);
@@ -167,7 +157,7 @@ async fn better_model_takes_champion_worse_one_does_not_and_mlflow_shows_everyth
         ("2", "promoted", "good"),
         ("3", "rejected", "tiny2"),
     ] {
-        let got = rest(
+        let got = rest::get(
             &uri,
             "model-versions/get",
             &[("name", model), ("version", version)],
@@ -271,7 +261,7 @@ async fn train_then_validate_then_register_is_the_same_gate() {
     assert!(!out.status.success());
     assert!(stderr.contains("is not the file"), "{stderr}");
     let filter = format!("name='{model}'");
-    let versions = rest(&uri, "model-versions/search", &[("filter", &filter)]).await;
+    let versions = rest::get(&uri, "model-versions/search", &[("filter", &filter)]).await;
     assert_eq!(
         versions["model_versions"].as_array().map(Vec::len),
         Some(1),

@@ -6,6 +6,8 @@
 //! `scripts/test-mlflow.sh`, which installs MLflow into a venv and refuses to let them skip.
 //! Each test uses its own experiment and registered-model names, so they share one server.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod down;
 mod gate;
 mod serve_follow;

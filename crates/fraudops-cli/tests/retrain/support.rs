@@ -1,13 +1,13 @@
 //! Helpers: the binary as a command, small simulated data, MLflow REST reads, a served API.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use fraudops_mlflow::testing::rest;
 use serde_json::Value;
+
+use crate::common::ServeProcess;
 
 /// The training window every test uses on [`simulate`]'s data.
 pub const TRAIN_START: &str = "2018-05-01";
@@ -75,37 +75,9 @@ pub fn train(
         .env("MLFLOW_MODEL_NAME", model_name))
 }
 
-/// `GET <uri>/api/2.0/mlflow/<method>` as JSON, asserting 200.
-pub async fn rest(uri: &str, method: &str, query: &[(&str, &str)]) -> Value {
-    let response = reqwest::Client::new()
-        .get(format!("{uri}/api/2.0/mlflow/{method}"))
-        .query(query)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {method}: {e}"));
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    assert_eq!(status, 200, "GET {method}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {method}: {e}: {body}"))
-}
-
-/// `POST <uri>/api/2.0/mlflow/<method>` with a JSON body, as JSON, asserting 200.
-pub async fn rest_post(uri: &str, method: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{uri}/api/2.0/mlflow/{method}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {method}: {e}"));
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    assert_eq!(status, 200, "POST {method}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {method}: {e}: {text}"))
-}
-
 /// The version an alias points at, through the REST API.
 pub async fn alias_version(uri: &str, model: &str, alias: &str) -> String {
-    let got = rest(
+    let got = rest::get(
         uri,
         "registered-models/alias",
         &[("name", model), ("alias", alias)],
@@ -117,72 +89,27 @@ pub async fn alias_version(uri: &str, model: &str, alias: &str) -> String {
         .to_owned()
 }
 
-/// `key -> value` lookup in MLflow's `[{"key": ..., "value": ...}]` lists.
-pub fn kv<'a>(list: &'a Value, key: &str) -> Option<&'a Value> {
-    list.as_array()?
-        .iter()
-        .find(|item| item["key"] == key)
-        .map(|item| &item["value"])
-}
-
-/// A running `fraudops serve`, killed by PID when dropped.
-pub struct Serve {
-    child: Child,
-    /// Where it listens.
-    pub addr: SocketAddr,
-}
+/// A running `fraudops serve` following a registered model, killed by PID when dropped.
+pub struct Serve(ServeProcess);
 
 impl Serve {
     /// Starts `serve` on an ephemeral loopback port following `models:/<model>@champion`,
     /// re-resolving the alias every second, and returns once it has logged its address.
     pub fn follow(dir: &Path, tracking_uri: &str, model: &str) -> Serve {
-        let mut child = fraudops(dir)
-            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
-            .env("MLFLOW_TRACKING_URI", tracking_uri)
-            .env("MLFLOW_MODEL_URI", format!("models:/{model}@champion"))
-            .env("MODEL_POLL_SECONDS", "1")
-            .env("REPLICA_ID", "retrain-test")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn fraudops serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut serve = Serve {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
-                continue;
-            };
-            let Ok(log) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if log["event"] == "server_started" {
-                serve.addr = log["addr"]
-                    .as_str()
-                    .and_then(|a| a.parse().ok())
-                    .expect("server_started has addr");
-                // Keep draining the log so the server never blocks on a full pipe.
-                std::thread::spawn(move || while rx.recv().is_ok() {});
-                return serve;
-            }
-        }
-        panic!("serve did not log server_started within 30 s");
+        Serve(ServeProcess::start(
+            fraudops(dir)
+                .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+                .env("MLFLOW_TRACKING_URI", tracking_uri)
+                .env("MLFLOW_MODEL_URI", format!("models:/{model}@champion"))
+                .env("MODEL_POLL_SECONDS", "1")
+                .env("REPLICA_ID", "retrain-test"),
+            Duration::from_secs(30),
+        ))
     }
 
     /// `http://<addr><path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{path}", self.0.addr)
     }
 
     /// Polls `/ready` until 200, then returns the served `model_version` from `/`.
@@ -213,13 +140,6 @@ impl Serve {
             .as_str()
             .expect("model_version in GET /")
             .to_owned()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
