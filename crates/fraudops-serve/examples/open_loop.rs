@@ -23,6 +23,10 @@ use clap::Parser;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+#[path = "support/stalls.rs"]
+mod stalls;
+use stalls::Stalls;
+
 /// Command line.
 #[derive(Parser)]
 struct Args {
@@ -52,24 +56,6 @@ struct Connection {
     read: Vec<u8>,
     /// Request bytes not yet accepted by the socket.
     unsent: Vec<u8>,
-}
-
-/// Times the generator itself did not run (the machine took its core away): a latency measured across
-/// such a gap includes it, so the report shows how much there was.
-#[derive(Default)]
-struct Stalls {
-    total: Duration,
-    longest: Duration,
-}
-
-impl Stalls {
-    /// One turn of the loop took `gap`; a turn normally takes about a microsecond.
-    fn saw(&mut self, gap: Duration) {
-        if gap > Duration::from_micros(100) {
-            self.total += gap;
-            self.longest = self.longest.max(gap);
-        }
-    }
 }
 
 /// What the run saw.
@@ -275,7 +261,8 @@ fn report(tally: &mut Tally, stalls: &Stalls, scheduled: u64, elapsed: f64, rate
     println!(
         "{{\"target_rps\":{rate:.0},\"scheduled\":{scheduled},\"completed\":{n},\"achieved_rps\":{:.0},\
          \"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\
-         \"non_200\":{},\"errors\":{},\"generator_stalled_ms_per_s\":{:.2},\"generator_longest_stall_ms\":{:.3}}}",
+         \"non_200\":{},\"errors\":{},\"generator_stalled_ms_per_s\":{:.2},\"generator_longest_stall_ms\":{:.3},\
+         \"generator_stalls_over_1ms_per_s\":{:.2}}}",
         n as f64 / elapsed,
         at(0.50),
         at(0.90),
@@ -286,6 +273,7 @@ fn report(tally: &mut Tally, stalls: &Stalls, scheduled: u64, elapsed: f64, rate
         tally.errors,
         stalls.total.as_secs_f64() * 1e3 / elapsed,
         stalls.longest.as_secs_f64() * 1e3,
+        stalls.over_1ms as f64 / elapsed,
     );
 }
 
