@@ -51,53 +51,30 @@ import json
 import logging
 import os
 import re
-import shlex
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
-try:  # Airflow 3
-    from airflow.sdk import DAG, Param
-except ImportError:  # Airflow 2.x
-    from airflow import DAG
-    from airflow.models.param import Param
-
-try:  # Airflow 3 (and 2.x with the standard provider)
-    from airflow.providers.standard.operators.python import PythonOperator
-except ImportError:  # Airflow 2.x without it
-    from airflow.operators.python import PythonOperator
-
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from kubernetes.client import models as k8s
+from fraudops_dag_common import (
+    DAG, MODE, NAMESPACE as RETRAIN_NAMESPACE, XCOM_RETURN, KubernetesPodOperator, Param, PythonOperator,
+    dag_settings, pod_step, run_dir, run_local,
+)
 
 log = logging.getLogger(__name__)
 
 DAG_ID = "kafka_attack_simulation"
-MODE = os.environ.get("FRAUDOPS_AIRFLOW_MODE", "kubernetes").strip().lower()
-if MODE not in ("kubernetes", "local"):
-    raise ValueError(f"FRAUDOPS_AIRFLOW_MODE must be 'kubernetes' or 'local', got {MODE!r}")
-
-# Cluster mode: the image and where its pods run.
-IMAGE = os.environ.get("FRAUDOPS_IMAGE", "fraudops:latest")
-NAMESPACE = os.environ.get("FRAUDOPS_ATTACK_NAMESPACE") or os.environ.get("FRAUDOPS_RETRAIN_NAMESPACE", "airflow")
-SERVICE_ACCOUNT = os.environ.get("FRAUDOPS_RETRAIN_SERVICE_ACCOUNT", "default")
+# Cluster mode: where the attack's pods run (the image and service account are the retraining's).
+NAMESPACE = os.environ.get("FRAUDOPS_ATTACK_NAMESPACE") or RETRAIN_NAMESPACE
 # Local mode: one directory per run under FRAUDOPS_WORK_DIR.
 WORK_ROOT = os.environ.get("FRAUDOPS_WORK_DIR", "/tmp/fraudops-attack")
-WORK = WORK_ROOT + "/{{ safe(run_id) }}"
-# KubernetesPodOperator's XCom sidecar reads exactly this file; locally the callable reads it back.
-RESULTS = "/airflow/xcom/return.json" if MODE == "kubernetes" else WORK + "/results.json"
+WORK = run_dir(WORK_ROOT)
+# The attack writes its results where the XCom sidecar reads them; locally the callable reads them back.
+RESULTS = XCOM_RETURN if MODE == "kubernetes" else WORK + "/results.json"
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("FRAUDOPS_ATTACK_RETRY_DELAY_SECONDS", "300")))
 HTTP_TIMEOUT_S = 10
 ALERT_POLL_S = 5.0
-
-
-def safe(text: str) -> str:
-    """A run id as a path segment (run ids hold ':' and '+')."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))
 
 
 # --- the fraudops steps: one argument list each, identical in both modes (Jinja-rendered by either operator) ---
@@ -120,73 +97,28 @@ STEPS: dict[str, list[str]] = {
 
 def run_fraudops(argv: list[str], results: str | None = None):
     """Local mode: runs one step with the local binary, its output streamed into the task log as it comes
-    (an attack runs for minutes). Fails the task with the command's `Error:` line on a non-zero exit.
-    Returns the parsed results file for the attack, so `results` reads it from XCom as in the cluster."""
-    binary = os.environ.get("FRAUDOPS_BIN") or shutil.which("fraudops")
-    if not binary:
-        raise RuntimeError("local mode needs the fraudops binary: set FRAUDOPS_BIN or put it on PATH")
-    env = dict(os.environ)
-    env.setdefault("RUST_LOG", "info")
-    env["RUST_BACKTRACE"] = "0"  # the error chain is the message; a backtrace only buries it
-    env["NO_COLOR"] = "1"  # plain log lines, no terminal colour codes
-    os.makedirs(WORK_ROOT, exist_ok=True)
-    log.info("$ %s", shlex.join([binary, *argv]))
-    lines: list[str] = []
-    # cwd outside the repository: the binary reads a .env from its working directory.
-    with subprocess.Popen(
-        [binary, *argv], env=env, cwd=WORK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                lines.append(line)
-                log.info("%s", line)
-        finally:
-            if proc.poll() is None:  # the task was killed: do not leave the attack running
-                proc.terminate()
-            code = proc.wait()
-    if code != 0:
-        errors = [line for line in lines if line.startswith("Error:")]
-        tail = "\n".join(lines[-10:])
-        raise RuntimeError(f"fraudops {argv[0]} exited with {code}: {errors[-1] if errors else ''}\n{tail}")
-    if results:
-        with open(results, encoding="utf-8") as f:
-            return json.load(f)
-    return None
+    (an attack runs for minutes). Returns the parsed results file for the attack, so `results` reads it
+    from XCom as in the cluster."""
+    env = {
+        "RUST_BACKTRACE": "0",  # the error chain is the message; a backtrace only buries it
+        "NO_COLOR": "1",  # plain log lines, no terminal colour codes
+    }
+    return run_local(argv, WORK_ROOT, env=env, results=results)
 
 
-def pod_step(task_id: str, argv: list[str]) -> KubernetesPodOperator:
-    """Cluster mode: one step as a pod of the fraudops image, non-root, read-only root filesystem."""
-    return KubernetesPodOperator(
-        task_id=task_id,
-        name=f"fraudops-{task_id.replace('_', '-')}",
+def attack_pod(task_id: str, argv: list[str]) -> KubernetesPodOperator:
+    """Cluster mode: one step as a pod of the fraudops image (fraudops_dag_common.pod_step), sized for the
+    attack; only the attack's pod hands its results over through XCom."""
+    return pod_step(
+        task_id,
+        argv,
+        app="fraudops-attack",
         namespace=NAMESPACE,
-        image=IMAGE,
-        arguments=argv,
-        env_vars={"RUST_LOG": "info", "NO_COLOR": "1"},
-        volumes=[k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource())],
-        volume_mounts=[k8s.V1VolumeMount(name="tmp", mount_path="/tmp")],
+        env_vars={"NO_COLOR": "1"},
         # 1500 msg/s of ~300 B is light work for librdkafka: the attack must not be the bottleneck, nor big.
-        container_resources=k8s.V1ResourceRequirements(
-            requests={"cpu": "500m", "memory": "128Mi"}, limits={"cpu": "2", "memory": "512Mi"}
-        ),
-        security_context=k8s.V1PodSecurityContext(
-            run_as_non_root=True, run_as_user=65532, run_as_group=65532, fs_group=65532
-        ),
-        container_security_context=k8s.V1SecurityContext(
-            allow_privilege_escalation=False,
-            read_only_root_filesystem=True,
-            capabilities=k8s.V1Capabilities(drop=["ALL"]),
-        ),
-        service_account_name=SERVICE_ACCOUNT,
-        # The steps never call the Kubernetes API.
-        automount_service_account_token=False,
-        labels={"app.kubernetes.io/name": "fraudops-attack", "app.kubernetes.io/component": task_id},
+        requests={"cpu": "500m", "memory": "128Mi"},
+        limits={"cpu": "2", "memory": "512Mi"},
         do_xcom_push=task_id == "attack",
-        get_logs=True,
-        on_finish_action="delete_pod",
-        startup_timeout_seconds=600,
     )
 
 
@@ -332,11 +264,7 @@ with DAG(
     description="The Kafka attack: escalating transaction rate into transactions-input, results per phase, "
     "and whether the administrator alert fired",
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "mlops-team", "retries": 1, "retry_delay": RETRY_DELAY},
-    user_defined_macros={"safe": safe},
+    **dag_settings(retry_delay=RETRY_DELAY),
     tags=["fraudops", "kafka", "attack"],
     params={
         "phases": Param(
@@ -375,8 +303,8 @@ with DAG(
         task_id="check_api", python_callable=check_api, execution_timeout=timedelta(minutes=2)
     )
     if MODE == "kubernetes":
-        topics_ready = pod_step("check_topics", STEPS["check_topics"])
-        attack = pod_step("attack", STEPS["attack"])
+        topics_ready = attack_pod("check_topics", STEPS["check_topics"])
+        attack = attack_pod("attack", STEPS["attack"])
     else:
         topics_ready = PythonOperator(
             task_id="check_topics",

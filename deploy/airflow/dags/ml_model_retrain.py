@@ -32,52 +32,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shlex
-import shutil
-import subprocess
 import urllib.request
 from datetime import date, datetime, timedelta, timezone
 
-try:  # Airflow 3
-    from airflow.sdk import DAG, Param
-except ImportError:  # Airflow 2.x
-    from airflow import DAG
-    from airflow.models.param import Param
-
-try:  # Airflow 3 (and 2.x with the standard provider)
-    from airflow.providers.standard.operators.python import PythonOperator
-except ImportError:  # Airflow 2.x without it
-    from airflow.operators.python import PythonOperator
-
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from kubernetes.client import models as k8s
+from fraudops_dag_common import (
+    DAG, MODE, XCOM_RETURN, KubernetesPodOperator, Param, PythonOperator, dag_settings, k8s, pod_step, run_dir,
+    run_local,
+)
 
 log = logging.getLogger(__name__)
 
 DAG_ID = "ml_model_retrain"
-MODE = os.environ.get("FRAUDOPS_AIRFLOW_MODE", "kubernetes").strip().lower()
-if MODE not in ("kubernetes", "local"):
-    raise ValueError(f"FRAUDOPS_AIRFLOW_MODE must be 'kubernetes' or 'local', got {MODE!r}")
-
 MLFLOW_CONN_ID = "mlflow_default"
-# Cluster mode: the image, where its pods run, and the volume the steps hand files over on.
-IMAGE = os.environ.get("FRAUDOPS_IMAGE", "fraudops:latest")
-NAMESPACE = os.environ.get("FRAUDOPS_RETRAIN_NAMESPACE", "airflow")
+# Cluster mode: the volume the steps hand files over on (the image and namespace: fraudops_dag_common).
 PVC = os.environ.get("FRAUDOPS_RETRAIN_PVC", "fraudops-retrain-work")
-SERVICE_ACCOUNT = os.environ.get("FRAUDOPS_RETRAIN_SERVICE_ACCOUNT", "default")
 # Where a run's files live: on the PVC in the cluster, in a local directory otherwise.
 WORK_ROOT = "/work" if MODE == "kubernetes" else os.environ.get("FRAUDOPS_WORK_DIR", "/tmp/fraudops-retrain")
-WORK = WORK_ROOT + "/{{ safe(run_id) }}"
+WORK = run_dir(WORK_ROOT)
 DATA = WORK + "/transactions.csv.gz"
 MODEL_DIR = WORK + "/model"
-# KubernetesPodOperator's XCom sidecar reads exactly this file; locally the callable reads it back.
-DECISION = "/airflow/xcom/return.json" if MODE == "kubernetes" else WORK + "/decision.json"
-
-
-def safe(text: str) -> str:
-    """A run id as a path segment (run ids hold ':' and '+')."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))
+# register writes its decision where the XCom sidecar reads it; locally the callable reads it back.
+DECISION = XCOM_RETURN if MODE == "kubernetes" else WORK + "/decision.json"
 
 
 def anchor(dag_run) -> date:
@@ -167,74 +142,31 @@ STEPS: dict[str, list[str]] = {
 
 
 def run_fraudops(argv: list[str], decision: str | None = None):
-    """Local mode: runs one step with the local binary, its output in the task log. Returns the gate
-    decision (parsed from `decision`) for register_promote, so notify reads it from XCom as in the
-    cluster."""
-    binary = os.environ.get("FRAUDOPS_BIN") or shutil.which("fraudops")
-    if not binary:
-        raise RuntimeError("local mode needs the fraudops binary: set FRAUDOPS_BIN or put it on PATH")
-    env = dict(os.environ)
-    if argv[0] == "register":
-        env["MLFLOW_TRACKING_URI"] = mlflow_tracking_uri()
-    env.setdefault("RUST_LOG", "info")
-    os.makedirs(WORK_ROOT, exist_ok=True)
-    log.info("$ %s", shlex.join([binary, *argv]))
-    # cwd outside the repository: the binary reads a .env from its working directory.
-    proc = subprocess.run(
-        [binary, *argv], env=env, cwd=WORK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    for line in proc.stdout.splitlines():
-        log.info("%s", line)
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.splitlines()[-15:])
-        raise RuntimeError(f"fraudops {argv[0]} exited with {proc.returncode}:\n{tail}")
-    if decision:
-        with open(decision, encoding="utf-8") as f:
-            return json.load(f)
-    return None
+    """Local mode: runs one step with the local binary, its output streamed into the task log; `register`
+    gets the MLflow tracking server in its environment. Returns the gate decision (parsed from `decision`) for
+    register_promote, so notify reads it from XCom as in the cluster."""
+    env = {"MLFLOW_TRACKING_URI": mlflow_tracking_uri()} if argv[0] == "register" else {}
+    return run_local(argv, WORK_ROOT, env=env, results=decision, tail_lines=15)
 
 
-def pod_step(task_id: str, argv: list[str]) -> KubernetesPodOperator:
-    """Cluster mode: one step as a pod of the fraudops image, non-root, read-only root filesystem."""
-    return KubernetesPodOperator(
-        task_id=task_id,
-        name=f"fraudops-{task_id.replace('_', '-')}",
-        namespace=NAMESPACE,
-        image=IMAGE,
-        arguments=argv,
-        env_vars={
-            "RUST_LOG": "info",
-            **({"MLFLOW_TRACKING_URI": "{{ mlflow_tracking_uri() }}"} if argv[0] == "register" else {}),
-        },
+def retrain_pod(task_id: str, argv: list[str]) -> KubernetesPodOperator:
+    """Cluster mode: one step as a pod of the fraudops image (fraudops_dag_common.pod_step) with the work
+    volume at /work; only register's pod gets MLflow and hands its decision over through XCom."""
+    register = argv[0] == "register"
+    return pod_step(
+        task_id,
+        argv,
+        app="fraudops-retrain",
+        env_vars={"MLFLOW_TRACKING_URI": "{{ mlflow_tracking_uri() }}"} if register else {},
         volumes=[
             k8s.V1Volume(
                 name="work", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=PVC)
-            ),
-            k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource()),
+            )
         ],
-        volume_mounts=[
-            k8s.V1VolumeMount(name="work", mount_path=WORK_ROOT),
-            k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
-        ],
-        container_resources=k8s.V1ResourceRequirements(
-            requests={"cpu": "1", "memory": "2Gi"}, limits={"memory": "4Gi"}
-        ),
-        security_context=k8s.V1PodSecurityContext(
-            run_as_non_root=True, run_as_user=65532, run_as_group=65532, fs_group=65532
-        ),
-        container_security_context=k8s.V1SecurityContext(
-            allow_privilege_escalation=False,
-            read_only_root_filesystem=True,
-            capabilities=k8s.V1Capabilities(drop=["ALL"]),
-        ),
-        service_account_name=SERVICE_ACCOUNT,
-        # The steps never call the Kubernetes API.
-        automount_service_account_token=False,
-        labels={"app.kubernetes.io/name": "fraudops-retrain", "app.kubernetes.io/component": task_id},
-        do_xcom_push=argv[0] == "register",
-        get_logs=True,
-        on_finish_action="delete_pod",
-        startup_timeout_seconds=600,
+        volume_mounts=[k8s.V1VolumeMount(name="work", mount_path=WORK_ROOT)],
+        requests={"cpu": "1", "memory": "2Gi"},
+        limits={"memory": "4Gi"},
+        do_xcom_push=register,
     )
 
 
@@ -265,11 +197,7 @@ with DAG(
     dag_id=DAG_ID,
     description="Weekly retraining: fetch data, train, validate, register in MLflow, promote past the champion gate",
     schedule="@weekly",
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "mlops-team", "retries": 1, "retry_delay": timedelta(minutes=5)},
-    user_defined_macros={"safe": safe, "window": window, "mlflow_tracking_uri": mlflow_tracking_uri},
+    **dag_settings(macros={"window": window, "mlflow_tracking_uri": mlflow_tracking_uri}),
     tags=["fraudops", "mlops", "retraining"],
     params={
         "customers": Param(5000, type="integer", minimum=1, description="simulated customers"),
@@ -294,7 +222,7 @@ with DAG(
     steps = []
     for task_id, argv in STEPS.items():
         if MODE == "kubernetes":
-            steps.append(pod_step(task_id, argv))
+            steps.append(retrain_pod(task_id, argv))
         else:
             steps.append(
                 PythonOperator(

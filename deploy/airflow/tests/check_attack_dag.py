@@ -2,7 +2,8 @@
 
     python check_attack_dag.py DAGS_FOLDER MODE      MODE: kubernetes | local (FRAUDOPS_AIRFLOW_MODE is set from it)
 
-Checks: no import errors; the tasks and their order (check_api and check_topics before attack, then results,
+Checks (with fraudops_checks.py): no import errors, both DAGs parsed from the folder and their shared module
+not parsed as a DAG; the tasks and their order (check_api and check_topics before attack, then results,
 then wait_for_alert); no schedule, catchup off, one run at a time; owner mlops-team, 1 retry after 5 minutes;
 the params and their defaults; per mode the operator type and what it runs (the fraudops image with
 `attack --check-only` and `attack --results` in cluster mode, the local binary otherwise), and the rendered
@@ -12,37 +13,16 @@ arguments of a manual run. Prints one line per check; exits non-zero on failure.
 from __future__ import annotations
 
 import os
-import sys
-from datetime import timedelta
 
-dags_folder, mode = sys.argv[1], sys.argv[2]
-os.environ["FRAUDOPS_AIRFLOW_MODE"] = mode
-os.environ.setdefault("FRAUDOPS_IMAGE", "cr.example/fraudops:test")
+from fraudops_checks import (
+    argv_of, check_run_policy, check_step, dag_check_args, load_dag, render, schedule_of,
+)
+
+dags_folder, mode, check = dag_check_args()
 # The default (5 minutes) is what is checked, whatever the caller's environment.
 os.environ.pop("FRAUDOPS_ATTACK_RETRY_DELAY_SECONDS", None)
 
-try:
-    from airflow.dag_processing.dagbag import DagBag
-except ImportError:
-    from airflow.models.dagbag import DagBag
-
-failures: list[str] = []
-
-
-def check(name: str, ok: bool, detail: object = "") -> None:
-    print(f"{'ok  ' if ok else 'FAIL'} [{mode}] {name}{'' if ok else f': {detail}'}")
-    if not ok:
-        failures.append(name)
-
-
-bag = DagBag(dag_folder=dags_folder)
-check("no import errors", not bag.import_errors, bag.import_errors)
-check("both DAGs from the same folder", {"ml_model_retrain", "kafka_attack_simulation"} <= set(bag.dag_ids),
-      sorted(bag.dag_ids))
-dag = bag.get_dag("kafka_attack_simulation")
-check("DAG kafka_attack_simulation exists", dag is not None, sorted(bag.dag_ids))
-if dag is None:
-    sys.exit(1)
+dag = load_dag(check, dags_folder, "kafka_attack_simulation")
 
 expected = ["check_api", "check_topics", "attack", "results", "wait_for_alert"]
 check("tasks", sorted(dag.task_ids) == sorted(expected), dag.task_ids)
@@ -51,14 +31,8 @@ want_edges = sorted([("check_api", "attack"), ("check_topics", "attack"), ("atta
                      ("results", "wait_for_alert")])
 check("checks -> attack -> results -> wait_for_alert", edges == want_edges, edges)
 
-schedule = getattr(dag, "schedule", None) or getattr(dag, "schedule_interval", None)
-check("no schedule (triggered by hand or API)", schedule is None, schedule)
-check("catchup off", dag.catchup is False, dag.catchup)
-check("one run at a time", dag.max_active_runs == 1, dag.max_active_runs)
-for task in dag.tasks:
-    check(f"{task.task_id}: owner mlops-team", task.owner == "mlops-team", task.owner)
-    check(f"{task.task_id}: 1 retry", task.retries == 1, task.retries)
-    check(f"{task.task_id}: retry after 5 minutes", task.retry_delay == timedelta(minutes=5), task.retry_delay)
+check("no schedule (triggered by hand or API)", schedule_of(dag) is None, schedule_of(dag))
+check_run_policy(check, dag)
 
 defaults = {key: dag.params[key] for key in dag.params}
 want_params = {
@@ -83,25 +57,12 @@ for task_id in ("check_api", "results", "wait_for_alert"):
 
 runs = {"check_topics": ["attack", "--check-only"], "attack": ["attack"]}
 for task_id, head in runs.items():
-    task = dag.get_task(task_id)
-    kind = type(task).__name__
-    if mode == "kubernetes":
-        check(f"{task_id}: KubernetesPodOperator", kind == "KubernetesPodOperator", kind)
-        check(f"{task_id}: runs the fraudops image", task.image == os.environ["FRAUDOPS_IMAGE"], task.image)
-        argv = task.arguments
-        check(f"{task_id}: XCom only from attack", bool(task.do_xcom_push) == (task_id == "attack"), task.do_xcom_push)
-    else:
-        check(f"{task_id}: PythonOperator running the local binary", kind == "PythonOperator", kind)
-        argv = task.op_kwargs["argv"]
+    argv = check_step(check, dag, task_id, mode, xcom_task="attack")
     check(f"{task_id}: runs `fraudops {' '.join(head)}`", argv[: len(head)] == head, argv[:3])
 
 # The templates render for a manual run with the default params.
 context = {"params": defaults, "run_id": "manual__2026-05-01T10:00:00+00:00"}
-rendered = {}
-for task_id in runs:
-    task = dag.get_task(task_id)
-    task.render_template_fields(context, jinja_env=dag.get_template_env())
-    rendered[task_id] = " ".join(task.arguments if mode == "kubernetes" else task.op_kwargs["argv"])
+rendered = {task_id: " ".join(argv_of(task, mode)) for task_id, task in render(dag, runs, context).items()}
 kafka = ("--bootstrap-servers fraudops-kafka-kafka-bootstrap.fraudops.svc:9092 --topic transactions-input "
          "--require-topics fraud-predictions")
 check("check_topics: broker, topic and required topics", rendered["check_topics"] == f"attack --check-only {kafka}",
@@ -112,5 +73,4 @@ check("attack: the mission's phases, results to " + ("the XCom sidecar" if mode 
       rendered["attack"] == f"attack {kafka} --phases 50:5m,200:5m,500:5m,1500:5m --seed 42 --results {results}",
       rendered["attack"])
 
-print(f"[{mode}] {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.exit()

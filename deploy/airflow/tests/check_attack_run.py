@@ -17,15 +17,11 @@ import subprocess
 import sys
 from datetime import datetime
 
+from fraudops_checks import Checks
+
 count, dead, ok_log, fail_log, posted = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 DAG = "kafka_attack_simulation"
-failures: list[str] = []
-
-
-def check(name: str, ok: bool, detail: object = "") -> None:
-    print(f"{'ok  ' if ok else 'FAIL'} [attack] {name}{'' if ok else f': {detail}'}")
-    if not ok:
-        failures.append(name)
+check = Checks("attack")
 
 
 def airflow(*args: str):
@@ -109,5 +105,4 @@ with open(fail_log, encoding="utf-8") as f:
 line = f"cannot reach the Kafka broker at {dead}"
 check("broker down: the log names the broker, once per try", text.count(line) >= 2, text.count(line))
 
-print(f"[attack] {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.exit()
