@@ -125,18 +125,20 @@ say "ok: /health, /ready, /predict answered from the image; train/stream/attack/
 echo "image fraudops:$VERSION (also fraudops:dev): ${size}, binary $(du -m "$binary" | cut -f1) MB"
 
 if ((BENCH)); then
+  # Both servers run at once on CPU 0 and wrk (CPU 1) loads one at a time, alternating for 3 rounds:
+  # this machine's speed drifts by tens of percent between minutes, so one run each would compare
+  # minutes, not builds. Medians shown; the ratio is the median of the per-round ratios.
   scripts/ensure/apt.sh wrk:wrk
   lua="$(mktemp)"
   printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = %s\n' \
     "'{\"transaction_id\": \"b\", \"amount\": 129.9, \"customer_id\": 42, \"terminal_id\": 3107}'" >"$lua"
   rps() { taskset -c 1 wrk -t1 -c64 -d10s -s "$lua" "http://127.0.0.1:$1/predict" | awk '/Requests\/sec/ {print int($2)}'; }
+  median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
   cargo build --release --locked -p fraudops-cli >&2
   host_port="$(free_port)"
   PORT="$host_port" BIND_ADDRESS=127.0.0.1 taskset -c 0 "$target_dir/release/fraudops" serve >/dev/null 2>&1 &
   pids+=($!)
   wait_ready "$host_port"
-  host_rps="$(rps "$host_port")"
-  kill "${pids[-1]}"
   img_port="$(free_port)"
   FRAUDOPS_ARGS=(serve --bind 127.0.0.1 --port "$img_port")
   LOG=/dev/null
@@ -144,9 +146,15 @@ if ((BENCH)); then
   wait_ready "$img_port"
   # Pin the server (not the engine) to CPU 0, as the host run.
   for p in $(pgrep -f "fraudops serve --bind 127.0.0.1 --port $img_port"); do taskset -pc 0 "$p" >/dev/null; done
-  img_rps="$(rps "$img_port")"
-  echo "| build | POST /predict requests/s (1 core, wrk -c64 10 s) |"
+  host_runs=(); img_runs=(); ratios=()
+  for round in 1 2 3; do
+    host_runs+=("$(rps "$host_port")")
+    img_runs+=("$(rps "$img_port")")
+    ratios+=("$(python3 -c "print(f'{${img_runs[-1]} / ${host_runs[-1]} * 100:.0f}')")")
+    say "bench round $round: host ${host_runs[-1]} req/s, image ${img_runs[-1]} req/s (${ratios[-1]}%)"
+  done
+  echo "| build | POST /predict requests/s (1 core, wrk -c64 10 s, median of 3 alternating rounds) |"
   echo "|---|---:|"
-  echo "| host (glibc, target/release) | $host_rps |"
-  echo "| image (musl static + mimalloc) | $img_rps ($(python3 -c "print(f'{$img_rps/$host_rps*100:.0f}')")% of host) |"
+  echo "| host (glibc, target/release) | $(median "${host_runs[@]}") |"
+  echo "| image (musl static + mimalloc) | $(median "${img_runs[@]}") ($(median "${ratios[@]}")% of host; rounds ${ratios[*]}%) |"
 fi
