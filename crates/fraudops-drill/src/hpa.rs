@@ -98,6 +98,16 @@ pub struct ScalingRules {
 }
 
 impl ScalingRules {
+    /// The longest policy period: how long one step of this direction can take to be allowed again,
+    /// which the drill's timing and its one-replica-at-a-time check both need.
+    pub fn longest_policy_period(&self) -> Duration {
+        self.policies
+            .iter()
+            .map(|p| p.period)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Kubernetes' default scale-up: no stabilisation; add 100% or 4 pods per 15 s, whichever is more.
     pub fn default_scale_up() -> Self {
         Self {

@@ -234,11 +234,7 @@ fn plan(args: &DrillArgs) -> Result<Plan, DrillError> {
     let scale_up_period = hpa
         .behavior
         .scale_up
-        .policies
-        .iter()
-        .map(|p| p.period)
-        .max()
-        .unwrap_or_default()
+        .longest_policy_period()
         .max(hpa.behavior.scale_up.stabilization_window);
     let steps = hpa.max_replicas.saturating_sub(hpa.min_replicas);
     let hold = scale_up_period * steps + rate_window + alert_for + interval * 4 + ADMIN_GROUP_WAIT;
@@ -1212,11 +1208,7 @@ fn write_report(
             .hpa
             .behavior
             .scale_up
-            .policies
-            .iter()
-            .map(|p| p.period)
-            .max()
-            .unwrap_or_default()
+            .longest_policy_period()
             .as_secs_f64();
         let gaps: Vec<f64> = ups
             .windows(2)
