@@ -30,3 +30,19 @@ impl Stalls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_turns_over_100_us_count_and_those_over_1_ms_are_counted_apart() {
+        let mut stalls = Stalls::default();
+        for micros in [1, 50, 100, 250, 1_500, 4_000] {
+            stalls.saw(Duration::from_micros(micros));
+        }
+        assert_eq!(stalls.total, Duration::from_micros(250 + 1_500 + 4_000));
+        assert_eq!(stalls.longest, Duration::from_millis(4));
+        assert_eq!(stalls.over_1ms, 2);
+    }
+}
