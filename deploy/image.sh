@@ -10,6 +10,7 @@
 # rustup target) when missing; removes every container it made, on exit or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh  # free_port, median
 BENCH=0
 [[ "${1:-}" == "--bench" ]] && BENCH=1
 
@@ -70,7 +71,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$1/ready" && return 0; sleep 0.05; done; return 1; }
 
 # Runs `fraudops ARGS...` from the image on the host network; prints its PID (of the engine's process).
@@ -133,7 +133,6 @@ if ((BENCH)); then
   printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = %s\n' \
     "'{\"transaction_id\": \"b\", \"amount\": 129.9, \"customer_id\": 42, \"terminal_id\": 3107}'" >"$lua"
   rps() { taskset -c 1 wrk -t1 -c64 -d10s -s "$lua" "http://127.0.0.1:$1/predict" | awk '/Requests\/sec/ {print int($2)}'; }
-  median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
   cargo build --release --locked -p fraudops-cli >&2
   host_port="$(free_port)"
   PORT="$host_port" BIND_ADDRESS=127.0.0.1 taskset -c 0 "$target_dir/release/fraudops" serve >/dev/null 2>&1 &

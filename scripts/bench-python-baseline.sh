@@ -25,6 +25,7 @@
 # reports/bench-python-baseline.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh  # free_port, median
 duration=10
 connections=64
 startups=3
@@ -127,7 +128,6 @@ micro="$(cd "$here" && MODEL_PATH="$work/model.json" BASELINE_TELEMETRY=off OMP_
   taskset -c 0 .venv/bin/python micro.py "$work/single.json" | tail -n1)"
 log "python steps: $micro"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Polls URL from CPU 1 until it answers 200; prints the milliseconds since $2 (date +%s%N at spawn).
 wait_ready_ms() {

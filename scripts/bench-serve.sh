@@ -23,6 +23,7 @@
 # Prints a markdown table; writes it to reports/bench-serve.md as well.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh  # free_port, median
 duration=10
 connections=64
 rounds=3
@@ -43,7 +44,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$1$2" && return 0; sleep 0.05; done; return 1; }
 
 scripts/bench-requests.py "$work"
@@ -76,8 +76,6 @@ if non2xx or errors:
 print(f"{rps:.0f} {p50:.3f} {p99:.3f} {(u1 - u0) / hz / n * 1e6:.1f} {(s1 - s0) / hz / n * 1e6:.1f}")' "$out" "$before" "$after"
 }
 
-# The median of its arguments.
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # For each array NAME given, sets NAME_med to the median of its values.
 set_medians() {
