@@ -9,12 +9,16 @@ use crate::rules::{format_duration, parse_duration};
 /// The mission's attack profile (SPEC §1.4, §5): 50 → 200 → 500 → 1500 TPS, 5 minutes each.
 pub const MISSION_PHASES: &str = "50:5m,200:5m,500:5m,1500:5m";
 
-/// The drill's default CPU factor: each replica gets its deployed request and limit × this. The deployed
-/// 250m/500m become 12.5m/25m, so six replicas saturate at a load (≈ 1000 predictions/s in a release
-/// build) that the stream worker, the broker and the rest of the drill can produce on a 2-core machine
-/// with room to spare, while 4 replicas still carry the mission's 50 and 200 TPS phases below the HPA
-/// target. Documented in the README ("Attack drill").
-pub const DEFAULT_CPU_FACTOR: f64 = 0.05;
+/// The drill's default CPU factor: 1, each replica gets exactly the deployed request and limit. The
+/// default overlay (`k8s/overlays/seed-attack`) is sized so that the seeds' own rates exhaust six replicas;
+/// any other factor reproduces a deployment that does not exist, and the report says so prominently.
+pub const DEFAULT_CPU_FACTOR: f64 = 1.0;
+
+/// The overlay the drill reproduces by default: the one sized for the seeds' attack (50 → 1500 TPS).
+pub const SEED_OVERLAY: &str = "k8s/overlays/seed-attack";
+
+/// The overlay production runs; the capacity statement always gives its rates too.
+pub const PRODUCTION_OVERLAY: &str = "k8s/overlays/production";
 
 /// `--quick`'s clock factor: every time constant ×0.1 (HPA sync 1.5 s, windows and policy periods 6 s /
 /// 30 s, alert `for:` 30 s, scrape interval 1.5 s, attack phases 30 s).
@@ -48,7 +52,9 @@ pub struct DrillArgs {
     /// Clock factor instead of 1 (full) or 0.1 (--quick).
     #[arg(long, env = "DRILL_TIME_SCALE")]
     pub time_scale: Option<f64>,
-    /// Each replica's CPU request and limit = the deployed ones × this factor.
+    /// Each replica's CPU request and limit = the deployed ones × this factor. Anything but 1 runs a
+    /// deployment that does not exist (the report says so); it exists to drill an overlay sized for more
+    /// load than this machine can send, such as production.
     #[arg(long, env = "DRILL_CPU_FACTOR", default_value_t = DEFAULT_CPU_FACTOR)]
     pub cpu_factor: f64,
     /// Each replica's CPU limit in cores instead (the request keeps the deployed request:limit ratio).
@@ -61,8 +67,12 @@ pub struct DrillArgs {
     #[arg(long, env = "DRILL_DEPLOY_DIR")]
     pub deploy_dir: Option<PathBuf>,
     /// The kustomize overlay whose rendered objects the drill reproduces (relative to --deploy-dir).
-    #[arg(long, env = "DRILL_OVERLAY", default_value = "k8s/overlays/production")]
+    #[arg(long, env = "DRILL_OVERLAY", default_value = SEED_OVERLAY)]
     pub overlay: PathBuf,
+    /// The production overlay, whose attack rates the capacity statement also gives (from its manifests,
+    /// at the CPU cost this drill measured).
+    #[arg(long, env = "DRILL_PRODUCTION_OVERLAY", default_value = PRODUCTION_OVERLAY)]
+    pub production_overlay: PathBuf,
     /// Pre-rendered manifests (multi-document YAML) instead of `kubectl kustomize --overlay`.
     #[arg(long, env = "DRILL_MANIFEST")]
     pub manifest: Option<PathBuf>,

@@ -17,6 +17,8 @@
 //! * [`control`] — the webhook sink (the administrator) and the exporters' HTTP endpoints;
 //! * [`process`] — children by PID: process groups, SIGTERM then SIGKILL, parent-death signal;
 //! * [`report`] — `series.csv`, `replicas.csv`, `chart.svg`;
+//! * [`capacity`] — the CPU cost per prediction fitted from the replicas' cgroups, and the attack rates
+//!   at which an overlay crosses the HPA target and the admin alert's line;
 //! * [`run`] — the drill from start to report; [`config`] — its options.
 //!
 //! Architecture invariant: the drill reads `deploy/` and never writes it; it knows no Kafka or model
@@ -24,6 +26,7 @@
 //! processes and observed through their metrics, exactly as in the cluster.
 
 pub mod balancer;
+pub mod capacity;
 pub mod cgroup;
 pub mod cluster;
 pub mod config;
@@ -33,11 +36,16 @@ pub mod exporter;
 pub mod hpa;
 pub mod manifest;
 pub mod monitoring;
+mod plan;
 pub mod process;
 pub mod report;
 pub mod rules;
 pub mod run;
+mod sampler;
+pub mod summary;
+pub mod verdict;
 
 pub use config::DrillArgs;
 pub use error::DrillError;
-pub use run::{DrillOutcome, Progress, run};
+pub use run::{Progress, run};
+pub use summary::{DrillOutcome, Summary};

@@ -162,6 +162,25 @@ pub fn max_for(text: &str) -> Option<Duration> {
         .max()
 }
 
+/// The number `series > N` compares with in the expression of `alert` in a rule file: the deployed line
+/// (e.g. the admin alert's 0.80 of the CPU limit), so the capacity statement follows the rule as deployed.
+pub fn alert_threshold(text: &str, alert: &str, series: &str) -> Option<f64> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let expr = doc["groups"]
+        .as_sequence()?
+        .iter()
+        .filter_map(|g| g["rules"].as_sequence())
+        .flatten()
+        .find(|r| r["alert"].as_str() == Some(alert))?["expr"]
+        .as_str()?;
+    let rest = expr[expr.find(series)? + series.len()..].trim_start();
+    let number = rest.strip_prefix('>')?.trim_start();
+    let end = number
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(number.len());
+    number[..end].parse().ok()
+}
+
 /// The longest range window (`[2m]`) in the expressions of a rule file: how long a rate needs data
 /// before it is complete.
 pub fn max_range(text: &str) -> Option<Duration> {
@@ -179,6 +198,27 @@ mod tests {
 
     fn rules_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/monitoring/rules")
+    }
+
+    #[test]
+    fn reads_the_admin_alerts_cpu_line_from_the_deployed_rules() {
+        let text = std::fs::read_to_string(rules_dir().join("alerts.yaml")).expect("alerts.yaml");
+        assert_eq!(
+            alert_threshold(
+                &text,
+                "AdminNotification_MaxScaleHighCPU",
+                "fraudops:pod_cpu_usage_ratio:max"
+            ),
+            Some(0.80)
+        );
+        assert_eq!(
+            alert_threshold(&text, "NoSuchAlert", "fraudops:pod_cpu_usage_ratio:max"),
+            None
+        );
+        assert_eq!(
+            alert_threshold(&text, "AdminNotification_MaxScaleHighCPU", "no_such_series"),
+            None
+        );
     }
 
     #[test]
