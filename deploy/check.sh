@@ -113,7 +113,7 @@ ALERTMANAGER="$(command -v prometheus-alertmanager || command -v alertmanager ||
 run "generated PrometheusRule/dashboard/Alertmanager up to date" "$PY" "$DEPLOY/monitoring/render.py" --check
 
 # --- Kubernetes ------------------------------------------------------------------------------------------------
-OVERLAYS=(local production)
+OVERLAYS=(local production seed-attack)
 render_overlays() {
   local o
   for o in "${OVERLAYS[@]}"; do
@@ -122,15 +122,21 @@ render_overlays() {
   done
   kubectl kustomize "$DEPLOY/platform/alertmanager" >"$WORK/platform-alertmanager.yaml"
 }
-run "kustomize build: overlays local, production; platform" render_overlays
+run "kustomize build: overlays local, production, seed-attack; platform" render_overlays
 run "kubernetes-validate (k8s 1.30, strict) + CRD schemas" "$PY" "$DEPLOY/checks.py" validate \
-  "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/platform-alertmanager.yaml" \
+  "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml" "$WORK/platform-alertmanager.yaml" \
   "$DEPLOY"/argocd/*.yaml "$DEPLOY"/argocd/platform/*.yaml "$DEPLOY"/k8s/attack/*.yaml \
   "$DEPLOY"/airflow/k8s/*.yaml
 run "HPA exactly per SPEC §7 (4..6, cpu 70, mem 80, behavior)" "$PY" "$DEPLOY/checks.py" hpa \
-  "$WORK/local.yaml" "$WORK/production.yaml"
+  "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
 run "workload invariants (security, probes, drain, monitors)" "$PY" "$DEPLOY/checks.py" invariants \
-  "$WORK/local.yaml" "$WORK/production.yaml"
+  "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
+run "seed-attack = production but the API's CPU" "$PY" "$DEPLOY/checks.py" seed-overlay \
+  "$WORK/production.yaml" "$WORK/seed-attack.yaml"
+run "stream worker HPA (CPU, within the partitions)" "$PY" "$DEPLOY/checks.py" stream-hpa \
+  "$WORK/production.yaml" "$WORK/seed-attack.yaml"
+run "attack Job: seed phases, then the closed loop to the admin alert" "$PY" "$DEPLOY/checks.py" attack-job \
+  "$DEPLOY/k8s/attack/attack-job.yaml"
 
 # --- Prometheus rules ------------------------------------------------------------------------------------------
 RULES=("$DEPLOY/monitoring/rules/recording.cluster.yaml" "$DEPLOY/monitoring/rules/recording.yaml"

@@ -609,6 +609,76 @@ def cmd_workflow() -> None:
         fail("argocd application needs automated sync with prune and selfHeal")
 
 
+def cmd_seed_overlay(production: Path, seed: Path) -> None:
+    """The seed-sized overlay is production with only the API's CPU changed: the HPA, the alerts, the stream
+    worker and everything else are what production deploys, so its drill tells production's story at the
+    seeds' rates."""
+    prod, seeded = docs(production), docs(seed)
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731 - a sort key
+    if sorted(map(key, prod)) != sorted(map(key, seeded)):
+        fail(f"{seed.name}: objects differ from {production.name}")
+        return
+    by_key = {key(o): o for o in prod}
+    for obj in seeded:
+        want = json.loads(json.dumps(by_key[key(obj)]))
+        got = json.loads(json.dumps(obj))
+        if key(obj) == ("Deployment", "fraudops-api"):
+            for o in (want, got):
+                res = o["spec"]["template"]["spec"]["containers"][0]["resources"]
+                res["requests"].pop("cpu"), res["limits"].pop("cpu")
+        if got != want:
+            fail(f"{seed.name}: {key(obj)} differs from production (only the API's CPU may)")
+    api = find(seeded, "Deployment", "fraudops-api")
+    res = api["spec"]["template"]["spec"]["containers"][0]["resources"] if api else {}
+    if res and res["requests"]["cpu"] != res["limits"]["cpu"]:
+        fail(f"{seed.name}: the API's CPU request {res['requests']['cpu']} != its limit {res['limits']['cpu']} "
+             "(the sizing in the overlay's comment assumes them equal)")
+
+
+def cmd_stream_hpa(paths: list[Path]) -> None:
+    """Production's stream worker follows the attack: an HPA on CPU, at most one worker per partition."""
+    for path in paths:
+        objs = docs(path)
+        hpa = find(objs, "HorizontalPodAutoscaler", "fraudops-stream")
+        topic = next((o for o in objs if o.get("kind") == "KafkaTopic"
+                      and o["metadata"]["name"] == "transactions-input"), None)
+        if hpa is None or topic is None:
+            fail(f"{path.name}: no HorizontalPodAutoscaler fraudops-stream (or no transactions-input topic)")
+            continue
+        spec = hpa["spec"]
+        if spec["scaleTargetRef"] != {"apiVersion": "apps/v1", "kind": "Deployment", "name": "fraudops-stream"}:
+            fail(f"{path.name}: the stream HPA scales {spec['scaleTargetRef']}")
+        if [m["resource"]["name"] for m in spec["metrics"]] != ["cpu"]:
+            fail(f"{path.name}: the stream HPA must scale on CPU only")
+        if not 2 <= spec["minReplicas"] <= spec["maxReplicas"] <= topic["spec"]["partitions"]:
+            fail(f"{path.name}: stream HPA {spec['minReplicas']}..{spec['maxReplicas']} must stay within "
+                 f"2..{topic['spec']['partitions']} (the partitions of transactions-input)")
+
+
+def cmd_attack_job(path: Path) -> None:
+    """The attack Job runs the seeds' phases, then escalates until the admin alert fires, with a guard."""
+    job = docs(path)[0]
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    args = c.get("args", [])
+
+    def value(flag: str) -> str | None:
+        return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+
+    if value("--phases") != "50:5m,200:5m,500:5m,1500:5m":
+        fail(f"{path.name}: --phases {value('--phases')!r} is not the seeds' 50:5m,200:5m,500:5m,1500:5m")
+    if value("--until-alert") != "AdminNotification_MaxScaleHighCPU":
+        fail(f"{path.name}: the attack must escalate --until-alert AdminNotification_MaxScaleHighCPU")
+    if value("--max-rate") is None or float(value("--max-rate")) <= 1500:
+        fail(f"{path.name}: the closed loop needs a --max-rate guard above the last phase")
+    env = {e["name"]: e for e in c.get("env", [])}
+    if "--alertmanager" not in args and "ALERTMANAGER_URL" not in env and not any(
+            "configMapRef" in e for e in c.get("envFrom", [])):
+        fail(f"{path.name}: no Alertmanager URL for the closed loop")
+    config = find(docs(DEPLOY / "k8s/base/configmap.yaml"), "ConfigMap", "fraudops-config")
+    if "--alertmanager" not in args and "ALERTMANAGER_URL" not in env and "ALERTMANAGER_URL" not in config["data"]:
+        fail("configmap.yaml: ALERTMANAGER_URL missing (the attack Job reads it through envFrom)")
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -617,6 +687,11 @@ def main(argv: list[str]) -> int:
     x = sub.add_parser("extract-rules")
     x.add_argument("file", type=Path)
     x.add_argument("out", type=Path)
+    seed = sub.add_parser("seed-overlay")
+    seed.add_argument("production", type=Path)
+    seed.add_argument("seed", type=Path)
+    sub.add_parser("stream-hpa").add_argument("files", nargs="+", type=Path)
+    sub.add_parser("attack-job").add_argument("file", type=Path)
     sub.add_parser("rule-metrics")
     sub.add_parser("dashboard").add_argument("rule_out", type=Path)
     sub.add_parser("alertmanager").add_argument("out", type=Path)
@@ -629,6 +704,9 @@ def main(argv: list[str]) -> int:
         "hpa": lambda: cmd_hpa(a.files),
         "invariants": lambda: cmd_invariants(a.files),
         "extract-rules": lambda: cmd_extract_rules(a.file, a.out),
+        "seed-overlay": lambda: cmd_seed_overlay(a.production, a.seed),
+        "stream-hpa": lambda: cmd_stream_hpa(a.files),
+        "attack-job": lambda: cmd_attack_job(a.file),
         "rule-metrics": cmd_rule_metrics,
         "dashboard": lambda: cmd_dashboard(a.rule_out),
         "alertmanager": lambda: cmd_alertmanager(a.out),

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The attack drill end to end (issues 7 and 9, SPEC §7.1), in its quick form (every time constant ×0.1):
+# The attack drill end to end (SPEC §7.1), in its quick form (every time constant ×0.1), on the seed-sized
+# overlay deploy/k8s/overlays/seed-attack exactly as deployed (CPU factor 1):
 #
-#   1. `fraudops drill --quick`: replicas under real cgroup CPU quotas, the deployed HPA taking them 4 → 5 → 6
-#      with the behaviour's spacing, the deployed rules firing AdminNotification_MaxScaleHighCPU only after
-#      the sixth replica runs, and the admin webhook holding exactly that one notification;
-#   2. `fraudops drill --quick --negative`: the load held at the profile's 200 TPS; the alert never even
-#      goes pending and nothing reaches the admin webhook.
+#   1. `fraudops drill --quick`: replicas under real cgroup CPU quotas, the seeds' phases (50 → 200 → 500 →
+#      1500 TPS) taking the deployed HPA 4 → 5 → 6 with the behaviour's spacing, the deployed rules firing
+#      AdminNotification_MaxScaleHighCPU only after the sixth replica runs, the admin webhook holding exactly
+#      that one notification, and a capacity statement (CPU per prediction; the rates that cross the HPA
+#      target and the admin alert's line, for seed-attack and production) with admin_alert_tps >
+#      hpa_scale_up_tps > 0;
+#   2. `fraudops drill --quick --negative`: the load held at the profile's 200 TPS, below hpa_scale_up_tps;
+#      the alert never even goes pending and nothing reaches the admin webhook.
 #
 # The drills judge themselves (exit status); this script checks the same outcomes again from the report
 # files alone, and that nothing was left running or mounted. About 8 minutes (the deployed rules' 2-minute
@@ -113,6 +117,15 @@ def load(name):
         problems.append(f"{name}: chart.svg is not an SVG")
     if summary["cpu_mechanism"] == "accounting" and not allow_accounting:
         problems.append(f"{name}: CPU was not limited (accounting fallback)")
+    # The deployed seed-sized overlay, unscaled: the drill reproduces a deployment that exists.
+    if summary.get("overlay") != "k8s/overlays/seed-attack" or summary.get("cpu_factor") != 1.0 or summary.get("cpu_scaled"):
+        problems.append(f"{name}: ran overlay {summary.get('overlay')!r} at CPU factor {summary.get('cpu_factor')}, "
+                        "not k8s/overlays/seed-attack at 1")
+    cap = summary.get("capacity") or {}
+    names = [o.get("overlay") for o in cap.get("overlays", [])]
+    if not (cap.get("cpu_seconds_per_request", 0) > 0 and names == ["k8s/overlays/seed-attack", "k8s/overlays/production"]
+            and all(o["admin_alert_tps"] > o["hpa_scale_up_tps"] > 0 for o in cap["overlays"])):
+        problems.append(f"{name}: capacity statement missing or inconsistent: {cap}")
     return summary, rows
 
 s, rows = load(positive)
@@ -152,6 +165,14 @@ if s:
     print(f"{positive}: 4→5 at {ups[0]['t_seconds']:.1f} s, 5→6 at {ups[-1]['t_seconds']:.1f} s, "
           f"alert pending {s['alert_pending_s']} s, firing {s['alert_firing_s']} s, admin notified {s['notification_s']} s"
           if len(ups) >= 2 else f"{positive}: no scaling")
+    cap = s.get("capacity") or {}
+    for o in cap.get("overlays", []):
+        print(f"{positive}: capacity {o['overlay']}: {cap['cpu_seconds_per_request'] * 1e6:.0f} µs/prediction, "
+              f"HPA target crossed at {o['hpa_scale_up_tps']:.0f} tx/s, admin alert's line at {o['admin_alert_tps']:.0f} tx/s")
+    if cap and s.get("attack"):
+        listed = [p for p in s["attack"].get("phases", []) if p.get("target_rate")]
+        if listed and max(p["target_rate"] for p in listed) > 1500:
+            problems.append(f"{positive}: the attack escalated past the seeds' 1500 tx/s: {[p['target_rate'] for p in listed]}")
 
 s, rows = (None, []) if full else load("negative")
 if s:
@@ -161,6 +182,8 @@ if s:
     if s["admin_notifications"]:
         problems.append(f"negative: the admin webhook received {len(s['admin_notifications'])} notification(s)")
     peak = max((float(r["target_tps"]) for r in rows), default=0)
+    if s.get("capacity") and peak >= s["capacity"]["hpa_scale_up_tps"]:
+        problems.append(f"negative: held {peak} tx/s, not below hpa_scale_up_tps {s['capacity']['hpa_scale_up_tps']:.0f}")
     print(f"negative: {len(rows)} samples over {s['duration_s']:.0f} s at up to {peak:.0f} tx/s, admin alert never active")
 
 for p in problems:
