@@ -7,10 +7,13 @@
 #   2. `airflow dags test ml_model_retrain` in local mode runs a full retraining with the local binary:
 #      simulate -> train -> validate -> register/promote in MLflow -> notify (to a local webhook sink);
 #      then MLflow's REST API shows the registered version as champion and the run's gate decision;
-#   3. `airflow dags test kafka_attack_simulation` in local mode, short phases (200:5s,400:5s), against
-#      tansu, the API (`fraudops serve`), the stream worker and a real Alertmanager (the admin alert is
-#      posted once the worker consumes): every task succeeds, the broker holds 3000 messages (±1%, counted
-#      with confluent-kafka), the results and the alert's firing time are in XCom, the phase table in the log;
+#   3. `airflow dags test kafka_attack_simulation` in local mode, short phases (200:5s,400:5s) and the
+#      closed loop (step 2, max_rate 3200, Alertmanager polled every 1 s), against tansu, the API
+#      (`fraudops serve`), the stream worker and a real Alertmanager (the admin alert is posted once the
+#      worker has consumed the 3000 messages of the listed phases): every task succeeds, both listed phases
+#      run in full, the attack escalates to 800/s and stops in that phase when the alert fires, the broker
+#      holds exactly the messages sent (counted with confluent-kafka), the results, the closed loop's outcome
+#      and the alert's firing time are in XCom, the phase table in the log;
 #   4. the same DAG with the broker down: the task fails with the broker's address in its log, is retried
 #      once (retry delay shortened to 1 s by FRAUDOPS_ATTACK_RETRY_DELAY_SECONDS), and the attack never runs.
 #
@@ -200,11 +203,13 @@ wait_until "the stream worker's topics" 150 \
   "$FRAUDOPS_BIN" attack --check-only --bootstrap-servers "$BROKER" --require-topics fraud-predictions
 echo "tansu at $BROKER, API at $API, Alertmanager at $AM, stream worker up"
 
-# The administrator's alert, as Prometheus would send it, once the worker consumes the attack's events.
+# The administrator's alert, as Prometheus would send it, once the worker has consumed the 3000 messages of
+# the listed phases (the counter summed over its labels): the attack runs both in full, escalates, and
+# stops in the escalated phase when it sees the alert.
 # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
 setsid bash -c '
   for _ in $(seq 1500); do
-    if curl -sf "$1/metrics" | grep -Eq "^kafka_messages_consumed_total(\{[^}]*\})? [1-9]"; then
+    if curl -sf "$1/metrics" | awk "/^kafka_messages_consumed_total[{ ]/ { n += \$NF } END { exit !(n >= 3000) }"; then
       curl -sf -X POST -H "Content-Type: application/json" -d "[{\"labels\": {\"alertname\":
         \"AdminNotification_MaxScaleHighCPU\", \"severity\": \"critical\"}}]" "$2/api/v2/alerts" >/dev/null
       date -u +%Y-%m-%dT%H:%M:%SZ >"$3"
@@ -215,7 +220,7 @@ setsid bash -c '
 pids+=($!)
 
 attack_conf() { # attack_conf BOOTSTRAP_SERVERS
-  printf '{"phases": "200:5s,400:5s", "bootstrap_servers": "%s", "api_url": "%s", "alertmanager_url": "%s", "alert_timeout_seconds": 30}' \
+  printf '{"phases": "200:5s,400:5s", "escalate": true, "step": 2, "max_rate": 3200, "alert_poll": "1s", "bootstrap_servers": "%s", "api_url": "%s", "alertmanager_url": "%s", "alert_timeout_seconds": 30}' \
     "$1" "$API" "$AM"
 }
 export ATTACK_METRICS_PORT=0

@@ -117,10 +117,12 @@ def run_local(argv: list[str], work_root: str, env: dict[str, str] | None = None
 
 def pod_step(task_id: str, argv: list[str], *, app: str, requests: dict, limits: dict, do_xcom_push: bool,
              namespace: str = NAMESPACE, env_vars: dict[str, str] | None = None,
-             volumes: list | None = None, volume_mounts: list | None = None) -> KubernetesPodOperator:
+             volumes: list | None = None, volume_mounts: list | None = None,
+             operator: type[KubernetesPodOperator] = KubernetesPodOperator) -> KubernetesPodOperator:
     """Cluster mode: one step as a pod of the fraudops image, non-root, read-only root filesystem (a
-    writable /tmp is mounted after the DAG's own `volumes`), no service-account token, labelled `app`."""
-    return KubernetesPodOperator(
+    writable /tmp is mounted after the DAG's own `volumes`), no service-account token, labelled `app`.
+    `operator`: a KubernetesPodOperator subclass, for a step whose arguments depend on the run's params."""
+    return operator(
         task_id=task_id,
         name=f"fraudops-{task_id.replace('_', '-')}",
         namespace=namespace,

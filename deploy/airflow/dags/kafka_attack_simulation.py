@@ -9,10 +9,17 @@ check_topics
   check_topics    fraudops attack           --check-only: the broker answers and `topic` and
                                             `require_topics` (fraud-predictions: the stream worker's
                                             output) exist; creates and sends nothing
-  attack          fraudops attack           the phases (open model: message i of a phase is due at
-                                            i / rate), per-phase results written as JSON (--results)
-  results         (Python)                  reads the results back, logs the phase table, fails if more
-                                            than max_error_pct of the messages were not acknowledged
+  attack          fraudops attack           the listed phases (open model: message i of a phase is due
+                                            at i / rate), then, if `escalate`, the closed loop: the last
+                                            phase again at `step` x its rate until `alert_name` fires in
+                                            Alertmanager (--until-alert, polled every `alert_poll`; it
+                                            stops at once when it fires, listed phases included); fails
+                                            if the next rate would pass `max_rate` first. Per-phase
+                                            results (and the closed loop's outcome) as JSON (--results)
+  results         (Python)                  reads the results back, logs the phase table and the closed
+                                            loop's outcome (fired, time to alert, triggering phase and
+                                            rate; returned in XCom), fails if more than max_error_pct of
+                                            the messages were not acknowledged
   wait_for_alert  (Python)                  optional: polls Alertmanager's API v2 (/api/v2/alerts) for
                                             `alert_name` until it fires or alert_timeout_seconds pass;
                                             records whether and when it fired (XCom), never fails on
@@ -36,6 +43,11 @@ Two modes, chosen by FRAUDOPS_AIRFLOW_MODE, as for ml_model_retrain:
   local                 the same argument lists run with the local binary (FRAUDOPS_BIN, else `fraudops`
                         on PATH) in FRAUDOPS_WORK_DIR; scripts/test-airflow.sh runs the DAG like this with
                         `airflow dags test` against a real Kafka-protocol broker (tansu).
+
+The closed loop's options (CLOSED_LOOP) are appended to the attack's arguments only when the run escalates:
+in the pod once its templates are rendered (AttackPod), locally by the runner (run_attack). Jinja renders
+each argument on its own, so a template can neither add nor drop an option, and an empty ATTACK_UNTIL_ALERT
+is no way out: clap reads an empty variable as the alert name "", not as "no closed loop".
 
 check_api, results and wait_for_alert run in the Airflow worker in both modes (HTTP only).
 No schedule: an attack is a one-off, triggered from the UI (Trigger DAG, with the params below) or with
@@ -93,6 +105,15 @@ STEPS: dict[str, list[str]] = {
         "--results", RESULTS,
     ],
 }
+# The attack's closed loop, appended when `escalate`: after the listed phases, the last one again at `step` x
+# its rate until `alert_name` fires, never beyond `max_rate` (fraudops exits 1 when it gets there first).
+CLOSED_LOOP = [
+    "--until-alert", "{{ params.alert_name }}",
+    "--alertmanager", "{{ params.alertmanager_url }}",
+    "--step", "{{ params.step }}",
+    "--max-rate", "{{ params.max_rate }}",
+    "--alert-poll", "{{ params.alert_poll }}",
+]
 
 
 def run_fraudops(argv: list[str], results: str | None = None):
@@ -106,6 +127,55 @@ def run_fraudops(argv: list[str], results: str | None = None):
     return run_local(argv, WORK_ROOT, env=env, results=results)
 
 
+def run_attack(argv: list[str], closed_loop: list[str], results: str, params, **_):
+    """Local mode: the attack, with the closed loop's options if the run escalates. An escalation that
+    stopped at `max_rate` without the alert (fraudops exits 1) fails the task with a message naming it."""
+    if not params["escalate"]:
+        return run_fraudops(argv, results=results)
+    try:
+        return run_fraudops([*argv, *closed_loop], results=results)
+    except RuntimeError as error:
+        # fraudops writes its results before it exits 1 for the missing alert.
+        report = read_results(results)
+        if report and gave_up(report):
+            raise RuntimeError(gave_up_message(report, params)) from error
+        raise
+
+
+def read_results(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def gave_up(report: dict) -> bool:
+    """The closed loop ended without its alert: the next escalation would have passed `max_rate`."""
+    alert = report.get("alert")
+    return bool(alert) and not alert["fired"] and not report["interrupted"]
+
+
+def gave_up_message(report: dict, params) -> str:
+    last = report["phases"][-1]["target_rate"]  # the closed loop escalates numeric rates only
+    return (
+        f"{params['alert_name']} did not fire: the attack escalated to {last:.0f} msg/s and stopped there, "
+        f"as the next step (x{params['step']}) would pass max_rate {params['max_rate']} msg/s; raise max_rate, "
+        f"or check that Alertmanager at {params['alertmanager_url']} receives the alert"
+    )
+
+
+class AttackPod(KubernetesPodOperator):
+    """Cluster mode: the attack's pod; its arguments gain the closed loop's (CLOSED_LOOP, rendered) when the
+    run escalates. Appended after rendering: a template is always exactly one argument."""
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        super().render_template_fields(context, jinja_env)
+        # Once: Airflow may render a task object again, and clap refuses a repeated option.
+        if context["params"]["escalate"] and "--until-alert" not in self.arguments:
+            self.arguments = [*self.arguments, *self.render_template(CLOSED_LOOP, context, jinja_env)]
+
+
 def attack_pod(task_id: str, argv: list[str]) -> KubernetesPodOperator:
     """Cluster mode: one step as a pod of the fraudops image (fraudops_dag_common.pod_step), sized for the
     attack; only the attack's pod hands its results over through XCom."""
@@ -115,10 +185,13 @@ def attack_pod(task_id: str, argv: list[str]) -> KubernetesPodOperator:
         app="fraudops-attack",
         namespace=NAMESPACE,
         env_vars={"NO_COLOR": "1"},
-        # 1500 msg/s of ~300 B is light work for librdkafka: the attack must not be the bottleneck, nor big.
-        requests={"cpu": "500m", "memory": "128Mi"},
-        limits={"cpu": "2", "memory": "512Mi"},
+        # The pod must carry the highest rate the closed loop may escalate to (`max_rate`, by default
+        # 1500 x 2^7 msg/s of ~300 B each) without becoming the bottleneck. Measured against tansu: 15 µs of
+        # CPU per message at 20,000 msg/s, 5.4 µs at 50,000, peak RSS 57 MB; as deploy/k8s/attack/attack-job.yaml.
+        requests={"cpu": "1", "memory": "128Mi"},
+        limits={"cpu": "2", "memory": "256Mi"},
         do_xcom_push=task_id == "attack",
+        operator=AttackPod if task_id == "attack" else KubernetesPodOperator,
     )
 
 
@@ -158,8 +231,9 @@ def phase_table(report: dict) -> str:
 
 
 def results(params, ti, **_) -> dict:
-    """Reads the attack's per-phase results back (XCom of `attack`), logs the phase table, and fails when the
-    attack was interrupted or more than `max_error_pct` of its messages were not acknowledged."""
+    """Reads the attack's per-phase results back (XCom of `attack`), logs the phase table and the closed
+    loop's outcome, and fails when the attack was interrupted, gave up at `max_rate` without the alert, or
+    more than `max_error_pct` of its messages were not acknowledged."""
     report = ti.xcom_pull(task_ids="attack")
     if not report or "phases" not in report:
         raise RuntimeError(f"the attack left no results (XCom of task attack: {report!r})")
@@ -177,15 +251,27 @@ def results(params, ti, **_) -> dict:
             log.warning("phase %d held %.1f%% of its target rate", p["phase"], p["accuracy_pct"])
         if p["errors_by_reason"]:
             log.warning("phase %d errors by reason: %s", p["phase"], p["errors_by_reason"])
+    alert = report.get("alert")
+    if alert:
+        outcome = {k: alert[k] for k in ("alert", "fired", "time_to_alert_s", "triggering_rate", "triggering_phase")}
+        if alert["fired"]:
+            log.info(
+                "closed loop: %s fired %.1f s after the attack started, in phase %d (target %.0f msg/s)",
+                alert["alert"], alert["time_to_alert_s"], alert["triggering_phase"], alert["triggering_rate"],
+            )
+        else:
+            log.info("closed loop: %s did not fire (Alertmanager %s)", alert["alert"], alert["alertmanager"])
     if report["interrupted"]:
         raise RuntimeError("the attack was interrupted before its last phase ended")
+    if gave_up(report):  # the attack task already failed on fraudops' exit 1; never call such a run a success
+        raise RuntimeError(gave_up_message(report, params))
     error_pct = 100.0 * errors / sent if sent else 100.0
     if error_pct > float(params["max_error_pct"]):
         raise RuntimeError(
             f"{errors} of {sent} messages ({error_pct:.2f}%) were not acknowledged by the broker "
             f"(max_error_pct {params['max_error_pct']})"
         )
-    return {
+    summary = {
         "started_at": report["started_at"],
         "duration_s": report["duration_s"],
         "sent": sent,
@@ -197,6 +283,9 @@ def results(params, ti, **_) -> dict:
             for p in report["phases"]
         ],
     }
+    if alert:
+        summary["alert"] = outcome
+    return summary
 
 
 def parse_time(text: str) -> datetime:
@@ -286,12 +375,40 @@ with DAG(
         "seed": Param(42, type="integer", minimum=0, description="simulator seed (same seed, same transactions)"),
         "api_url": Param("http://fraudops-api.fraudops.svc", type="string", description="the scoring API"),
         "max_error_pct": Param(1.0, type="number", minimum=0, description="results: most unacknowledged messages, %"),
+        "escalate": Param(
+            True,
+            type="boolean",
+            description="closed loop: after the listed phases, escalate until alert_name fires (off: the listed "
+            "phases only)",
+        ),
+        "step": Param(
+            2, type="number", exclusiveMinimum=1, description="closed loop: each further phase runs at step x the last"
+        ),
+        "max_rate": Param(
+            192000,
+            type="number",
+            exclusiveMinimum=0,
+            description="closed loop: never escalate beyond this rate, msg/s (default 1500 x 2^7); reaching it "
+            "without the alert fails the attack",
+        ),
+        "alert_poll": Param(
+            "5s",
+            type="string",
+            # A non-zero number and an optional unit, as fraudops parses durations.
+            pattern=r"^\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+(ms|s|m|min|h)?\s*$",
+            description="closed loop: how often the attack asks Alertmanager (500ms/5s/1m)",
+        ),
         "wait_for_alert": Param(True, type="boolean", description="wait for alert_name after the attack"),
-        "alert_name": Param("AdminNotification_MaxScaleHighCPU", type="string"),
+        "alert_name": Param(
+            "AdminNotification_MaxScaleHighCPU",
+            type="string",
+            minLength=1,
+            description="the administrator alert the closed loop and wait_for_alert look for",
+        ),
         "alertmanager_url": Param(
             "http://kube-prometheus-stack-alertmanager.monitoring.svc:9093",
             type="string",
-            description="Alertmanager base URL (its API v2 is polled)",
+            description="Alertmanager base URL (its API v2 is polled by the attack and by wait_for_alert)",
         ),
         "alert_timeout_seconds": Param(
             600, type="integer", minimum=0, description="how long to wait for the alert after the attack"
@@ -313,7 +430,9 @@ with DAG(
             execution_timeout=timedelta(minutes=2),
         )
         attack = PythonOperator(
-            task_id="attack", python_callable=run_fraudops, op_kwargs={"argv": STEPS["attack"], "results": RESULTS}
+            task_id="attack",
+            python_callable=run_attack,
+            op_kwargs={"argv": STEPS["attack"], "closed_loop": CLOSED_LOOP, "results": RESULTS},
         )
     read_back = PythonOperator(task_id="results", python_callable=results)
     alert = PythonOperator(task_id="wait_for_alert", python_callable=wait_for_alert)

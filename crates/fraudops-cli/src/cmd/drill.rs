@@ -89,6 +89,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         s.mode,
         outcome.report.display()
     );
+    println!(
+        "  overlay {}, CPU {}",
+        s.overlay,
+        if s.cpu_scaled {
+            format!(
+                "SCALED ×{} (a deployment that does not exist)",
+                s.cpu_factor
+            )
+        } else {
+            "as deployed".to_owned()
+        }
+    );
     println!("  CPU limits: {}", s.cpu_mechanism_description);
     for e in &s.scaling_events {
         println!(
@@ -106,6 +118,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         t(s.alert_firing_s),
         t(s.notification_s)
     );
+    if let Some(c) = &s.capacity {
+        println!(
+            "  capacity: {:.0} µs of CPU per prediction (+{:.1}m idle per replica)",
+            c.cpu_seconds_per_request * 1e6,
+            c.idle_cpu_cores * 1000.0
+        );
+        for o in &c.overlays {
+            println!(
+                "    {}: {:.0}m/{:.0}m per replica; HPA target crossed at {:.0} tx/s, admin alert's line at {:.0} tx/s",
+                o.overlay,
+                o.cpu_request_cores * 1000.0,
+                o.cpu_limit_cores * 1000.0,
+                o.hpa_scale_up_tps,
+                o.admin_alert_tps
+            );
+        }
+    }
     for c in &s.checks {
         println!(
             "  [{}] {} — {}",
