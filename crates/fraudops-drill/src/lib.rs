@@ -29,6 +29,8 @@ pub mod balancer;
 pub mod capacity;
 pub mod cgroup;
 pub mod cluster;
+mod components;
+mod conclude;
 pub mod config;
 pub mod control;
 pub mod error;
