@@ -15,6 +15,10 @@ LONG=0
 export FRAUDOPS_LONG_TESTS=$LONG
 # The Kafka suite needs a broker; its own stage runs it (scripts/test-kafka.sh), the workspace stage skips it.
 export FRAUDOPS_KAFKA_TESTS=skip
+# The drill's unit tests run promtool and create cgroups: install promtool first, and make a missing tool
+# a failure rather than a skip (as root, where the cgroups are writable).
+scripts/ensure/apt.sh prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager
+[[ $(id -u) -eq 0 ]] && export FRAUDOPS_REQUIRE_DRILL_TOOLS=1
 
 declare -a names=() results=() durations=()
 stage() {

@@ -108,20 +108,6 @@ impl Balancer {
         }
     }
 
-    /// The ready endpoints now.
-    pub fn endpoints(&self) -> Vec<Endpoint> {
-        self.0
-            .endpoints
-            .read()
-            .map(|e| e.clone())
-            .unwrap_or_default()
-    }
-
-    /// Requests answered since the start.
-    pub fn total(&self) -> u64 {
-        self.0.total.load(Ordering::Relaxed)
-    }
-
     /// The statistics since the previous call, and a fresh window.
     pub fn take_window(&self) -> WindowStats {
         let Ok(mut w) = self.0.window.lock() else {

@@ -7,7 +7,7 @@
 //! One task owns every pod and process (no locks around children); it publishes a [`ClusterView`] that
 //! the exporters, the report sampler and the balancer read.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,11 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::balancer::{Balancer, Endpoint};
-use crate::cgroup::{CgroupTree, CpuStats, Mechanism, ReplicaGroup, proc_resident_bytes};
+use crate::cgroup::{CgroupTree, ReplicaGroup, proc_resident_bytes};
 use crate::error::DrillError;
 use crate::exporter::{ClusterSnapshot, PodSnapshot};
-use crate::hpa::{Autoscaler, ControllerSettings, HpaSpec, MetricProposal, PodState, PodUsage};
+use crate::hpa::{Autoscaler, ControllerSettings, HpaSpec, MetricProposal, PodState};
 use crate::manifest::ApiWorkload;
+use crate::metrics_server::UsageWindow;
 use crate::process::{self, Output, Proc, Registry};
 
 /// How the drill runs the Deployment.
@@ -146,7 +147,6 @@ pub struct Cluster {
     view: Arc<Mutex<ClusterView>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), DrillError>>>,
-    mechanism: Mechanism,
 }
 
 enum Event {
@@ -168,8 +168,8 @@ struct Pod {
     failures: u32,
     probing: bool,
     terminating: bool,
-    cpu: VecDeque<(Instant, f64)>,
-    memory_bytes: u64,
+    /// What metrics-server reports of it.
+    usage: UsageWindow,
 }
 
 impl Cluster {
@@ -186,7 +186,6 @@ impl Cluster {
             v.spec_replicas = config.hpa.min_replicas;
             v.desired_replicas = config.hpa.min_replicas;
         }
-        let mechanism = tree.mechanism();
         let (stop, stop_rx) = oneshot::channel();
         let controller = Controller::new(config, tree, registry, balancer, view.clone());
         let task = tokio::spawn(controller.run(stop_rx));
@@ -194,23 +193,12 @@ impl Cluster {
             view,
             stop: Some(stop),
             task: Some(task),
-            mechanism,
         })
     }
 
     /// The current view.
     pub fn view(&self) -> ClusterView {
         self.view.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-
-    /// A shared handle to the view (for the exporters).
-    pub fn view_handle(&self) -> Arc<Mutex<ClusterView>> {
-        self.view.clone()
-    }
-
-    /// How CPU is limited.
-    pub fn mechanism(&self) -> Mechanism {
-        self.mechanism
     }
 
     /// Polls until `n` pods are ready, the controller fails, or `timeout` passes.
@@ -540,8 +528,7 @@ impl Controller {
             failures: 0,
             probing: false,
             terminating: false,
-            cpu: VecDeque::new(),
-            memory_bytes: 0,
+            usage: UsageWindow::default(),
         });
         Ok(())
     }
@@ -588,18 +575,14 @@ impl Controller {
     /// CPU (cumulative, from the cgroup) and memory of every pod, for the metrics-server window.
     fn sample(&mut self) {
         let now = Instant::now();
-        let keep = self.config.metric_window * 2;
         for p in &mut self.pods {
             let stats = p.group.stats(Some(p.pid));
-            p.cpu.push_back((now, stats.usage_seconds));
-            while p
-                .cpu
-                .front()
-                .is_some_and(|(t, _)| now.duration_since(*t) > keep)
-            {
-                p.cpu.pop_front();
-            }
-            p.memory_bytes = proc_resident_bytes(p.pid);
+            p.usage.record(
+                now,
+                stats.usage_seconds,
+                proc_resident_bytes(p.pid),
+                self.config.metric_window,
+            );
         }
     }
 
@@ -625,26 +608,6 @@ impl Controller {
         }
     }
 
-    /// The metrics-server view of a pod: CPU averaged over the metric window, working-set memory.
-    fn usage(&self, p: &Pod, now: Instant) -> Option<PodUsage> {
-        let (t_last, u_last) = *p.cpu.back()?;
-        let (t_first, u_first) = *p
-            .cpu
-            .iter()
-            .find(|(t, _)| t_last.duration_since(*t) <= self.config.metric_window)?;
-        let span = t_last.duration_since(t_first);
-        if span < self.config.metric_window / 2 {
-            return None;
-        }
-        let cores = (u_last - u_first).max(0.0) / span.as_secs_f64();
-        Some(PodUsage {
-            cpu_millis: (cores * 1000.0).round() as i64,
-            memory_bytes: p.memory_bytes as i64,
-            timestamp: self.now().saturating_sub(now.duration_since(t_last)),
-            window: span,
-        })
-    }
-
     fn sync_hpa(&mut self) {
         let now_i = Instant::now();
         let now = self.now();
@@ -660,7 +623,7 @@ impl Controller {
                 terminating: p.terminating,
                 cpu_request_millis: (self.config.cpu_request_cores * 1000.0).round() as i64,
                 memory_request_bytes: self.config.api.memory_request_bytes as i64,
-                usage: self.usage(p, now_i),
+                usage: p.usage.usage(self.config.metric_window, now_i, now),
             })
             .collect();
         let r = self.hpa.reconcile(now, self.spec_replicas, &states);
@@ -741,7 +704,7 @@ impl Controller {
                     group: p.group.clone(),
                     ready: p.ready,
                     terminating: p.terminating,
-                    memory_bytes: p.memory_bytes,
+                    memory_bytes: p.usage.memory_bytes,
                 })
                 .collect();
             v.events.clone_from(&self.events);
@@ -855,22 +818,4 @@ async fn forward_replica_log(
             reason: "exited before server_started".into(),
         });
     }
-}
-
-/// The window metrics-server averages a pod's CPU over (its default resolution, 15 s), on the drill's clock.
-pub fn metric_window(time_scale: f64) -> Duration {
-    Duration::from_secs(15)
-        .mul_f64(time_scale)
-        .max(Duration::from_secs(1))
-}
-
-/// CPU used per pod between two cumulative readings, as a fraction of `limit_cores`.
-pub fn cpu_ratio(
-    before: &CpuStats,
-    after: &CpuStats,
-    seconds: f64,
-    limit_cores: f64,
-) -> Option<f64> {
-    (seconds > 0.0 && limit_cores > 0.0)
-        .then(|| (after.usage_seconds - before.usage_seconds).max(0.0) / seconds / limit_cores)
 }

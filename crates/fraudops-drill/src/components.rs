@@ -118,7 +118,7 @@ pub(crate) async fn start(
         log_dir: logs.to_owned(),
         work_dir: data.to_owned(),
         targets_file: data.join("fraudops-api-targets.json"),
-        metric_window: cluster::metric_window(plan.time_scale),
+        metric_window: crate::metrics_server::metric_window(plan.time_scale),
     };
     std::fs::write(&cluster_config.targets_file, "[]")
         .map_err(|e| DrillError::io("writing the targets file", e))?;

@@ -11,7 +11,6 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::error::DrillError;
 use crate::exporter::{ClusterSnapshot, render_cadvisor, render_kube_state_metrics};
@@ -43,7 +42,6 @@ impl Notification {
 #[derive(Clone, Default)]
 pub struct Sink {
     received: Arc<Mutex<Vec<(std::time::Instant, Notification)>>>,
-    arrived: Arc<Notify>,
 }
 
 impl Sink {
@@ -60,17 +58,11 @@ impl Sink {
             .collect()
     }
 
-    /// Resolves at the next arrival.
-    pub async fn arrival(&self) {
-        self.arrived.notified().await;
-    }
-
     fn push(&self, n: Notification) {
         tracing::info!(event = "notification_received", hook = %n.hook, title = %n.title());
         if let Ok(mut r) = self.received.lock() {
             r.push((std::time::Instant::now(), n));
         }
-        self.arrived.notify_waiters();
     }
 }
 

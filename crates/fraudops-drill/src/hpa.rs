@@ -364,12 +364,8 @@ impl Autoscaler {
         }
     }
 
-    /// The HPA object this controller follows.
-    pub fn spec(&self) -> &HpaSpec {
-        &self.spec
-    }
-
     /// The controller settings.
+    #[cfg(test)]
     pub fn settings(&self) -> &ControllerSettings {
         &self.settings
     }

@@ -407,7 +407,10 @@ mod tests {
                 String::from_utf8_lossy(&o.stdout),
                 String::from_utf8_lossy(&o.stderr)
             ),
-            Err(e) => eprintln!("SKIPPED promtool_accepts_the_config: {e}"),
+            Err(e) => crate::test_support::skip(
+                "promtool_accepts_the_config",
+                &format!("promtool is not runnable ({e})"),
+            ),
         }
     }
 }

@@ -158,13 +158,6 @@ impl Proc {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Waits for it to exit on its own.
-    pub async fn wait(&mut self) -> Option<ExitStatus> {
-        let status = self.child.wait().await.ok();
-        self.registry.remove(self.pid);
-        status
-    }
-
     /// SIGTERM, then SIGKILL after `grace`, as the kubelet does; returns the exit status.
     pub async fn stop(mut self, grace: Duration) -> Option<ExitStatus> {
         if let Some(status) = self.exited() {

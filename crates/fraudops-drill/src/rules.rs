@@ -294,9 +294,10 @@ mod tests {
             .output()
         {
             Ok(o) => assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout)),
-            Err(e) => {
-                eprintln!("SKIPPED promtool_accepts_the_scaled_files: promtool not runnable ({e})")
-            }
+            Err(e) => crate::test_support::skip(
+                "promtool_accepts_the_scaled_files",
+                &format!("promtool is not runnable ({e})"),
+            ),
         }
     }
 }

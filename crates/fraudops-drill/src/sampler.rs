@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::balancer::Balancer;
 use crate::cgroup::CpuStats;
-use crate::cluster::{self, ClusterView};
+use crate::cluster::ClusterView;
 use crate::monitoring::{AlertState, PrometheusApi};
 use crate::report::Sample;
 use crate::verdict::ADMIN_ALERT;
@@ -69,7 +69,7 @@ impl Sampler {
             let read_at = Instant::now();
             let stats = p.group.stats(Some(p.pid));
             if let Some((before_at, before)) = self.last_cpu.get(&p.name)
-                && let Some(r) = cluster::cpu_ratio(
+                && let Some(r) = crate::metrics_server::cpu_ratio(
                     before,
                     &stats,
                     read_at.duration_since(*before_at).as_secs_f64(),

@@ -310,7 +310,7 @@ pub(crate) fn markdown(s: &Summary, sample_every: Duration) -> String {
         "- **Autoscaler:** the Kubernetes HPA algorithm (fraudops-drill `hpa`), sync every {:?}, tolerance {}, CPU from the cgroups over a {:?} metrics-server window.",
         s.controller.sync_period,
         s.controller.tolerance,
-        crate::cluster::metric_window(s.time_scale)
+        crate::metrics_server::metric_window(s.time_scale)
     );
     let _ = writeln!(
         m,
