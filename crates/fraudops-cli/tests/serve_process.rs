@@ -139,3 +139,23 @@ fn serves_the_embedded_model_without_configuration() {
         "{info}"
     );
 }
+
+#[test]
+fn server_started_logs_plain_values_and_leaves_absent_ones_out() {
+    let serve = start_serve();
+    let line = &serve.started_line;
+    assert!(!line.contains("Some(") && !line.contains("None"), "{line}");
+    let log: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    assert!(
+        log["model_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("gbdt-")),
+        "{line}"
+    );
+    // No separate metrics port was configured: the field is absent, not "None".
+    assert!(log.get("metrics_addr").is_none(), "{line}");
+    assert!(
+        ["configured", "cgroup", "cpus"].contains(&log["cpu_limit_source"].as_str().unwrap_or("")),
+        "{line}"
+    );
+}

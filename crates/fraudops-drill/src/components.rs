@@ -35,7 +35,7 @@ impl Running {
             "stopping the attack, the stream worker and the replicas".into(),
         ));
         if let Some(p) = self.attack.take() {
-            p.stop(Duration::from_secs(10)).await;
+            p.stop(ATTACK_STOP_GRACE).await;
         }
         if let Some(p) = self.stream.take() {
             p.stop(Duration::from_secs(10)).await;
@@ -57,6 +57,11 @@ impl Running {
         }
     }
 }
+
+/// How long the attack gets after SIGTERM: it waits up to a minute for the broker's outstanding
+/// acknowledgements (`fraudops attack`'s finish timeout) and only then writes `attack-results.json`; a
+/// SIGKILL before that loses the per-phase results.
+pub(crate) const ATTACK_STOP_GRACE: Duration = Duration::from_secs(70);
 
 /// What the attack and the watch loop need of the started components.
 pub(crate) struct Started {

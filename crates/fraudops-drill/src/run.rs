@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::cgroup::Mechanism;
 use crate::cluster::{Cluster, ClusterView};
@@ -332,7 +332,7 @@ async fn drive(
                     "load stopped; watching the HPA scale back down".into(),
                 ));
                 if let Some(p) = running.attack.take() {
-                    p.stop(Duration::from_secs(10)).await;
+                    p.stop(components::ATTACK_STOP_GRACE).await;
                 }
             }
             if v.current() == min && v.events.last().is_some_and(|e| e.to == min && e.from > min) {

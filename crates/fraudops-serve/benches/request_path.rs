@@ -13,8 +13,8 @@ use axum::http::{Request, header};
 use criterion::{Criterion, criterion_group, criterion_main};
 use fraudops_serve::logging::JsonLines;
 use fraudops_serve::model_store::ModelSource;
-use fraudops_serve::validation::parse_single;
 use fraudops_serve::{ServeConfig, Server};
+use fraudops_wire::parse_single;
 
 /// The transaction `scripts/bench-requests.py` sends (same fields, same values).
 const BODY: &str = r#"{"transaction_id": "bench-1", "amount": 129.9, "customer_id": 42, "terminal_id": 3107, "tx_datetime": "2018-08-15 02:13:00", "merchant_category": "electronics", "user_age": 37, "account_balance": 2400.5, "history": {"customer": {"nb_tx_1day": 3, "avg_amount_1day": 80.0, "nb_tx_7day": 12, "avg_amount_7day": 60.0, "nb_tx_30day": 40, "avg_amount_30day": 55.0}, "terminal": {"nb_tx_1day": 9, "risk_1day": 0.0, "nb_tx_7day": 60, "risk_7day": 0.0, "nb_tx_30day": 250, "risk_30day": 0.004}}}"#;

@@ -15,11 +15,11 @@ use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use fraudops_wire::ErrorBody;
 use tower::ServiceExt;
 
 use crate::protection::Admission;
 use crate::routes::{self, AppState};
-use crate::schema::ErrorBody;
 use crate::telemetry::SCORING_ENDPOINTS;
 use crate::tracking::InProgress;
 

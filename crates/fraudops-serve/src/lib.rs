@@ -1,8 +1,10 @@
 //! `fraudops serve`: the scoring API of SPEC §4.
 //!
-//! * [`schema`] — the wire types (the only place that knows the JSON shapes) and the OpenAPI document;
-//! * [`validation`] — bytes → a validated transaction, or an error naming the field;
-//! * [`error`] — every way a request can fail, mapped to one status and one JSON body in one place;
+//! * the wire types and their validation (bytes → a validated transaction, or an error naming the
+//!   field) are `fraudops-wire`'s, shared with the stream worker;
+//! * [`openapi`] — the OpenAPI document: the routes' paths and the wire types' schemas;
+//! * [`error`] — every way a request can fail (a wire validation error among them), mapped to one status
+//!   and one JSON body in one place;
 //! * [`telemetry`] — the SPEC §4.1 metric names, written once;
 //! * [`logging`] — JSON log lines, formatted by hand and written to stdout in batches;
 //! * [`model_store`] — the served model behind an atomic pointer, its sources and the hot-swap poller;
@@ -21,14 +23,13 @@ pub mod dispatch;
 pub mod error;
 pub mod logging;
 pub mod model_store;
+pub mod openapi;
 pub mod protection;
 pub mod routes;
-pub mod schema;
 pub mod startup;
 pub mod system;
 pub mod telemetry;
 pub mod tracking;
-pub mod validation;
 
 pub use config::ServeConfig;
 pub use logging::init_logging;

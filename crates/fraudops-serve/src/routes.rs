@@ -13,13 +13,14 @@ use axum::response::{Html, IntoResponse, Response};
 use fraudops_features::FeatureVector;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use fraudops_wire::{
+    BatchResponse, ErrorBody, HealthStatus, PredictResponse, ServiceInfo, TransactionId,
+    ValidTransaction, ValidationError, parse_batch, parse_single,
+};
+
 use crate::error::ApiError;
 use crate::model_store::{ModelStore, ServedModel};
-use crate::schema::{
-    BatchResponse, ErrorBody, HealthStatus, PredictResponse, ServiceInfo, TransactionId,
-};
 use crate::telemetry::Metrics;
-use crate::validation::{ValidTransaction, parse_batch, parse_single};
 
 /// What every handler shares.
 pub struct AppInner {
@@ -111,10 +112,10 @@ where
             Err(if too_large {
                 ApiError::BodyTooLarge { limit }
             } else {
-                ApiError::MalformedJson {
+                ApiError::Validation(ValidationError::MalformedJson {
                     message: format!("could not read the request body: {inner}"),
                     field: None,
-                }
+                })
             })
         }
     }
@@ -171,7 +172,7 @@ impl std::fmt::Display for DisplayId<'_> {
 }
 
 /// Score one transaction.
-#[utoipa::path(post, path = "/predict", request_body = crate::schema::PredictRequest,
+#[utoipa::path(post, path = "/predict", request_body = fraudops_wire::PredictRequest,
     responses(
         (status = 200, description = "The prediction", body = PredictResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -203,7 +204,7 @@ where
 async fn scoring_input<'s, B, T>(
     state: &'s AppInner,
     request: Request<B>,
-    parse: impl FnOnce(&[u8]) -> Result<T, ApiError>,
+    parse: impl FnOnce(&[u8]) -> Result<T, ValidationError>,
 ) -> Result<(T, Arc<ServedModel>, ActiveGuard<'s>), ApiError>
 where
     B: HttpBody<Data = Bytes>,
@@ -240,7 +241,7 @@ impl<T: serde::Serialize> IntoResponse for SizedJson<T> {
 }
 
 /// Score many transactions; predictions come back in request order, all from one model version.
-#[utoipa::path(post, path = "/predict/batch", request_body = crate::schema::BatchRequest,
+#[utoipa::path(post, path = "/predict/batch", request_body = fraudops_wire::BatchRequest,
     responses(
         (status = 200, description = "Predictions in request order", body = BatchResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),

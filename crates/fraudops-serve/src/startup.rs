@@ -20,9 +20,9 @@ use utoipa::OpenApi;
 use crate::config::ServeConfig;
 use crate::dispatch::Dispatch;
 use crate::model_store::{ModelSource, ModelStore, watch};
+use crate::openapi::ApiDoc;
 use crate::protection::{Admission, ClientRateLimit};
 use crate::routes::{self, AppInner, AppState};
-use crate::schema::ApiDoc;
 use crate::system::{CpuSampler, cpu_limit_cores, resident_memory_bytes};
 use crate::telemetry::Metrics;
 use crate::tracking::TrackLayer;
@@ -138,9 +138,13 @@ impl Server {
         let state = self.state.clone();
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
         let (limit, limit_source) = cpu_limit_cores(self.config.cpu_limit_cores);
-        tracing::info!(event = "server_started", addr = %self.local_addr(), metrics_addr = ?self.metrics_addr(),
-            replica_id = %state.replica_id, cpu_limit_cores = limit, cpu_limit_source = ?limit_source,
-            model_version = ?state.store.get().map(|m| m.model.version().to_owned()));
+        // Plain values; an absent metrics address or model leaves its field out (tracing records an Option
+        // only when it is Some).
+        let model_version = state.store.get().map(|m| m.model.version().to_owned());
+        tracing::info!(event = "server_started", addr = %self.local_addr(),
+            metrics_addr = self.metrics_addr().map(tracing::field::display),
+            replica_id = %state.replica_id, cpu_limit_cores = limit, cpu_limit_source = limit_source.as_str(),
+            model_version = model_version.as_deref());
 
         let watcher = tokio::spawn(watch(
             state.store.clone(),

@@ -15,6 +15,17 @@ pub enum LimitSource {
     Cpus,
 }
 
+impl LimitSource {
+    /// The name log lines carry (`configured`, `cgroup`, `cpus`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Configured => "configured",
+            Self::Cgroup => "cgroup",
+            Self::Cpus => "cpus",
+        }
+    }
+}
+
 /// The CPU limit in cores: configured, else the cgroup quota, else the available CPUs.
 pub fn cpu_limit_cores(configured: Option<f64>) -> (f64, LimitSource) {
     if let Some(c) = configured.filter(|c| c.is_finite() && *c > 0.0) {

@@ -3,8 +3,9 @@
 //! * [`config`] — how to reach the broker and which topics to use (`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC`);
 //! * [`admin`] — creates the topics when they are missing;
 //! * [`api_client`] — the HTTP client of the API's `/predict` (attack `--http`, worker `--api-url`);
-//! * [`message`] — the JSON on the topics: transaction events, predictions, dead letters, and the one
-//!   parse of an event (the API's validation, so a dead-letter reason reads like the API's 4xx body);
+//! * [`message`] — the one parse of an event (the API's validation, so a dead-letter reason reads like
+//!   the API's 4xx body) and the API request built from it; the JSON on the topics (transaction events,
+//!   predictions, dead letters) is `fraudops-wire`'s;
 //! * [`telemetry`] — the SPEC §4.1 Kafka metric names, written once, and the `/metrics` listener;
 //! * [`lag`] — consumer lag and queue length of a group, read from the broker;
 //! * [`phases`] — the attack's `rate:duration` phases;
@@ -16,8 +17,8 @@
 //! * [`topic`] — reading a topic back to its end (tests, benchmarks, operators).
 //!
 //! Architecture invariant: no code here draws progress bars or parses command lines beyond the clap
-//! config structs; the `fraudops` binary does that. The API's wire types come from `fraudops-serve` and are
-//! never redefined here.
+//! config structs; the `fraudops` binary does that. The API's wire types and the topics' JSON come from
+//! `fraudops-wire` and are never redefined here; this crate does not link the API server.
 
 pub mod admin;
 pub mod api_client;

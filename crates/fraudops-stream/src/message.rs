@@ -1,70 +1,17 @@
-//! The JSON on the topics, and the one parse of an incoming event.
+//! The one parse of an incoming event, and the API request the worker builds from it.
 //!
-//! * `transactions-input` carries [`TransactionEvent`]s: the API's request fields (SPEC §4) plus the label
-//!   `tx_fraud`, keyed by customer id so one card's events stay in order on one partition;
-//! * `fraud-predictions` carries [`PredictionEvent`]s: the API's response plus where the event came from;
-//! * the dead-letter topic carries [`DeadLetter`]s: the raw event and why it was refused.
-//!
-//! An event is parsed by the API's own validation ([`fraudops_serve::validation::parse_single`]), so a
-//! dead-letter reason is word for word the 4xx body the API would give for the same JSON.
+//! The JSON on the topics (transaction events, predictions, dead letters) is `fraudops-wire`'s: this
+//! module reads a `transactions-input` event ([`fraudops_wire::TransactionEvent`]) with the API's own
+//! validation ([`fraudops_wire::parse_single`]), so a dead-letter reason is word for word the 4xx body
+//! the API would give for the same JSON, then checks what the online features need beyond the API.
 
+use fraudops_data::Transaction;
 use fraudops_data::writer::{format_datetime, parse_datetime};
-use fraudops_data::{MerchantCategory, Transaction};
 use fraudops_features::FeatureRow;
-use fraudops_serve::error::ApiError;
-use fraudops_serve::schema::{
-    CustomerHistory, History, PredictRequest, PredictResponse, TerminalHistory, TransactionId,
+use fraudops_wire::{
+    CustomerHistory, History, PredictRequest, TerminalHistory, TransactionId, ValidationError,
 };
 use serde::{Deserialize, Serialize};
-
-/// Longest raw payload copied into a dead letter; the rest is cut (a huge poison message must not make
-/// a huge dead letter, which the broker might refuse and block the partition).
-pub const MAX_DEAD_LETTER_PAYLOAD: usize = 64 * 1024;
-
-/// One transaction as the attack writes it to `transactions-input`.
-///
-/// It is a valid `POST /predict` body as it stands (so `attack --http` sends the same bytes), plus the
-/// label: the online terminal-risk features only use labels older than the 7-day delay, as training does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TransactionEvent {
-    /// Simulator or file id (made unique across replay loops).
-    pub transaction_id: u64,
-    /// Amount.
-    pub amount: f64,
-    /// Card; also the message key.
-    pub customer_id: u64,
-    /// Terminal.
-    pub terminal_id: u64,
-    /// Event time, `YYYY-MM-DD HH:MM:SS`.
-    pub tx_datetime: String,
-    /// Extension field, when the source has it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub merchant_category: Option<&'static str>,
-    /// Extension field, when the source has it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_age: Option<f32>,
-    /// Extension field, when the source has it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account_balance: Option<f64>,
-    /// The label, for the delayed terminal-risk features; absent in real traffic (counts as genuine).
-    pub tx_fraud: bool,
-}
-
-impl From<&Transaction> for TransactionEvent {
-    fn from(tx: &Transaction) -> Self {
-        Self {
-            transaction_id: tx.transaction_id,
-            amount: tx.tx_amount,
-            customer_id: tx.customer_id,
-            terminal_id: tx.terminal_id,
-            tx_datetime: format_datetime(tx.tx_datetime),
-            merchant_category: tx.merchant_category.map(MerchantCategory::as_str),
-            user_age: tx.user_age,
-            account_balance: tx.account_balance,
-            tx_fraud: tx.tx_fraud,
-        }
-    }
-}
 
 /// The message key of a transaction: its customer id in decimal, so a card's events share a partition
 /// (and a worker) and its online features see them in order.
@@ -90,17 +37,11 @@ pub struct Rejection {
     pub field: Option<String>,
 }
 
-impl From<ApiError> for Rejection {
-    fn from(e: ApiError) -> Self {
-        let field = match &e {
-            ApiError::Invalid { field, .. } | ApiError::MalformedJson { field, .. } => {
-                field.clone()
-            }
-            _ => None,
-        };
+impl From<ValidationError> for Rejection {
+    fn from(e: ValidationError) -> Self {
         Self {
+            field: e.field().map(str::to_owned),
             reason: e.to_string(),
-            field,
         }
     }
 }
@@ -117,7 +58,9 @@ impl Rejection {
     }
 }
 
-/// The fields the worker needs beyond the API's: the keys of the online state and the label.
+/// The fields of a [`fraudops_wire::TransactionEvent`] the worker needs beyond the API's: the keys of the
+/// online state and the label. Read apart from the API's parse, which stays the one that names a bad
+/// request field, and only after it has passed.
 #[derive(Deserialize)]
 struct StreamFields {
     customer_id: Option<u64>,
@@ -130,7 +73,7 @@ struct StreamFields {
 /// Parses one message payload: the API's validation first, then the stream's own requirements (customer,
 /// terminal and time, which the API may do without but the online features cannot).
 pub fn parse_event(payload: &[u8]) -> Result<Event, Rejection> {
-    let valid = fraudops_serve::validation::parse_single(payload)?;
+    let valid = fraudops_wire::parse_single(payload)?;
     let fields: StreamFields = serde_json::from_slice(payload).map_err(|e| Rejection {
         reason: e.to_string(),
         field: Some("tx_fraud".into()),
@@ -210,84 +153,11 @@ pub fn predict_request(event: &Event, row: &FeatureRow) -> PredictRequest {
     }
 }
 
-/// How a prediction was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScoredBy {
-    /// By the scoring API over HTTP (the load that drives its autoscaling).
-    Api,
-    /// By the model inside the worker (`--in-process`).
-    InProcess,
-}
-
-/// One message on `fraud-predictions`: the API's response plus the event's coordinates, so a consumer can
-/// join predictions to inputs and count duplicates after a crash (at-least-once).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PredictionEvent {
-    /// The prediction, exactly as the API answers it.
-    #[serde(flatten)]
-    pub prediction: PredictResponse,
-    /// The card, also the message key.
-    pub customer_id: u64,
-    /// API or in-process.
-    pub scored_by: ScoredBy,
-    /// Partition of the input event.
-    pub source_partition: i32,
-    /// Offset of the input event.
-    pub source_offset: i64,
-}
-
-/// One message on the dead-letter topic: enough to find, understand and replay the refused event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// Why it was refused (the API's words).
-    pub reason: String,
-    /// The offending field, when one is to blame.
-    pub field: Option<String>,
-    /// Topic the event was read from.
-    pub source_topic: String,
-    /// Its partition.
-    pub source_partition: i32,
-    /// Its offset.
-    pub source_offset: i64,
-    /// The event bytes as text (invalid UTF-8 replaced), cut at [`MAX_DEAD_LETTER_PAYLOAD`].
-    pub payload: String,
-    /// True when the payload was cut.
-    pub truncated: bool,
-    /// Worker that refused it.
-    pub worker: String,
-    /// When (RFC 3339, UTC).
-    pub at: String,
-}
-
-impl DeadLetter {
-    /// A dead letter for `payload` read at `topic/partition/offset`.
-    pub fn new(
-        rejection: Rejection,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        payload: &[u8],
-        worker: &str,
-    ) -> Self {
-        let truncated = payload.len() > MAX_DEAD_LETTER_PAYLOAD;
-        let cut = &payload[..payload.len().min(MAX_DEAD_LETTER_PAYLOAD)];
-        Self {
-            reason: rejection.reason,
-            field: rejection.field,
-            source_topic: topic.to_owned(),
-            source_partition: partition,
-            source_offset: offset,
-            payload: String::from_utf8_lossy(cut).into_owned(),
-            truncated,
-            worker: worker.to_owned(),
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use fraudops_data::MerchantCategory;
+    use fraudops_wire::TransactionEvent;
+
     use super::*;
 
     fn tx() -> Transaction {
@@ -321,7 +191,7 @@ mod tests {
     #[test]
     fn an_attack_event_is_a_valid_api_request() {
         let json = serde_json::to_vec(&TransactionEvent::from(&tx())).unwrap();
-        let valid = fraudops_serve::validation::parse_single(&json).unwrap();
+        let valid = fraudops_wire::parse_single(&json).unwrap();
         assert_eq!(valid.row.amount, 129.9);
     }
 
@@ -359,7 +229,7 @@ mod tests {
         }
         // Same words as the API's 4xx body.
         let body = br#"{"transaction_id": 1, "amount": -5}"#;
-        let api = fraudops_serve::validation::parse_single(body).unwrap_err();
+        let api = fraudops_wire::parse_single(body).unwrap_err();
         assert_eq!(parse_event(body).unwrap_err().reason, api.to_string());
     }
 
@@ -370,22 +240,10 @@ mod tests {
         let mut online = fraudops_features::OnlineFeatures::new();
         let row = online.process_row(&event.tx);
         let body = serde_json::to_vec(&predict_request(&event, &row)).unwrap();
-        let valid = fraudops_serve::validation::parse_single(&body).unwrap();
+        let valid = fraudops_wire::parse_single(&body).unwrap();
         assert_eq!(
             valid.row.to_vector().map(f64::to_bits),
             row.to_vector().map(f64::to_bits)
         );
-    }
-
-    #[test]
-    fn dead_letters_cut_huge_payloads() {
-        let payload = vec![b'x'; MAX_DEAD_LETTER_PAYLOAD + 10];
-        let r = Rejection {
-            reason: "r".into(),
-            field: None,
-        };
-        let d = DeadLetter::new(r, "t", 1, 2, &payload, "w");
-        assert!(d.truncated);
-        assert_eq!(d.payload.len(), MAX_DEAD_LETTER_PAYLOAD);
     }
 }

@@ -17,6 +17,9 @@ pub struct ServeProcess {
     pub addr: SocketAddr,
     /// Its JSON log lines, read off its stdout by a thread so the server never blocks on a full pipe.
     logs: mpsc::Receiver<String>,
+    /// The `server_started` log line as written.
+    #[allow(dead_code)] // read by the serve process tests only
+    pub started_line: String,
 }
 
 impl ServeProcess {
@@ -41,6 +44,7 @@ impl ServeProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             logs,
+            started_line: String::new(),
         };
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -53,6 +57,7 @@ impl ServeProcess {
                     .as_str()
                     .and_then(|a| a.parse().ok())
                     .expect("server_started has an addr");
+                serve.started_line = line;
                 return serve;
             }
         }

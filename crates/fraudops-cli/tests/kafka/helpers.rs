@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fraudops_stream::message::{DeadLetter, PredictionEvent};
 use fraudops_stream::topic::{Record, read_to_end};
+use fraudops_wire::{DeadLetter, PredictionEvent};
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -311,7 +311,7 @@ pub fn input_ids(broker: &Broker, topic: &str) -> HashMap<u64, usize> {
 /// The numeric transaction id of a prediction.
 pub fn prediction_id(p: &PredictionEvent) -> u64 {
     match &p.prediction.transaction_id {
-        fraudops_serve::schema::TransactionId::Number(n) => *n,
-        fraudops_serve::schema::TransactionId::Text(t) => panic!("unexpected string id {t}"),
+        fraudops_wire::TransactionId::Number(n) => *n,
+        fraudops_wire::TransactionId::Text(t) => panic!("unexpected string id {t}"),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fraudops_data::Transaction;
 use fraudops_data::writer::parse_datetime;
-use fraudops_stream::message::{ScoredBy, TransactionEvent};
+use fraudops_wire::{ScoredBy, TransactionEvent};
 
 use crate::helpers::{
     Api, Broker, Proc, free_port, input_ids, metric, prediction_id, wait_for, wait_until,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fraudops_data::Transaction;
+use fraudops_wire::TransactionEvent;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -13,7 +14,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use crate::attack::report::PhaseStats;
 use crate::config::KafkaArgs;
 use crate::error::StreamError;
-use crate::message::{TransactionEvent, key_of};
+use crate::message::key_of;
 use crate::telemetry::KafkaMetrics;
 
 /// Why a message could not be handed over.

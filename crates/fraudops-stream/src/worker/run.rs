@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use fraudops_features::{FeatureRow, OnlineFeatures};
 use fraudops_model::Model;
+use fraudops_wire::{DeadLetter, PredictionEvent};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -19,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::StreamError;
 use crate::lag::{LagProbe, spawn_reporter};
-use crate::message::{DeadLetter, Event, PredictionEvent, parse_event};
+use crate::message::{Event, parse_event};
 use crate::telemetry::{KafkaMetrics, bind_metrics, serve_metrics};
 use crate::worker::config::WorkerConfig;
 use crate::worker::offsets::{OffsetTracker, Ticket};
@@ -215,7 +216,8 @@ async fn process(
         }
         Err(rejection) => {
             let letter = DeadLetter::new(
-                rejection,
+                rejection.reason,
+                rejection.field,
                 &shared.input_topic,
                 input.ticket.partition,
                 input.ticket.offset,
@@ -436,7 +438,8 @@ pub async fn run(
             }
             Err(rejection) => {
                 let letter = DeadLetter::new(
-                    rejection,
+                    rejection.reason,
+                    rejection.field,
                     &kafka.topic,
                     input.ticket.partition,
                     input.ticket.offset,

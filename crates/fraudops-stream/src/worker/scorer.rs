@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use fraudops_features::FeatureRow;
 use fraudops_model::Model;
-use fraudops_serve::schema::{ErrorBody, PredictResponse};
+use fraudops_wire::{ErrorBody, PredictResponse, ScoredBy};
 use tokio::sync::Semaphore;
 
 use crate::error::StreamError;
-use crate::message::{Event, Rejection, ScoredBy, predict_request};
+use crate::message::{Event, Rejection, predict_request};
 use crate::telemetry::KafkaMetrics;
 
 /// First pause before retrying a failed API call; doubled per attempt.

@@ -1,7 +1,17 @@
-//! The JSON the API speaks (SPEC §4) and its OpenAPI 3 description, generated from these types.
+//! The JSON the API speaks (SPEC §4): request, response and error bodies.
+//!
+//! Why they live in the wire crate: the API answers with them, the stream worker sends and reads them
+//! (its predictions are the API's response, its events are the API's request), and the CLI's tests read
+//! them back; one definition keeps the three from drifting. Their `ToSchema` derives give the API's
+//! OpenAPI document its schemas, and the doc comments below are the descriptions in that document:
+//! change one and `/openapi.json` changes.
+//!
+//! The request's optional fields are left out when absent (`skip_serializing_if`), so a request or a
+//! `transactions-input` event carries only what its sender knows; the API reads an absent field and a
+//! `null` alike.
 
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 /// A transaction id as clients send it: a string or a non-negative integer; echoed back unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -109,39 +119,39 @@ pub struct PredictRequest {
     #[schema(minimum = 0.0, maximum = 1e9)]
     pub amount: f64,
     /// Card holder id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<u64>,
     /// Terminal id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminal_id: Option<u64>,
     /// Event time, `YYYY-MM-DD HH:MM:SS` (or ISO 8601 with `T`/`Z`); gives the weekend and night flags.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_datetime: Option<String>,
     /// Merchant category, one of grocery, restaurant, gas_station, online_retail, electronics, travel,
     /// entertainment, health, clothing, utilities.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         pattern = "^(grocery|restaurant|gas_station|online_retail|electronics|travel|entertainment|health|clothing|utilities)$"
     )]
     pub merchant_category: Option<String>,
     /// Hour of day 0–23; used when `tx_datetime` is absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 23)]
     pub hour: Option<u8>,
     /// Day of week 0 (Monday) – 6 (Sunday); used when `tx_datetime` is absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 6)]
     pub day_of_week: Option<u8>,
     /// Card holder age in years, 0–150.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0.0, maximum = 150.0)]
     pub user_age: Option<f32>,
     /// Account balance.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = -1e12, maximum = 1e12)]
     pub account_balance: Option<f64>,
     /// Precomputed history features.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<History>,
 }
 
@@ -219,34 +229,3 @@ pub struct ServiceInfo {
     /// This replica.
     pub replica_id: String,
 }
-
-/// The OpenAPI document served at `/openapi.json`.
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "fraudops scoring API",
-        description = "Credit-card fraud scoring (SPEC §4)."
-    ),
-    paths(
-        crate::routes::predict,
-        crate::routes::predict_batch,
-        crate::routes::health,
-        crate::routes::ready,
-        crate::routes::metrics,
-        crate::routes::service_info,
-    ),
-    components(schemas(
-        TransactionId,
-        CustomerHistory,
-        TerminalHistory,
-        History,
-        PredictRequest,
-        PredictResponse,
-        BatchRequest,
-        BatchResponse,
-        ErrorBody,
-        HealthStatus,
-        ServiceInfo
-    ))
-)]
-pub struct ApiDoc;

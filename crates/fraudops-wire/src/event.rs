@@ -1,0 +1,204 @@
+//! The JSON on the Kafka topics (SPEC §5):
+//!
+//! * `transactions-input` carries [`TransactionEvent`]s: an API request (SPEC §4) plus the label
+//!   `tx_fraud`, keyed by customer id so one card's events stay in order on one partition;
+//! * `fraud-predictions` carries [`PredictionEvent`]s: the API's response plus where the event came from;
+//! * the dead-letter topic carries [`DeadLetter`]s: the raw event and why it was refused.
+//!
+//! Why here: the attack writes these, the stream worker reads and writes them, and consumers outside the
+//! worker (tests, a team's own consumer) read them back. Where an event is an API body, it is the API's
+//! type, flattened, not a second spelling of the same fields.
+
+use fraudops_data::writer::format_datetime;
+use fraudops_data::{MerchantCategory, Transaction};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{PredictRequest, PredictResponse, TransactionId};
+
+/// Longest raw payload copied into a dead letter; the rest is cut (a huge poison message must not make
+/// a huge dead letter, which the broker might refuse and block the partition).
+pub const MAX_DEAD_LETTER_PAYLOAD: usize = 64 * 1024;
+
+/// One transaction as the attack writes it to `transactions-input`.
+///
+/// It is a valid `POST /predict` body as it stands (so `attack --http` sends the same bytes and the
+/// worker validates it with the API's own parse), plus the label: the online terminal-risk features only
+/// use labels older than the 7-day delay, as training does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionEvent {
+    /// The API request; an attack event always has an integer id (simulator or file id, made unique
+    /// across replay loops), the customer, the terminal and the time, which the online features key on.
+    #[serde(flatten)]
+    pub request: PredictRequest,
+    /// The label, for the delayed terminal-risk features; absent in real traffic (counts as genuine).
+    #[serde(default)]
+    pub tx_fraud: bool,
+}
+
+impl From<&Transaction> for TransactionEvent {
+    fn from(tx: &Transaction) -> Self {
+        Self {
+            request: PredictRequest {
+                transaction_id: TransactionId::Number(tx.transaction_id),
+                amount: tx.tx_amount,
+                customer_id: Some(tx.customer_id),
+                terminal_id: Some(tx.terminal_id),
+                tx_datetime: Some(format_datetime(tx.tx_datetime)),
+                merchant_category: tx
+                    .merchant_category
+                    .map(|m| MerchantCategory::as_str(m).to_owned()),
+                hour: None,
+                day_of_week: None,
+                user_age: tx.user_age,
+                account_balance: tx.account_balance,
+                history: None,
+            },
+            tx_fraud: tx.tx_fraud,
+        }
+    }
+}
+
+/// How a prediction was made: a consumer comparing predictions must know whether the API (and its
+/// autoscaling) saw the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoredBy {
+    /// By the scoring API over HTTP (the load that drives its autoscaling).
+    Api,
+    /// By the model inside the worker (`--in-process`).
+    InProcess,
+}
+
+/// One message on `fraud-predictions`: the API's response plus the event's coordinates, so a consumer can
+/// join predictions to inputs and count duplicates after a crash (at-least-once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionEvent {
+    /// The prediction, exactly as the API answers it.
+    #[serde(flatten)]
+    pub prediction: PredictResponse,
+    /// The card, also the message key.
+    pub customer_id: u64,
+    /// API or in-process.
+    pub scored_by: ScoredBy,
+    /// Partition of the input event.
+    pub source_partition: i32,
+    /// Offset of the input event.
+    pub source_offset: i64,
+}
+
+/// One message on the dead-letter topic: enough to find, understand and replay the refused event
+/// without stopping the partition behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Why it was refused (the API's words).
+    pub reason: String,
+    /// The offending field, when one is to blame.
+    pub field: Option<String>,
+    /// Topic the event was read from.
+    pub source_topic: String,
+    /// Its partition.
+    pub source_partition: i32,
+    /// Its offset.
+    pub source_offset: i64,
+    /// The event bytes as text (invalid UTF-8 replaced), cut at [`MAX_DEAD_LETTER_PAYLOAD`].
+    pub payload: String,
+    /// True when the payload was cut.
+    pub truncated: bool,
+    /// Worker that refused it.
+    pub worker: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+}
+
+impl DeadLetter {
+    /// A dead letter, stamped now, for `payload` read at `topic/partition/offset` and refused by `worker`
+    /// because of `reason` (naming `field`); the payload is cut at [`MAX_DEAD_LETTER_PAYLOAD`].
+    pub fn new(
+        reason: String,
+        field: Option<String>,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        payload: &[u8],
+        worker: &str,
+    ) -> Self {
+        let truncated = payload.len() > MAX_DEAD_LETTER_PAYLOAD;
+        let cut = &payload[..payload.len().min(MAX_DEAD_LETTER_PAYLOAD)];
+        Self {
+            reason,
+            field,
+            source_topic: topic.to_owned(),
+            source_partition: partition,
+            source_offset: offset,
+            payload: String::from_utf8_lossy(cut).into_owned(),
+            truncated,
+            worker: worker.to_owned(),
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fraudops_data::writer::parse_datetime;
+
+    use super::*;
+    use crate::validation::parse_single;
+
+    fn tx() -> Transaction {
+        Transaction {
+            transaction_id: 17,
+            tx_datetime: parse_datetime("2018-04-02 03:04:05").unwrap_or_default(),
+            customer_id: 42,
+            terminal_id: 3107,
+            tx_amount: 129.9,
+            tx_time_seconds: 0,
+            tx_time_days: 0,
+            tx_fraud: true,
+            tx_fraud_scenario: 1,
+            merchant_category: Some(MerchantCategory::Travel),
+            user_age: Some(37.0),
+            account_balance: Some(2400.5),
+        }
+    }
+
+    #[test]
+    fn a_transaction_event_is_written_field_for_field_as_before() {
+        // The bytes on `transactions-input` are a contract with every consumer: the request's absent
+        // fields stay absent, the label comes last.
+        let json = serde_json::to_string(&TransactionEvent::from(&tx())).unwrap();
+        assert_eq!(
+            json,
+            r#"{"transaction_id":17,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","merchant_category":"travel","user_age":37.0,"account_balance":2400.5,"tx_fraud":true}"#
+        );
+        let mut bare = tx();
+        (bare.merchant_category, bare.user_age, bare.account_balance) = (None, None, None);
+        let json = serde_json::to_string(&TransactionEvent::from(&bare)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"transaction_id":17,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true}"#
+        );
+    }
+
+    #[test]
+    fn a_transaction_event_is_a_valid_api_request_and_reads_back() {
+        let event = TransactionEvent::from(&tx());
+        let json = serde_json::to_vec(&event).unwrap();
+        let valid = parse_single(&json).unwrap();
+        assert_eq!(valid.row.amount, 129.9);
+        assert_eq!(valid.id, TransactionId::Number(17));
+        let back: TransactionEvent = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, event);
+        let unlabelled: TransactionEvent =
+            serde_json::from_slice(br#"{"transaction_id": "a", "amount": 1}"#).unwrap();
+        assert!(!unlabelled.tx_fraud);
+    }
+
+    #[test]
+    fn dead_letters_cut_huge_payloads() {
+        let payload = vec![b'x'; MAX_DEAD_LETTER_PAYLOAD + 10];
+        let d = DeadLetter::new("r".into(), None, "t", 1, 2, &payload, "w");
+        assert!(d.truncated);
+        assert_eq!(d.payload.len(), MAX_DEAD_LETTER_PAYLOAD);
+    }
+}
