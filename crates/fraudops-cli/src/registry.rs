@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use fraudops_mlflow::{MlflowClient, ModelUri};
-use fraudops_serve::model_store::{FetchFuture, Fetched, ModelSource, RegistryFetcher};
+use fraudops_serve::{FetchFuture, Fetched, ModelSource, RegistryFetcher};
 
 /// The artifact file every registered version holds (written by `fraudops train`).
 pub const MODEL_FILE: &str = "model.json";

@@ -11,8 +11,8 @@ use std::io;
 use axum::body::Body;
 use axum::http::{Request, header};
 use criterion::{Criterion, criterion_group, criterion_main};
-use fraudops_serve::logging::JsonLines;
-use fraudops_serve::model_store::ModelSource;
+use fraudops_serve::JsonLines;
+use fraudops_serve::ModelSource;
 use fraudops_serve::{ServeConfig, Server};
 use fraudops_wire::parse_single;
 

@@ -124,8 +124,8 @@ impl Dispatch {
             // client on the same host (a sidecar, the stream worker, a load generator) that sleeps
             // between responses is woken once per batch, not once per response. The cost: one more task
             // poll, plus, when nothing else is ready (low rates), one more zero-timeout poll of the I/O
-            // driver (strace at 10,000/s: 1.9 epoll_wait calls per request instead of 1.0); and a
-            // response waits for at most one batch of scoring.
+            // driver (about one more epoll_wait per request; docs/performance.md has the measurement);
+            // and a response waits for at most one batch of scoring.
             tokio::task::yield_now().await;
         }
         metrics.record_request(

@@ -2,35 +2,39 @@
 //!
 //! * the wire types and their validation (bytes → a validated transaction, or an error naming the
 //!   field) are `fraudops-wire`'s, shared with the stream worker;
-//! * [`openapi`] — the OpenAPI document: the routes' paths and the wire types' schemas;
-//! * [`error`] — every way a request can fail (a wire validation error among them), mapped to one status
+//! * `openapi` — the OpenAPI document: the routes' paths and the wire types' schemas;
+//! * `error` — every way a request can fail (a wire validation error among them), mapped to one status
 //!   and one JSON body in one place;
-//! * [`telemetry`] — the SPEC §4.1 metric names, written once;
-//! * [`logging`] — JSON log lines, formatted by hand and written to stdout in batches;
-//! * [`model_store`] — the served model behind an atomic pointer, its sources and the hot-swap poller;
-//! * [`dispatch`] — the service each connection runs: scoring routes straight from hyper, the rest
+//! * `telemetry` — the SPEC §4.1 metric names, written once;
+//! * `logging` — JSON log lines, formatted by hand and written to stdout in batches;
+//! * `model_store` — the served model behind an atomic pointer, its sources and the hot-swap poller;
+//! * `dispatch` — the service each connection runs: scoring routes straight from hyper, the rest
 //!   through the axum router;
-//! * [`protection`] — load shedding, per-client rate limits (admission to the scoring routes);
-//! * [`tracking`] — the tower layer that counts the router's requests by route template;
-//! * [`system`] — CPU (against the container limit) and memory sampling from cgroups and procfs;
-//! * [`routes`] — the handlers; [`startup`] — wiring, binding, graceful shutdown.
+//! * `protection` — load shedding, per-client rate limits (admission to the scoring routes);
+//! * `tracking` — the tower layer that counts the router's requests by route template;
+//! * `system` — CPU (against the container limit) and memory sampling from cgroups and procfs;
+//! * `routes` — the handlers; `startup` — wiring, binding, graceful shutdown.
+//!
+//! Modules are private; the API is the re-exports below: the configuration, the server, the model sources
+//! (the CLI plugs the MLflow registry in through `RegistryFetcher`), logging and the shutdown signal.
 //!
 //! Architecture invariant: handlers never touch metric names or JSON field names directly; the scoring
 //! path cannot fail once a transaction is validated.
 
-pub mod config;
-pub mod dispatch;
-pub mod error;
-pub mod logging;
-pub mod model_store;
-pub mod openapi;
-pub mod protection;
-pub mod routes;
-pub mod startup;
-pub mod system;
-pub mod telemetry;
-pub mod tracking;
+mod config;
+mod dispatch;
+mod error;
+mod logging;
+mod model_store;
+mod openapi;
+mod protection;
+mod routes;
+mod startup;
+mod system;
+mod telemetry;
+mod tracking;
 
 pub use config::ServeConfig;
-pub use logging::init_logging;
+pub use logging::{JsonLines, init_logging};
+pub use model_store::{FetchFuture, Fetched, ModelSource, RegistryFetcher};
 pub use startup::{Server, shutdown_signal};

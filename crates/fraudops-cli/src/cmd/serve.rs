@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use fraudops_serve::ServeConfig;
-use fraudops_serve::model_store::ModelSource;
+use fraudops_serve::ModelSource;
 
 /// Options of `fraudops serve` (all from `fraudops_serve::ServeConfig`, each also an env var).
 pub type Args = ServeConfig;

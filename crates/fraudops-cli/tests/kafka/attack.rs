@@ -415,7 +415,7 @@ pub fn preflight_names_a_dead_broker_and_missing_topics() {
         .expect("runtime");
     let kafka = fraudops_stream::KafkaArgs::local(broker.addr.as_str());
     runtime
-        .block_on(fraudops_stream::admin::ensure_topics(
+        .block_on(fraudops_stream::ensure_topics(
             &kafka,
             &[("fraud-predictions", 3)],
         ))

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fraudops_stream::topic::{Record, read_to_end};
+use fraudops_stream::{Record, read_to_end};
 use fraudops_wire::{DeadLetter, PredictionEvent};
 
 /// A port nothing listens on right now.
@@ -225,7 +225,7 @@ impl Broker {
             .build()
             .expect("runtime");
         runtime
-            .block_on(fraudops_stream::topic::produce_all(
+            .block_on(fraudops_stream::produce_all(
                 &self.addr, topic, messages,
             ))
             .expect("produce");

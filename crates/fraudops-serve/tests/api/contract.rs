@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use fraudops_serve::ServeConfig;
-use fraudops_serve::model_store::ModelSource;
+use fraudops_serve::ModelSource;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, metric, transaction};

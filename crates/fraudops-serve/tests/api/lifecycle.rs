@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fraudops_serve::ServeConfig;
-use fraudops_serve::model_store::{FetchFuture, Fetched, ModelSource, RegistryFetcher};
+use fraudops_serve::{FetchFuture, Fetched, ModelSource, RegistryFetcher};
 use serde_json::Value;
 
 use crate::protection::SlowRequest;

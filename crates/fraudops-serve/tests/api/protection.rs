@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use fraudops_serve::ServeConfig;
-use fraudops_serve::model_store::ModelSource;
+use fraudops_serve::ModelSource;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

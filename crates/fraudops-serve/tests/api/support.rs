@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fraudops_model::{Model, ModelArtifact};
-use fraudops_serve::model_store::ModelSource;
+use fraudops_serve::ModelSource;
 use fraudops_serve::{ServeConfig, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
