@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use fraudops_stream::KafkaArgs;
-use fraudops_stream::attack::AttackConfig;
 use fraudops_stream::LagProbe;
+use fraudops_stream::attack::AttackConfig;
 
 /// Options of `fraudops attack`: the attack's (`fraudops_stream::attack::AttackConfig`) and the
 /// pre-flight check's; each also an env var.

@@ -2,8 +2,8 @@
 //! `fraudops-serve`.
 
 use anyhow::{Context, bail};
-use fraudops_serve::ServeConfig;
 use fraudops_serve::ModelSource;
+use fraudops_serve::ServeConfig;
 
 /// Options of `fraudops serve` (all from `fraudops_serve::ServeConfig`, each also an env var).
 pub type Args = ServeConfig;

@@ -225,9 +225,7 @@ impl Broker {
             .build()
             .expect("runtime");
         runtime
-            .block_on(fraudops_stream::produce_all(
-                &self.addr, topic, messages,
-            ))
+            .block_on(fraudops_stream::produce_all(&self.addr, topic, messages))
             .expect("produce");
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use fraudops_serve::ServeConfig;
 use fraudops_serve::ModelSource;
+use fraudops_serve::ServeConfig;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, metric, transaction};

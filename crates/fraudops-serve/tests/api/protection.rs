@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use fraudops_serve::ServeConfig;
 use fraudops_serve::ModelSource;
+use fraudops_serve::ServeConfig;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

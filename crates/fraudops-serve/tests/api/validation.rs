@@ -1,7 +1,7 @@
 //! Bad input gets a clear 4xx naming the field, is counted, never causes a 5xx, and loses nothing.
 
-use fraudops_serve::ServeConfig;
 use fraudops_serve::ModelSource;
+use fraudops_serve::ServeConfig;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, metric, transaction};
