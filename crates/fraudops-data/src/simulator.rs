@@ -1,5 +1,8 @@
 //! The handbook's transaction simulator (SPEC §3.1), reimplemented from its description.
 //!
+//! Why one file of ~700 lines: the handbook's generator is one algorithm (population, days, three fraud
+//! scenarios) over one set of random streams; ~150 lines are its distribution tests.
+//!
 //! How it is put together:
 //! - Every random decision has its own ChaCha8 stream, keyed by `(seed, purpose, day)` and numbered by the
 //!   customer (or 0). A customer's transactions on a day therefore never depend on how many random numbers

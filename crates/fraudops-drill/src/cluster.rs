@@ -4,6 +4,9 @@
 //! grace period); a metrics-server view of each pod's CPU and memory; and the HPA controller syncing
 //! every sync period with the algorithm of [`crate::hpa`].
 //!
+//! Why one file of ~800 lines: one task owns every pod and process, and each step of a pod's life (start,
+//! probe, terminate, sync) mutates that task's state; what the HPA reads of a pod is `metrics_server.rs`.
+//!
 //! One task owns every pod and process (no locks around children); it publishes a [`ClusterView`] that
 //! the exporters, the report sampler and the balancer read.
 

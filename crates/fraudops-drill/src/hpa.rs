@@ -1,5 +1,8 @@
 //! The Kubernetes HorizontalPodAutoscaler algorithm (autoscaling/v2) that the drill's autoscaler runs.
 //!
+//! Why one file of ~800 lines: the algorithm is one reconciliation (metrics → proposal → stabilisation →
+//! policies → bounds) whose steps share the controller's state; its tests live in `hpa/tests.rs`.
+//!
 //! It follows the documentation ("Horizontal Pod Autoscaling": algorithm details, missing metrics and
 //! not-yet-ready pods, multiple metrics, configurable scaling behaviour) and, where the documentation is
 //! silent, kube-controller-manager's `podautoscaler` package, so the drill scales when, and as far as, a

@@ -1,5 +1,8 @@
 //! [`MlflowClient`]: one request helper (retries, error mapping) and one method per MLflow call
 //! the trainer and the API server need.
+//!
+//! Why one file of ~740 lines: one method per MLflow call, all through the same request helper; ~100 of
+//! them are tests of the helper's retry and error mapping.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
