@@ -13,12 +13,7 @@ use common::ServeProcess;
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn fraudops() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fraudops"));
-    // A clean environment: no .env from the repository, no inherited configuration.
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(std::env::temp_dir());
-    cmd
+    common::fraudops_command()
 }
 
 /// Starts `serve` on an ephemeral port with the embedded model.
@@ -30,16 +25,7 @@ fn start_serve() -> ServeProcess {
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+    common::http_get(&addr.to_string(), path)
 }
 
 #[test]

@@ -1,11 +1,14 @@
-//! What several of the CLI's test binaries share: `fraudops serve` as a child process.
+//! What the CLI's test binaries share: the `fraudops` command with a clean environment, a free port, a
+//! plain HTTP GET, and `fraudops serve` as a child process.
 //!
 //! Why a child and not the library: these tests check what only the real binary does (its
 //! configuration, its signals, the registry it follows), so they start it as a user would, on an
 //! ephemeral port, and learn the port from its `server_started` log line.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+#![allow(dead_code)] // each test binary includes this module and uses part of it
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,7 +21,6 @@ pub struct ServeProcess {
     /// Its JSON log lines, read off its stdout by a thread so the server never blocks on a full pipe.
     logs: mpsc::Receiver<String>,
     /// The `server_started` log line as written.
-    #[allow(dead_code)] // read by the serve process tests only
     pub started_line: String,
 }
 
@@ -65,7 +67,6 @@ impl ServeProcess {
     }
 
     /// Whether the server logs `event` within `timeout` (earlier lines are skipped and dropped).
-    #[allow(dead_code)] // not every test binary that includes this module waits for events
     pub fn wait_for_event(&self, event: &str, timeout: Duration) -> bool {
         let needle = format!("\"event\":\"{event}\"");
         let deadline = Instant::now() + timeout;
@@ -80,7 +81,6 @@ impl ServeProcess {
     }
 
     /// The process, to signal it or wait for its exit.
-    #[allow(dead_code)] // as above
     pub fn child(&mut self) -> &mut Child {
         &mut self.child
     }
@@ -91,4 +91,37 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `fraudops` with a clean environment: no `.env` from the repository (the working directory is the
+/// system's temporary directory), nothing inherited but `PATH`.
+pub fn fraudops_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fraudops"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port")
+}
+
+/// A plain HTTP/1.1 GET; the whole response (status line, headers, body), or "" if it failed.
+pub fn http_get(addr: &str, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }

@@ -2,8 +2,8 @@
 //! when the test ends, polling instead of sleeping, and readers for topics and `/metrics`.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,13 +11,7 @@ use std::time::{Duration, Instant};
 use fraudops_stream::{Record, read_to_end};
 use fraudops_wire::{DeadLetter, PredictionEvent};
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("an ephemeral port")
-}
+pub use crate::common::{free_port, http_get};
 
 /// Polls `condition` every 50 ms until it holds; panics with `what` after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
@@ -133,12 +127,8 @@ impl Drop for Proc {
 
 /// `fraudops` with a clean environment (no `.env`, no inherited Kafka or model settings).
 pub fn fraudops(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fraudops"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .current_dir(std::env::temp_dir())
-        .args(args);
+    let mut cmd = crate::common::fraudops_command();
+    cmd.env("RUST_LOG", "info").args(args);
     cmd
 }
 
@@ -258,21 +248,6 @@ impl Api {
             _proc: proc,
         }
     }
-}
-
-/// A plain HTTP/1.1 GET; the whole response (status line, headers, body), or "" if it failed.
-pub fn http_get(addr: &str, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(request.as_bytes()).is_err() {
-        return String::new();
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }
 
 /// The sum of every sample of `name` whose labels contain all of `labels` (e.g. `topic="x"`), from the

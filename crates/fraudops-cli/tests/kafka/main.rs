@@ -10,6 +10,8 @@
 //! Long variants run with `FRAUDOPS_LONG_TESTS=1` or `--ignored`. A name filter works as with libtest.
 
 mod attack;
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 mod stream;
 

@@ -18,11 +18,8 @@ pub const FAKE_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// `fraudops` with a clean environment (no `.env`, no inherited MLflow settings).
 pub fn fraudops(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fraudops"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GIT_COMMIT", FAKE_COMMIT)
-        .current_dir(dir);
+    let mut cmd = crate::common::fraudops_command();
+    cmd.env("GIT_COMMIT", FAKE_COMMIT).current_dir(dir);
     cmd
 }
 
