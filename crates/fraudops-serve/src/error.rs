@@ -9,6 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fraudops_wire::{ErrorBody, ValidationError};
 
+use crate::telemetry::{ErrorKind, RejectReason};
+
 /// A failed request. Rejections (overload, rate limit, size) and validation failures are the client's
 /// to fix or retry; none of them is a 5xx caused by input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -40,17 +42,6 @@ pub enum ApiError {
     NotReady,
 }
 
-/// The category of an error for metrics: which counters a response increments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// `ml_model_errors_total{type="validation"}`.
-    Validation,
-    /// `http_requests_rejected_total{reason}` with this reason.
-    Rejected(&'static str),
-    /// `ml_model_errors_total{type="system"}`.
-    System,
-}
-
 impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
@@ -73,12 +64,12 @@ impl ApiError {
                 ValidationError::MalformedJson { .. } | ValidationError::Invalid { .. },
             )
             | Self::UnsupportedMediaType(_) => ErrorKind::Validation,
-            Self::BodyTooLarge { .. } => ErrorKind::Rejected("body_too_large"),
+            Self::BodyTooLarge { .. } => ErrorKind::Rejected(RejectReason::BodyTooLarge),
             Self::Validation(ValidationError::BatchTooLarge { .. }) => {
-                ErrorKind::Rejected("batch_too_large")
+                ErrorKind::Rejected(RejectReason::BatchTooLarge)
             }
-            Self::Overloaded => ErrorKind::Rejected("overload"),
-            Self::RateLimited { .. } => ErrorKind::Rejected("rate_limit"),
+            Self::Overloaded => ErrorKind::Rejected(RejectReason::Overload),
+            Self::RateLimited { .. } => ErrorKind::Rejected(RejectReason::RateLimit),
             Self::NotReady => ErrorKind::System,
         }
     }
@@ -271,6 +262,6 @@ mod tests {
             "batch of 1 transactions exceeds the limit of 0"
         );
         assert_eq!(api.field().as_deref(), Some("transactions"));
-        assert_eq!(api.kind(), ErrorKind::Rejected("batch_too_large"));
+        assert_eq!(api.kind(), ErrorKind::Rejected(RejectReason::BatchTooLarge));
     }
 }

@@ -5,7 +5,8 @@
 //! * `openapi` — the OpenAPI document: the routes' paths and the wire types' schemas;
 //! * `error` — every way a request can fail (a wire validation error among them), mapped to one status
 //!   and one JSON body in one place;
-//! * `telemetry` — the SPEC §4.1 metric names, written once;
+//! * `telemetry` — the SPEC §4.1 metric names and label values, written once;
+//! * `events` — every observable event as a type whose `emit` logs and counts together;
 //! * `logging` — JSON log lines, formatted by hand and written to stdout in batches;
 //! * `model_store` — the served model behind an atomic pointer, its sources and the hot-swap poller;
 //! * `dispatch` — the service each connection runs: scoring routes straight from hyper, the rest
@@ -24,6 +25,7 @@
 mod config;
 mod dispatch;
 mod error;
+mod events;
 mod logging;
 mod model_store;
 mod openapi;

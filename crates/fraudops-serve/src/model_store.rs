@@ -11,7 +11,8 @@ use arc_swap::ArcSwapOption;
 use fraudops_model::Model;
 use prometheus::IntCounter;
 
-use crate::telemetry::Metrics;
+use crate::events::{ModelInstalled, ModelRefused, RegistryUnreachable};
+use crate::telemetry::{Metrics, RESULT_FRAUD, RESULT_LEGIT};
 
 /// A model ready to answer, with its per-version prediction counters resolved once.
 pub struct ServedModel {
@@ -97,11 +98,11 @@ impl ModelStore {
             fraud: self
                 .metrics
                 .predictions
-                .with_label_values(&[&version, "fraud"]),
+                .with_label_values(&[&version, RESULT_FRAUD]),
             legit: self
                 .metrics
                 .predictions
-                .with_label_values(&[&version, "legit"]),
+                .with_label_values(&[&version, RESULT_LEGIT]),
             model,
             source,
         };
@@ -113,7 +114,8 @@ impl ModelStore {
             source.as_str(),
             self.replica_id.as_str(),
         ];
-        if let Some(old) = self.current.swap(Some(Arc::new(served))) {
+        let previous = self.current.swap(Some(Arc::new(served)));
+        if let Some(old) = &previous {
             let old_labels = [
                 old.model.version(),
                 old.model.artifact().library.as_str(),
@@ -123,19 +125,25 @@ impl ModelStore {
             if old_labels != info_labels {
                 let _ = self.metrics.info.remove_label_values(&old_labels);
             }
-            tracing::info!(event = "model_swapped", from = old.model.version(), to = %version, source = %info_labels[2]);
-        } else {
-            tracing::info!(event = "model_loaded", model_version = %version, source = %info_labels[2]);
         }
         self.metrics.info.with_label_values(&info_labels).set(1);
-        self.metrics.reloads.with_label_values(&["success"]).inc();
+        ModelInstalled {
+            previous: previous.as_ref().map(|old| old.model.version()),
+            version: &version,
+            source: &source,
+        }
+        .emit(&self.metrics);
     }
 
     /// Records a refused artifact: logged, counted as `model_load`, the served model untouched.
     pub fn refuse(&self, source: &str, reason: &str) {
-        tracing::error!(event = "model_refused", error_type = "model_load", source, reason, kept = ?self.get().map(|m| m.model.version().to_owned()));
-        self.metrics.errors.with_label_values(&["model_load"]).inc();
-        self.metrics.reloads.with_label_values(&["failure"]).inc();
+        let kept = self.get();
+        ModelRefused {
+            source,
+            reason,
+            kept: kept.as_ref().map(|m| m.model.version()),
+        }
+        .emit(&self.metrics);
     }
 
     /// Loads the first model synchronously where that can fail fast (embedded, file).
@@ -196,14 +204,11 @@ pub async fn watch(store: Arc<ModelStore>, source: ModelSource, interval: Durati
                             Err(e) => store.refuse(&fetched.label, &e.to_string()),
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(event = "registry_unreachable", error_type = "model_load", registry = %fetcher.describe(), error = %e);
-                        store
-                            .metrics
-                            .errors
-                            .with_label_values(&["model_load"])
-                            .inc();
+                    Err(e) => RegistryUnreachable {
+                        registry: &fetcher.describe(),
+                        error: &e,
                     }
+                    .emit(&store.metrics),
                 }
             }
         }

@@ -14,11 +14,12 @@ use fraudops_features::FeatureVector;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use fraudops_wire::{
-    BatchResponse, ErrorBody, HealthStatus, PredictResponse, ServiceInfo, TransactionId,
-    ValidTransaction, ValidationError, parse_batch, parse_single,
+    BatchResponse, ErrorBody, HealthStatus, PredictResponse, ServiceInfo, ValidTransaction,
+    ValidationError, parse_batch, parse_single,
 };
 
 use crate::error::ApiError;
+use crate::events::PredictionMade;
 use crate::model_store::{ModelStore, ServedModel};
 use crate::telemetry::Metrics;
 
@@ -132,42 +133,27 @@ fn score(
     let features: FeatureVector = tx.row.to_vector();
     let p = served.model.predict(&features);
     let scored = Instant::now();
-    let m = &state.metrics;
-    m.prediction_duration
-        .observe(scored.duration_since(t0).as_secs_f64());
-    m.fraud_probability.observe(p.fraud_probability);
-    m.confidence.observe(p.confidence);
-    served.count(p.is_fraud);
     let processing_time_ms = scored.duration_since(started).as_secs_f64() * 1e3;
-    let model_version = served.model.version();
-    tracing::info!(
-        event = "prediction_made",
-        transaction_id = %DisplayId(&tx.id),
-        fraud_probability = p.fraud_probability,
+    PredictionMade {
+        served,
+        transaction_id: &tx.id,
+        fraud_probability: p.fraud_probability,
+        confidence: p.confidence,
+        is_fraud: p.is_fraud,
+        scoring_seconds: scored.duration_since(t0).as_secs_f64(),
         processing_time_ms,
-        model_version,
-        replica_id = state.replica_id.as_str(),
-    );
+        replica_id: &state.replica_id,
+    }
+    .emit(&state.metrics);
     PredictResponse {
         transaction_id: tx.id,
         is_fraud: p.is_fraud,
         fraud_probability: p.fraud_probability,
         confidence: p.confidence,
-        model_version: model_version.to_owned(),
+        model_version: served.model.version().to_owned(),
         prediction_time: crate::logging::timestamp_now(),
         processing_time_ms,
         replica_id: state.replica_id.clone(),
-    }
-}
-
-struct DisplayId<'a>(&'a TransactionId);
-
-impl std::fmt::Display for DisplayId<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            TransactionId::Number(n) => write!(f, "{n}"),
-            TransactionId::Text(s) => f.write_str(s),
-        }
     }
 }
 

@@ -5,8 +5,6 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::error::ErrorKind;
-
 /// Latency buckets from 50 µs to 10 s: scoring takes microseconds, an overloaded pod seconds.
 const LATENCY_BUCKETS: [f64; 16] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -15,6 +13,63 @@ const LATENCY_BUCKETS: [f64; 16] = [
 
 /// The values `ml_model_errors_total{type}` can take; all are exported from the start at 0.
 pub const ERROR_TYPES: [&str; 4] = ["validation", "prediction", "system", "model_load"];
+
+/// `ml_model_errors_total{type="model_load"}`: a refused artifact or an unreachable registry.
+pub const ERROR_MODEL_LOAD: &str = "model_load";
+
+/// Why a request was refused before scoring: the `reason` of `http_requests_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Shed by the in-flight cap (503).
+    Overload,
+    /// Over the client's rate limit (429).
+    RateLimit,
+    /// Body over the size limit (413).
+    BodyTooLarge,
+    /// Batch over the item limit (413).
+    BatchTooLarge,
+}
+
+impl RejectReason {
+    /// Every reason, exported from the start at 0.
+    pub const ALL: [Self; 4] = [
+        Self::Overload,
+        Self::RateLimit,
+        Self::BodyTooLarge,
+        Self::BatchTooLarge,
+    ];
+
+    /// The label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Overload => "overload",
+            Self::RateLimit => "rate_limit",
+            Self::BodyTooLarge => "body_too_large",
+            Self::BatchTooLarge => "batch_too_large",
+        }
+    }
+}
+
+/// The category of an error for metrics: which counters a response increments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `ml_model_errors_total{type="validation"}`.
+    Validation,
+    /// `http_requests_rejected_total{reason}` with this reason.
+    Rejected(RejectReason),
+    /// `ml_model_errors_total{type="system"}`.
+    System,
+}
+
+/// `ml_model_reloads_total{result}`: a model installed or an artifact refused.
+pub const RELOAD_SUCCESS: &str = "success";
+/// See [`RELOAD_SUCCESS`].
+pub const RELOAD_FAILURE: &str = "failure";
+
+/// `ml_model_predictions_total{result}` of a transaction scored as fraud.
+pub const RESULT_FRAUD: &str = "fraud";
+/// `ml_model_predictions_total{result}` of a transaction scored as genuine.
+pub const RESULT_LEGIT: &str = "legit";
 
 /// The scoring routes: nearly all traffic, so their label sets are resolved once, not per request.
 pub const SCORING_ENDPOINTS: [&str; 2] = ["/predict", "/predict/batch"];
@@ -178,15 +233,10 @@ impl Metrics {
         for class in ["4xx", "5xx"] {
             m.http_errors.with_label_values(&[class]);
         }
-        for reason in [
-            "overload",
-            "rate_limit",
-            "body_too_large",
-            "batch_too_large",
-        ] {
-            m.rejected.with_label_values(&[reason]);
+        for reason in RejectReason::ALL {
+            m.rejected.with_label_values(&[reason.label()]);
         }
-        for result in ["success", "failure"] {
+        for result in [RELOAD_SUCCESS, RELOAD_FAILURE] {
             m.reloads.with_label_values(&[result]);
         }
         m.scoring = SCORING_ENDPOINTS
@@ -256,7 +306,9 @@ impl Metrics {
         }
         match error {
             Some(ErrorKind::Validation) => self.errors.with_label_values(&["validation"]).inc(),
-            Some(ErrorKind::Rejected(reason)) => self.rejected.with_label_values(&[reason]).inc(),
+            Some(ErrorKind::Rejected(reason)) => {
+                self.rejected.with_label_values(&[reason.label()]).inc()
+            }
             Some(ErrorKind::System) => self.errors.with_label_values(&["system"]).inc(),
             None => {}
         }

@@ -18,7 +18,7 @@ use axum::http::Method;
 use axum::response::Response;
 use tower::{Layer, Service};
 
-use crate::error::ErrorKind;
+use crate::telemetry::ErrorKind;
 use crate::telemetry::Metrics;
 
 /// Wraps every route of the router (`Router::layer`), so the route template is known.

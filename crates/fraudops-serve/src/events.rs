@@ -1,0 +1,143 @@
+//! Every observable event of the API as a type whose `emit` writes its log line and its metrics together,
+//! so a count and the line that explains it cannot drift apart (vector's `internal_events` pattern).
+//!
+//! Metric names and label values are `telemetry`'s; the field names of the log lines are here.
+
+use fraudops_wire::TransactionId;
+
+use crate::model_store::ServedModel;
+use crate::telemetry::{ERROR_MODEL_LOAD, Metrics, RELOAD_FAILURE, RELOAD_SUCCESS};
+
+/// One transaction scored: `prediction_made` and the prediction metrics of SPEC §4.1.
+pub struct PredictionMade<'a> {
+    /// The model that scored it (its per-version counters are resolved once).
+    pub served: &'a ServedModel,
+    /// The request's transaction id.
+    pub transaction_id: &'a TransactionId,
+    /// The model's fraud probability.
+    pub fraud_probability: f64,
+    /// The probability of the predicted class.
+    pub confidence: f64,
+    /// The decision at the serving threshold.
+    pub is_fraud: bool,
+    /// Time spent in the model, seconds.
+    pub scoring_seconds: f64,
+    /// Time since the request was read, milliseconds (the response's `processing_time_ms`).
+    pub processing_time_ms: f64,
+    /// The replica that answered.
+    pub replica_id: &'a str,
+}
+
+impl PredictionMade<'_> {
+    /// Counts and logs the prediction.
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.prediction_duration.observe(self.scoring_seconds);
+        metrics.fraud_probability.observe(self.fraud_probability);
+        metrics.confidence.observe(self.confidence);
+        self.served.count(self.is_fraud);
+        tracing::info!(
+            event = "prediction_made",
+            transaction_id = %DisplayId(self.transaction_id),
+            fraud_probability = self.fraud_probability,
+            processing_time_ms = self.processing_time_ms,
+            model_version = self.served.model.version(),
+            replica_id = self.replica_id,
+        );
+    }
+}
+
+/// A model became the served one: the first (`model_loaded`) or a replacement (`model_swapped`).
+pub struct ModelInstalled<'a> {
+    /// The version served until now, if any.
+    pub previous: Option<&'a str>,
+    /// The version served from now on.
+    pub version: &'a str,
+    /// Where it came from.
+    pub source: &'a str,
+}
+
+impl ModelInstalled<'_> {
+    /// Logs the swap and counts `ml_model_reloads_total{result="success"}`.
+    pub fn emit(&self, metrics: &Metrics) {
+        match self.previous {
+            Some(from) => tracing::info!(
+                event = "model_swapped",
+                from,
+                to = self.version,
+                source = self.source
+            ),
+            None => tracing::info!(
+                event = "model_loaded",
+                model_version = self.version,
+                source = self.source
+            ),
+        }
+        metrics.reloads.with_label_values(&[RELOAD_SUCCESS]).inc();
+    }
+}
+
+/// An artifact was refused (bad checksum, wrong features, unreadable); the served model stays.
+pub struct ModelRefused<'a> {
+    /// Where the artifact came from.
+    pub source: &'a str,
+    /// Why it was refused.
+    pub reason: &'a str,
+    /// The version still served, if any.
+    pub kept: Option<&'a str>,
+}
+
+impl ModelRefused<'_> {
+    /// Logs the refusal; counts it as a `model_load` error and a failed reload.
+    pub fn emit(&self, metrics: &Metrics) {
+        match self.kept {
+            Some(kept) => tracing::error!(
+                event = "model_refused",
+                error_type = ERROR_MODEL_LOAD,
+                source = self.source,
+                reason = self.reason,
+                kept
+            ),
+            None => tracing::error!(
+                event = "model_refused",
+                error_type = ERROR_MODEL_LOAD,
+                source = self.source,
+                reason = self.reason
+            ),
+        }
+        metrics.errors.with_label_values(&[ERROR_MODEL_LOAD]).inc();
+        metrics.reloads.with_label_values(&[RELOAD_FAILURE]).inc();
+    }
+}
+
+/// The model registry could not be asked (the served model stays; the poller retries).
+pub struct RegistryUnreachable<'a> {
+    /// What is followed (`models:/fraud-detector@champion`).
+    pub registry: &'a str,
+    /// The error's text.
+    pub error: &'a str,
+}
+
+impl RegistryUnreachable<'_> {
+    /// Logs it and counts it as a `model_load` error.
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            event = "registry_unreachable",
+            error_type = ERROR_MODEL_LOAD,
+            registry = self.registry,
+            error = self.error
+        );
+        metrics.errors.with_label_values(&[ERROR_MODEL_LOAD]).inc();
+    }
+}
+
+/// A transaction id as the log shows it: a number bare, a text as is.
+struct DisplayId<'a>(&'a TransactionId);
+
+impl std::fmt::Display for DisplayId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            TransactionId::Number(n) => write!(f, "{n}"),
+            TransactionId::Text(s) => f.write_str(s),
+        }
+    }
+}
