@@ -1,0 +1,47 @@
+//! The options every command that uses the store takes (each also an environment variable).
+
+use std::time::Duration;
+
+/// Where the store is and how long a scorer waits for it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Redis URL of the online feature store (`redis://host:6379/0`); unset: no store (requests without
+    /// `history` are scored as a first transaction at an unseen terminal).
+    #[arg(long = "feature-store", env = "FEATURE_STORE_URL")]
+    pub url: Option<String>,
+    /// Longest wait for one store call before scoring without history (the API) or retrying (labels).
+    #[arg(long = "feature-store-timeout", env = "FEATURE_STORE_TIMEOUT", default_value = "25ms",
+          value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `25ms`, `2s`, `1m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?}: give a unit (ms, s, m)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a whole number and a unit"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{text:?}: unit must be ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("25ms"), Ok(Duration::from_millis(25)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("25").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

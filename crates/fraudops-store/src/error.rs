@@ -1,0 +1,32 @@
+//! What can go wrong talking to the store.
+
+/// A store call that did not give an answer; callers degrade (the API scores without history) or retry
+/// (the label consumer does not commit).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The call did not finish within the deadline.
+    #[error("the feature store did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// Recent calls failed; the store is not asked again until the breaker's pause is over.
+    #[error("the feature store failed recently; not asking again for {0:?}")]
+    Unavailable(std::time::Duration),
+    /// Redis refused the call or the connection failed.
+    #[error("feature store: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The script answered something this build does not understand (a different script version).
+    #[error("feature store answered {got} values, expected {expected}")]
+    Protocol {
+        /// Values expected.
+        expected: usize,
+        /// Values received.
+        got: usize,
+    },
+    /// The URL is not a Redis URL.
+    #[error("feature store URL {url:?}: {source}")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// Why it was refused.
+        source: redis::RedisError,
+    },
+}

@@ -1,0 +1,19 @@
+//! The key layout, versioned so a new layout can live beside an old one during a rollout.
+
+/// Prefix of every key: the project, the layout version.
+const PREFIX: &str = "fraudops:v1";
+
+/// A customer's transactions (sorted set scored by time).
+pub fn customer(id: u64) -> String {
+    format!("{PREFIX}:c:{id}")
+}
+
+/// Every transaction seen at a terminal (sorted set of ids scored by time).
+pub fn terminal(id: u64) -> String {
+    format!("{PREFIX}:t:{id}")
+}
+
+/// A terminal's transactions labelled fraud (sorted set of ids scored by time).
+pub fn terminal_fraud(id: u64) -> String {
+    format!("{PREFIX}:f:{id}")
+}

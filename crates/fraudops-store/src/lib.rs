@@ -1,0 +1,29 @@
+//! The online feature store: the customer and terminal windows of SPEC §3.2, shared by every scorer
+//! (API replicas, stream workers, the label consumer) in one Redis.
+//!
+//! Why a store: windows kept in one process's memory are exact only for the events that process sees; a
+//! direct `POST /predict`, N API replicas or N stream workers each see a part. Here every scorer records
+//! each transaction and reads its windows in one atomic step, and labels arrive on their own (a
+//! chargeback, `fraud-labels`), so the features are the training definition whoever scores.
+//!
+//! * `keys` — the Redis key layout (one place);
+//! * `scripts` — the two Lua scripts (`observe.lua`, `label.lua`) and the arguments they take from
+//!   `fraudops_features::definition`, which stays the only place a window is defined;
+//! * `client` — [`FeatureStore`]: the deadline, the circuit breaker and the typed results.
+//!
+//! Architecture invariant: one script call per batch of events is the only way state changes; a script
+//! runs alone in Redis, so no reader sees half an update, and a restart loses at most the updates the
+//! append-only file had not yet written (Redis `appendfsync everysec`: one second), never a window's
+//! consistency.
+
+mod client;
+mod config;
+mod error;
+mod keys;
+mod scripts;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use client::{FeatureStore, Label, Observation, Windows};
+pub use config::StoreArgs;
+pub use error::StoreError;

@@ -1,0 +1,43 @@
+//! The Lua scripts and their arguments. The window lengths, the delay and the retentions are passed from
+//! `fraudops_features::definition` on every call, so the scripts hold no number of their own.
+
+use std::sync::LazyLock;
+
+use fraudops_features::definition::{
+    CUSTOMER_RETENTION, CUSTOMER_WINDOW_DAYS, DAY, TERMINAL_DELAY_DAYS, TERMINAL_RETENTION,
+    TERMINAL_WINDOW_DAYS,
+};
+use redis::Script;
+
+/// Records transactions and returns their windows (see the file's header).
+pub static OBSERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("observe.lua")));
+
+/// Applies labels to terminal risk (see the file's header).
+pub static LABEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("label.lua")));
+
+/// Integers `observe.lua` returns per event.
+pub const OBSERVE_WIDTH: usize = 15;
+
+/// Keys expire this long after their last write (wall clock): past the longest window plus the delay, no
+/// event can be inside a window any more, so an idle card or terminal costs nothing after it.
+pub const CUSTOMER_TTL_SECONDS: i64 = CUSTOMER_RETENTION + DAY;
+/// See [`CUSTOMER_TTL_SECONDS`].
+pub const TERMINAL_TTL_SECONDS: i64 = TERMINAL_RETENTION + DAY;
+
+/// The definition's numbers, in the order `observe.lua` reads them (`ARGV[2..13]`).
+pub fn observe_header() -> [i64; 12] {
+    [
+        DAY,
+        CUSTOMER_WINDOW_DAYS[0],
+        CUSTOMER_WINDOW_DAYS[1],
+        CUSTOMER_WINDOW_DAYS[2],
+        TERMINAL_DELAY_DAYS,
+        TERMINAL_WINDOW_DAYS[0],
+        TERMINAL_WINDOW_DAYS[1],
+        TERMINAL_WINDOW_DAYS[2],
+        CUSTOMER_RETENTION,
+        TERMINAL_RETENTION,
+        CUSTOMER_TTL_SECONDS,
+        TERMINAL_TTL_SECONDS,
+    ]
+}

@@ -1,0 +1,143 @@
+//! A real `redis-server` for tests of this crate and of the crates that use it (feature `testing`).
+//!
+//! Which binary: `REDIS_SERVER_BIN`, else `redis-server` on the `PATH`. When there is none,
+//! [`RedisServer::start_or_skip`] writes a visible `SKIPPED` line past the harness's capture and the test
+//! returns early; with `FRAUDOPS_REQUIRE_REDIS=1` (set by `scripts/test.sh`) a missing binary fails.
+//! The server runs on a free loopback port in its own temporary directory and is killed by PID on drop.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The environment variable naming the `redis-server` executable.
+pub const BIN_ENV: &str = "REDIS_SERVER_BIN";
+/// Set to `1` to turn a missing binary into a test failure instead of a skip.
+pub const REQUIRE_ENV: &str = "FRAUDOPS_REQUIRE_REDIS";
+
+/// One running `redis-server`; killed when dropped.
+pub struct RedisServer {
+    bin: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    append_only: bool,
+}
+
+impl RedisServer {
+    /// Starts a server (append-only file with `fsync` on every write when `append_only`, else no
+    /// persistence), or skips `test` visibly when there is no binary.
+    pub fn start_or_skip(test: &str, append_only: bool) -> Option<Self> {
+        let bin = match std::env::var_os(BIN_ENV) {
+            Some(b) => PathBuf::from(b),
+            None => match which("redis-server") {
+                Some(b) => b,
+                None => {
+                    skip(test, "no redis-server on PATH and REDIS_SERVER_BIN unset");
+                    return None;
+                }
+            },
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("fraudops-redis-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{test}: temporary directory: {e}"));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{test}: free port: {e}"));
+        let mut server = Self {
+            bin,
+            port,
+            child: None,
+            dir,
+            append_only,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// The URL clients connect to.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server at once (SIGKILL: what a crashed pod does) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (after [`Self::kill`]) and waits until it
+    /// answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--save")
+            .arg("");
+        if self.append_only {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Skips `test` visibly, or fails it when [`REQUIRE_ENV`] is `1`.
+fn skip(test: &str, reason: &str) {
+    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test}: {REQUIRE_ENV}=1 but {reason}");
+    }
+    let line = format!("SKIPPED {test}: {reason} (set {REQUIRE_ENV}=1 to make this a failure)\n");
+    // Past libtest's capture: the terminal itself when there is one, else stderr.
+    match std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+        Ok(mut tty) => {
+            let _ = std::io::Write::write_all(&mut tty, line.as_bytes());
+        }
+        Err(_) => {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        }
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}

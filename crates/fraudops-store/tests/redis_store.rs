@@ -1,0 +1,284 @@
+//! The store against a real `redis-server`: the windows equal the batch definition bit for bit, whatever
+//! the batching; labels are idempotent and reversible; a restart keeps the windows; a store that is down
+//! fails fast and is used again when it is back.
+
+use std::time::{Duration, Instant};
+
+use fraudops_data::{MerchantCategory, Transaction};
+use fraudops_features::batch::{compute, processing_order};
+use fraudops_features::definition::{DAY, FeatureRow};
+use fraudops_features::{FEATURE_NAMES, FeatureVector};
+use fraudops_store::testing::RedisServer;
+use fraudops_store::{FeatureStore, Label, Observation, StoreError, Windows};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const START: i64 = 1_522_540_800; // 2018-04-01
+const DEADLINE: Duration = Duration::from_secs(2);
+
+fn tx(id: u64, t: i64, customer: u64, terminal: u64, amount: f64, fraud: bool) -> Transaction {
+    Transaction {
+        transaction_id: id,
+        tx_datetime: t,
+        customer_id: customer,
+        terminal_id: terminal,
+        tx_amount: amount,
+        tx_time_seconds: t - START,
+        tx_time_days: (t - START) / DAY,
+        tx_fraud: fraud,
+        tx_fraud_scenario: u8::from(fraud),
+        merchant_category: MerchantCategory::from_code((terminal % 10) as u8),
+        user_age: Some(30.0),
+        account_balance: Some(1000.0),
+    }
+}
+
+/// Events on a half-hour grid over 80 days, so ties and exact window boundaries (1, 7, 30, 37 days)
+/// happen often; few customers and terminals so windows fill up.
+fn random_transactions(seed: u64, n: usize) -> Vec<Transaction> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut txs: Vec<Transaction> = (0..n)
+        .map(|i| {
+            let t = START + rng.gen_range(0..80 * 48) * 1800;
+            let cents: u32 = rng.gen_range(1..5_000_000);
+            tx(
+                i as u64,
+                t,
+                rng.gen_range(0..6),
+                rng.gen_range(0..4),
+                f64::from(cents) / 100.0,
+                rng.gen_bool(0.2),
+            )
+        })
+        .collect();
+    txs.sort_by_key(|t| t.tx_datetime);
+    txs
+}
+
+fn observation(t: &Transaction) -> Observation {
+    Observation {
+        transaction_id: t.transaction_id.to_string(),
+        customer_id: t.customer_id,
+        terminal_id: t.terminal_id,
+        time: t.tx_datetime,
+        amount: t.tx_amount,
+    }
+}
+
+fn label(t: &Transaction) -> Label {
+    Label {
+        transaction_id: t.transaction_id.to_string(),
+        terminal_id: t.terminal_id,
+        time: t.tx_datetime,
+        fraud: t.tx_fraud,
+    }
+}
+
+fn vector(t: &Transaction, w: &Windows) -> FeatureVector {
+    FeatureRow::for_transaction(t, w.customer, w.terminal).to_vector()
+}
+
+fn assert_same(batch: &FeatureVector, store: &FeatureVector, context: &str) {
+    for (k, (b, s)) in batch.iter().zip(store).enumerate() {
+        assert_eq!(
+            b.to_bits(),
+            s.to_bits(),
+            "{context}: {} batch {b} store {s}",
+            FEATURE_NAMES[k]
+        );
+    }
+}
+
+/// Scores `txs` through the store in processing order, `chunk` events per call, each chunk's labels
+/// applied right after it (labels only count after the 7-day delay, so any delay up to it is the same).
+async fn through_store(
+    store: &FeatureStore,
+    txs: &[Transaction],
+    chunk: usize,
+) -> Vec<FeatureVector> {
+    let order = processing_order(txs);
+    let mut out = vec![[0.0; fraudops_features::N_FEATURES]; txs.len()];
+    for ids in order.chunks(chunk) {
+        let events: Vec<Observation> = ids.iter().map(|&i| observation(&txs[i as usize])).collect();
+        let windows = store.observe(&events).await.expect("observe");
+        for (&i, w) in ids.iter().zip(&windows) {
+            out[i as usize] = vector(&txs[i as usize], w);
+        }
+        let labels: Vec<Label> = ids.iter().map(|&i| label(&txs[i as usize])).collect();
+        store.apply_labels(&labels).await.expect("labels");
+    }
+    out
+}
+
+#[tokio::test]
+async fn store_windows_equal_the_batch_definition_bit_for_bit() {
+    let Some(server) =
+        RedisServer::start_or_skip("store_windows_equal_the_batch_definition", false)
+    else {
+        return;
+    };
+    // Chunks span less than the 7-day label delay (400 events over 80 days: 16 are ~3 days), as the
+    // label stream's delay must.
+    for (seed, chunk) in [(1, 1), (2, 5), (3, 16)] {
+        let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+        // Each seed on its own ids: flush between runs.
+        let mut conn = redis::Client::open(server.url())
+            .and_then(|c| c.get_connection())
+            .expect("admin connection");
+        let _: () = redis::cmd("FLUSHALL").query(&mut conn).expect("flush");
+        let txs = random_transactions(seed, 400);
+        let batch = compute(&txs);
+        let online = through_store(&store, &txs, chunk).await;
+        for (i, v) in online.iter().enumerate() {
+            assert_same(
+                batch.row(i),
+                v,
+                &format!("seed {seed} chunk {chunk} tx {i}"),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_transaction_or_label_counts_once_and_a_reversed_label_is_undone() {
+    let Some(server) = RedisServer::start_or_skip("redelivery_counts_once", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let first = tx(1, START, 7, 3, 10.0, true);
+    let again = store
+        .observe(&[observation(&first)])
+        .await
+        .expect("observe");
+    let twice = store
+        .observe(&[observation(&first)])
+        .await
+        .expect("observe");
+    assert_eq!(again, twice, "the same transaction recorded twice");
+    assert_eq!(twice[0].customer.nb_tx, [1, 1, 1]);
+    store.apply_labels(&[label(&first)]).await.expect("label");
+    store.apply_labels(&[label(&first)]).await.expect("label");
+    let later = tx(2, START + 7 * DAY + 3600, 8, 3, 5.0, false);
+    let w = store
+        .observe(&[observation(&later)])
+        .await
+        .expect("observe");
+    assert_eq!(w[0].terminal.nb_tx, [1, 1, 1]);
+    assert_eq!(w[0].terminal.risk, [1.0, 1.0, 1.0], "one fraud of one");
+    // A chargeback reversed: the same transaction labelled genuine.
+    let mut reversed = label(&first);
+    reversed.fraud = false;
+    store.apply_labels(&[reversed]).await.expect("label");
+    let w = store
+        .observe(&[observation(&tx(
+            3,
+            START + 7 * DAY + 3601,
+            9,
+            3,
+            5.0,
+            false,
+        ))])
+        .await
+        .expect("observe");
+    assert_eq!(w[0].terminal.risk, [0.0, 0.0, 0.0]);
+}
+
+#[tokio::test]
+async fn keys_expire_past_the_longest_window_plus_the_delay() {
+    let Some(server) = RedisServer::start_or_skip("keys_expire", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let t = tx(1, START, 1, 2, 10.0, true);
+    store.observe(&[observation(&t)]).await.expect("observe");
+    store.apply_labels(&[label(&t)]).await.expect("label");
+    let mut conn = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("admin connection");
+    for (key, at_least_days) in [
+        ("fraudops:v1:c:1", 30),
+        ("fraudops:v1:t:2", 37),
+        ("fraudops:v1:f:2", 37),
+    ] {
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut conn).expect("ttl");
+        assert!(
+            ttl > at_least_days * DAY && ttl <= (at_least_days + 1) * DAY,
+            "{key} expires in {ttl} s"
+        );
+    }
+    // Per key, events no window reaches are dropped as time moves on.
+    let late = tx(2, START + 31 * DAY, 1, 5, 1.0, false);
+    let w = store.observe(&[observation(&late)]).await.expect("observe");
+    assert_eq!(w[0].customer.nb_tx, [1, 1, 1]);
+    let members: i64 = redis::cmd("ZCARD")
+        .arg("fraudops:v1:c:1")
+        .query(&mut conn)
+        .expect("zcard");
+    assert_eq!(members, 1, "the 31-day-old transaction is gone");
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_windows() {
+    let Some(mut server) = RedisServer::start_or_skip("a_restart_keeps_the_windows", true) else {
+        return;
+    };
+    let txs = random_transactions(9, 200);
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let (before, after) = txs.split_at(150);
+    through_store(&store, before, 16).await;
+    server.kill();
+    server.restart();
+    // The same client reconnects on its own (its first calls may fail and pause it, as in production).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "no reconnect after restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The rest scores exactly as without the restart: nothing written before it was lost.
+    let batch = compute(&txs);
+    let order = processing_order(&txs);
+    for &i in order.iter().filter(|&&i| i as usize >= before.len()) {
+        let t = &txs[i as usize];
+        let w = store.observe(&[observation(t)]).await.expect("observe");
+        store.apply_labels(&[label(t)]).await.expect("label");
+        assert_same(batch.row(i as usize), &vector(t, &w[0]), &format!("tx {i}"));
+    }
+    assert!(after.len() == 50);
+}
+
+#[tokio::test]
+async fn a_store_that_is_down_fails_fast_and_is_used_again_when_back() {
+    let Some(mut server) = RedisServer::start_or_skip("store_down_fails_fast", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), Duration::from_millis(50)).expect("connect");
+    let t = tx(1, START, 1, 1, 1.0, false);
+    store.observe(&[observation(&t)]).await.expect("up");
+    server.kill();
+    let started = Instant::now();
+    for _ in 0..100 {
+        let e = store.observe(&[observation(&t)]).await;
+        assert!(
+            matches!(
+                e,
+                Err(StoreError::Redis(_) | StoreError::Unavailable(_) | StoreError::Timeout(_))
+            ),
+            "{e:?}"
+        );
+    }
+    // 100 calls against a dead store: the breaker answers most of them at once.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if store.observe(&[observation(&t)]).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the store was not used again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
