@@ -243,7 +243,8 @@ pub(crate) fn plan(args: &DrillArgs) -> Result<Plan, DrillError> {
 
 /// The replicas' environment: the ConfigMap the Deployment's `envFrom` names, without what only makes
 /// sense in the cluster (the MLflow registry: the drill serves the embedded model; Kafka: the API does not
-/// use it; the port: each replica binds its own).
+/// use it; the port: each replica binds its own; the feature store: the cluster's Redis does not exist
+/// here, and the attack's events reach the API through the worker with their windows as history).
 pub(crate) fn replica_env(deployed: &Deployed) -> std::collections::BTreeMap<String, String> {
     deployed
         .env
@@ -251,6 +252,7 @@ pub(crate) fn replica_env(deployed: &Deployed) -> std::collections::BTreeMap<Str
         .filter(|(k, _)| {
             !k.starts_with("MLFLOW_")
                 && !k.starts_with("KAFKA_")
+                && !k.starts_with("FEATURE_STORE_")
                 && *k != "PORT"
                 && *k != "METRICS_PORT"
         })

@@ -57,6 +57,10 @@ pub struct ServeConfig {
     /// then write them back to back (see `dispatch.rs`); `false` writes each as soon as it is ready.
     #[arg(long, env = "COALESCE_WRITES", default_value_t = true, action = clap::ArgAction::Set)]
     pub coalesce_writes: bool,
+    /// The online feature store: requests with `customer_id`, `terminal_id`, `tx_datetime` and no
+    /// `history` are scored with the windows it holds, and recorded there.
+    #[command(flatten)]
+    pub feature_store: fraudops_store::StoreArgs,
 }
 
 impl ServeConfig {
@@ -78,6 +82,10 @@ impl ServeConfig {
             max_batch_size: 1000,
             shutdown_grace_seconds: 5,
             replica_id: Some("test-replica".into()),
+            feature_store: fraudops_store::StoreArgs {
+                url: None,
+                timeout: std::time::Duration::from_millis(25),
+            },
             cpu_limit_cores: None,
             coalesce_writes: true,
         }

@@ -3,6 +3,8 @@
 //!
 //! Metric names and label values are `telemetry`'s; the field names of the log lines are here.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
 use fraudops_wire::TransactionId;
 
 use crate::model_store::ServedModel;
@@ -128,6 +130,57 @@ impl RegistryUnreachable<'_> {
         );
         metrics.errors.with_label_values(&[ERROR_MODEL_LOAD]).inc();
     }
+}
+
+/// A feature store call gave no answer; the request was scored without history (never failed).
+pub struct FeatureStoreFailed<'a> {
+    /// The operation (`telemetry::STORE_OP_*`).
+    pub op: &'static str,
+    /// What went wrong.
+    pub error: &'a fraudops_store::StoreError,
+    /// Transactions scored without history because of it.
+    pub transactions: usize,
+}
+
+/// Second of the last `feature_store_failed` line, and the failures not logged since: a store that is
+/// down fails every request, and one line per second says so without flooding the log.
+static STORE_LOGGED_AT: AtomicI64 = AtomicI64::new(i64::MIN);
+static STORE_SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+
+impl FeatureStoreFailed<'_> {
+    /// Counts every failure; logs at most one line per second, with how many it stands for.
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .feature_store_errors
+            .with_label_values(&[self.op])
+            .inc();
+        let now = chrono_seconds();
+        let last = STORE_LOGGED_AT.load(Ordering::Relaxed);
+        if now > last
+            && STORE_LOGGED_AT
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let suppressed = STORE_SUPPRESSED.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                event = "feature_store_failed",
+                op = self.op,
+                error = %self.error,
+                transactions = self.transactions,
+                failures_not_logged = suppressed,
+                "scored without history"
+            );
+        } else {
+            STORE_SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whole seconds of the wall clock (the log limiter's unit).
+fn chrono_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A transaction id as the log shows it: a number bare, a text as is.

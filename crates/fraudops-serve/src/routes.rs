@@ -19,9 +19,10 @@ use fraudops_wire::{
 };
 
 use crate::error::ApiError;
-use crate::events::PredictionMade;
+use crate::events::{FeatureStoreFailed, PredictionMade};
 use crate::model_store::{ModelStore, ServedModel};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, STORE_OP_OBSERVE};
+use fraudops_store::{FeatureStore, Observation};
 
 /// What every handler shares.
 pub struct AppInner {
@@ -39,6 +40,8 @@ pub struct AppInner {
     pub max_batch_size: usize,
     /// The OpenAPI document, rendered once.
     pub openapi_json: String,
+    /// The online feature store, when FEATURE_STORE_URL is set.
+    pub features: Option<FeatureStore>,
 }
 
 /// Cheap-to-clone handle on [`AppInner`].
@@ -177,7 +180,8 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let (tx, served, _active) = scoring_input(state, request, parse_single).await?;
+    let (mut tx, served, _active) = scoring_input(state, request, parse_single).await?;
+    with_stored_windows(state, std::slice::from_mut(&mut tx)).await;
     Ok(SizedJson(
         score(state, &served, tx, started),
         PREDICTION_JSON_BYTES,
@@ -200,6 +204,55 @@ where
     let parsed = parse(&bytes)?;
     let served = state.store.get().ok_or(ApiError::NotReady)?;
     Ok((parsed, served, ActiveGuard::new(&state.metrics)))
+}
+
+/// Gives the transactions that name a card, a terminal and a time without history their windows from the
+/// online feature store, and records them there: one round trip for all of a request's transactions, in
+/// request order. When the store fails or misses the deadline they keep the no-history windows the parse
+/// gave them (a first transaction at an unseen terminal): scoring degrades, the request never fails.
+async fn with_stored_windows(state: &AppInner, txs: &mut [ValidTransaction]) {
+    let Some(features) = &state.features else {
+        return;
+    };
+    let keyed: Vec<usize> = (0..txs.len())
+        .filter(|&i| txs[i].store_key.is_some())
+        .collect();
+    if keyed.is_empty() {
+        return;
+    }
+    let observations: Vec<Observation> = keyed
+        .iter()
+        .filter_map(|&i| {
+            let tx = &txs[i];
+            tx.store_key.map(|key| Observation {
+                transaction_id: tx.id.to_string(),
+                customer_id: key.customer_id,
+                terminal_id: key.terminal_id,
+                time: key.time,
+                amount: tx.row.amount,
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    let result = features.observe(&observations).await;
+    state
+        .metrics
+        .feature_store_duration
+        .observe(t0.elapsed().as_secs_f64());
+    match result {
+        Ok(windows) => {
+            for (&i, w) in keyed.iter().zip(windows) {
+                txs[i].row.customer = w.customer;
+                txs[i].row.terminal = w.terminal;
+            }
+        }
+        Err(error) => FeatureStoreFailed {
+            op: STORE_OP_OBSERVE,
+            error: &error,
+            transactions: keyed.len(),
+        }
+        .emit(&state.metrics),
+    }
 }
 
 /// Room for one prediction's JSON (about 260 bytes): serialized without growing the buffer.
@@ -246,10 +299,11 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let (txs, served, _active) = scoring_input(state, request, |bytes| {
+    let (mut txs, served, _active) = scoring_input(state, request, |bytes| {
         parse_batch(bytes, state.max_batch_size)
     })
     .await?;
+    with_stored_windows(state, &mut txs).await;
     let predictions: Vec<PredictResponse> = txs
         .into_iter()
         .map(|tx| score(state, &served, tx, started))

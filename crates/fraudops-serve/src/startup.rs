@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
+use fraudops_store::FeatureStore;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
@@ -26,6 +27,16 @@ use crate::routes::{self, AppInner, AppState};
 use crate::system::{CpuSampler, cpu_limit_cores, resident_memory_bytes};
 use crate::telemetry::Metrics;
 use crate::tracking::TrackLayer;
+
+/// A store URL for logs: without the password (`redis://:secret@host` → `redis://***@host`).
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// A bound, ready-to-run API server.
 pub struct Server {
@@ -49,7 +60,17 @@ impl Server {
         let openapi_json = ApiDoc::openapi()
             .to_pretty_json()
             .context("rendering the OpenAPI document")?;
+        // Lazy: a store that is down at start-up is not an error (requests are scored without history and
+        // counted until it answers); a URL that is not Redis's is.
+        let features = match &config.feature_store.url {
+            Some(url) => Some(
+                FeatureStore::connect(url, config.feature_store.timeout)
+                    .context("configuring the feature store")?,
+            ),
+            None => None,
+        };
         let state = Arc::new(AppInner {
+            features,
             store,
             metrics,
             replica_id,
@@ -144,7 +165,8 @@ impl Server {
         tracing::info!(event = "server_started", addr = %self.local_addr(),
             metrics_addr = self.metrics_addr().map(tracing::field::display),
             replica_id = %state.replica_id, cpu_limit_cores = limit, cpu_limit_source = limit_source.as_str(),
-            model_version = model_version.as_deref());
+            model_version = model_version.as_deref(),
+            feature_store = self.config.feature_store.url.as_deref().map(redacted));
 
         let watcher = tokio::spawn(watch(
             state.store.clone(),

@@ -66,6 +66,9 @@ pub const RELOAD_SUCCESS: &str = "success";
 /// See [`RELOAD_SUCCESS`].
 pub const RELOAD_FAILURE: &str = "failure";
 
+/// `ml_model_feature_store_errors_total{op}` of reading windows and recording transactions.
+pub const STORE_OP_OBSERVE: &str = "observe";
+
 /// `ml_model_predictions_total{result}` of a transaction scored as fraud.
 pub const RESULT_FRAUD: &str = "fraud";
 /// `ml_model_predictions_total{result}` of a transaction scored as genuine.
@@ -117,6 +120,11 @@ pub struct Metrics {
     pub info: IntGaugeVec,
     /// `ml_model_reloads_total{result}`: model swaps (`success`) and refused artifacts (`failure`).
     pub reloads: IntCounterVec,
+    /// `ml_model_feature_store_errors_total{op}`: store calls that gave no answer (the request was
+    /// scored without history).
+    pub feature_store_errors: IntCounterVec,
+    /// `ml_model_feature_store_duration_seconds`: one store round trip (all of a request's transactions).
+    pub feature_store_duration: Histogram,
     /// Pre-resolved handles for [`SCORING_ENDPOINTS`] (a label lookup hashes every label per call).
     scoring: Vec<ScoringRoute>,
 }
@@ -223,6 +231,18 @@ impl Metrics {
                 ),
                 &["result"],
             )?,
+            feature_store_errors: IntCounterVec::new(
+                Opts::new(
+                    "ml_model_feature_store_errors_total",
+                    "Feature store calls that failed or timed out, by operation; those requests were scored without history.",
+                ),
+                &["op"],
+            )?,
+            feature_store_duration: hist(
+                "ml_model_feature_store_duration_seconds",
+                "Time of one feature store round trip (read the windows and record the transactions).",
+                LATENCY_BUCKETS.to_vec(),
+            )?,
             registry,
             scoring: Vec::new(),
         };
@@ -236,6 +256,8 @@ impl Metrics {
         for reason in RejectReason::ALL {
             m.rejected.with_label_values(&[reason.label()]);
         }
+        m.feature_store_errors
+            .with_label_values(&[STORE_OP_OBSERVE]);
         for result in [RELOAD_SUCCESS, RELOAD_FAILURE] {
             m.reloads.with_label_values(&[result]);
         }
@@ -270,6 +292,8 @@ impl Metrics {
         r.register(Box::new(self.active_requests.clone()))?;
         r.register(Box::new(self.info.clone()))?;
         r.register(Box::new(self.reloads.clone()))?;
+        r.register(Box::new(self.feature_store_errors.clone()))?;
+        r.register(Box::new(self.feature_store_duration.clone()))?;
         Ok(())
     }
 

@@ -11,8 +11,9 @@
 //!   API derives its OpenAPI document from them);
 //! * validation: [`parse_single`] and [`parse_batch`] return [`ValidTransaction`]s or a
 //!   [`ValidationError`] naming the field and the problem;
-//! * Kafka: [`TransactionEvent`] (an API request plus the label), [`PredictionEvent`] (the API's
-//!   response plus the event's coordinates), [`DeadLetter`].
+//! * Kafka: [`TransactionEvent`] (an API request, no label), [`LabelEvent`] (a confirmed outcome on
+//!   `fraud-labels`, after the label delay), [`PredictionEvent`] (the API's response plus the event's
+//!   coordinates), [`DeadLetter`].
 //!
 //! Architecture invariant: nothing here knows HTTP, Kafka clients or metrics. The API maps a
 //! [`ValidationError`] to its status and body; the worker writes its text into a dead letter, so both say
@@ -24,12 +25,14 @@ mod schema;
 mod validation;
 
 pub use error::ValidationError;
-pub use event::{DeadLetter, MAX_DEAD_LETTER_PAYLOAD, PredictionEvent, ScoredBy, TransactionEvent};
+pub use event::{
+    DeadLetter, LabelEvent, MAX_DEAD_LETTER_PAYLOAD, PredictionEvent, ScoredBy, TransactionEvent,
+};
 pub use schema::{
     BatchRequest, BatchResponse, CustomerHistory, ErrorBody, HealthStatus, History, PredictRequest,
     PredictResponse, ServiceInfo, TerminalHistory, TransactionId,
 };
 pub use validation::{
-    MAX_AMOUNT, MAX_BALANCE, MAX_ID_LEN, MAX_WINDOW_COUNT, ValidTransaction, parse_batch,
+    MAX_AMOUNT, MAX_BALANCE, MAX_ID_LEN, MAX_WINDOW_COUNT, StoreKey, ValidTransaction, parse_batch,
     parse_single,
 };

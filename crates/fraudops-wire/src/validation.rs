@@ -4,8 +4,8 @@
 //! Why here and not in the API: the stream worker parses every Kafka event with [`parse_single`] too, so
 //! an event the API would refuse is dead-lettered with the very words of the API's 4xx body.
 
-use fraudops_data::MerchantCategory;
 use fraudops_data::writer::parse_datetime;
+use fraudops_data::{EpochSeconds, MerchantCategory};
 use fraudops_features::definition::{day_of_week, hour_of_day, is_night_hour, is_weekend_day};
 use fraudops_features::{CustomerWindows, FeatureRow, TerminalWindows};
 use serde::de::DeserializeOwned;
@@ -35,6 +35,22 @@ pub struct ValidTransaction {
     pub id: TransactionId,
     /// Model input.
     pub row: FeatureRow,
+    /// Where the online feature store keeps this transaction's windows: set when the request names the
+    /// card, the terminal and the time and brings no `history` (a direct call from a payment flow), so
+    /// the API reads and records the windows there. `None` when the caller supplied history (the stream
+    /// worker, a caller with its own feature pipeline) or cannot have any (the seed's minimal schema).
+    pub store_key: Option<StoreKey>,
+}
+
+/// The coordinates of a transaction in the online feature store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreKey {
+    /// The card.
+    pub customer_id: u64,
+    /// The terminal.
+    pub terminal_id: u64,
+    /// Event time.
+    pub time: EpochSeconds,
 }
 
 /// Parses and validates one `POST /predict` body (or a `transactions-input` event, which is one); the
@@ -231,19 +247,20 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
             format!("must be 0 (Monday)–6 (Sunday), got {d}"),
         ));
     }
-    let (during_weekend, during_night) = match &req.tx_datetime {
-        Some(text) => {
-            let t = parse_datetime(text).ok_or_else(|| {
-                ValidationError::invalid(
-                    f("tx_datetime"),
-                    format!("expected YYYY-MM-DD HH:MM:SS, got {text:?}"),
-                )
-            })?;
-            (
-                Some(is_weekend_day(day_of_week(t))),
-                Some(is_night_hour(hour_of_day(t))),
+    let time = match &req.tx_datetime {
+        Some(text) => Some(parse_datetime(text).ok_or_else(|| {
+            ValidationError::invalid(
+                f("tx_datetime"),
+                format!("expected YYYY-MM-DD HH:MM:SS, got {text:?}"),
             )
-        }
+        })?),
+        None => None,
+    };
+    let (during_weekend, during_night) = match time {
+        Some(t) => (
+            Some(is_weekend_day(day_of_week(t))),
+            Some(is_night_hour(hour_of_day(t))),
+        ),
         None => (
             req.day_of_week.map(is_weekend_day),
             req.hour.map(is_night_hour),
@@ -270,6 +287,14 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
             format!("must be finite and at most {MAX_BALANCE} in magnitude, got {b}"),
         ));
     }
+    let store_key = match (req.customer_id, req.terminal_id, time, &req.history) {
+        (Some(customer_id), Some(terminal_id), Some(time), None) => Some(StoreKey {
+            customer_id,
+            terminal_id,
+            time,
+        }),
+        _ => None,
+    };
     let history = req.history.unwrap_or_default();
     let customer = match &history.customer {
         Some(h) => customer_windows(h, prefix, "history.customer.")?,
@@ -291,6 +316,7 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
             user_age: req.user_age,
             account_balance: req.account_balance,
         },
+        store_key,
     })
 }
 

@@ -1,0 +1,224 @@
+//! Direct `POST /predict` calls with the online feature store (real `redis-server`): scored exactly as if
+//! the caller had sent the training definition's windows, and never failed by a store that is down.
+
+use std::time::{Duration, Instant};
+
+use fraudops_data::writer::format_datetime;
+use fraudops_data::{MerchantCategory, Transaction};
+use fraudops_features::FeatureVector;
+use fraudops_features::batch::{compute, processing_order};
+use fraudops_features::definition::DAY;
+use fraudops_store::testing::RedisServer;
+use fraudops_store::{FeatureStore, Label};
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, metric};
+
+const START: i64 = 1_533_081_600; // 2018-08-01
+const ERRORS: &str = "ml_model_feature_store_errors_total{op=\"observe\"}";
+
+/// A month of a few cards and terminals, some fraud: windows fill up and terminal risk is non-zero.
+fn transactions() -> Vec<Transaction> {
+    (0..90u64)
+        .map(|i| {
+            let t = START + i64::try_from(i).unwrap_or(0) * 8 * 3600 + (i as i64 % 5) * 600;
+            Transaction {
+                transaction_id: 1000 + i,
+                tx_datetime: t,
+                customer_id: i % 4,
+                terminal_id: i % 3,
+                tx_amount: 10.0 + (i % 7) as f64 * 13.25,
+                tx_time_seconds: t - START,
+                tx_time_days: (t - START) / DAY,
+                tx_fraud: i % 6 == 0,
+                tx_fraud_scenario: 0,
+                merchant_category: Some(MerchantCategory::Grocery),
+                user_age: Some(41.0),
+                account_balance: Some(900.0),
+            }
+        })
+        .collect()
+}
+
+/// The request a payment flow sends: the transaction and nothing precomputed.
+fn direct(tx: &Transaction) -> Value {
+    json!({
+        "transaction_id": tx.transaction_id, "amount": tx.tx_amount,
+        "customer_id": tx.customer_id, "terminal_id": tx.terminal_id,
+        "tx_datetime": format_datetime(tx.tx_datetime), "merchant_category": "grocery",
+        "user_age": 41, "account_balance": 900.0
+    })
+}
+
+/// The same request with the batch definition's windows as `history`.
+fn with_history(tx: &Transaction, v: &FeatureVector) -> Value {
+    let n = |x: f64| x as u32;
+    let mut body = direct(tx);
+    body["history"] = json!({
+        "customer": {"nb_tx_1day": n(v[3]), "avg_amount_1day": v[4], "nb_tx_7day": n(v[5]),
+                     "avg_amount_7day": v[6], "nb_tx_30day": n(v[7]), "avg_amount_30day": v[8]},
+        "terminal": {"nb_tx_1day": n(v[9]), "risk_1day": v[10], "nb_tx_7day": n(v[11]),
+                     "risk_7day": v[12], "nb_tx_30day": n(v[13]), "risk_30day": v[14]}
+    });
+    body
+}
+
+async fn probability(server: &TestServer, body: &Value) -> f64 {
+    let answer = server.post_for_json("/predict", body).await;
+    answer["fraud_probability"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no prediction: {answer}"))
+}
+
+async fn with_store(redis: &RedisServer, timeout: Duration) -> TestServer {
+    let url = redis.url();
+    TestServer::configured(move |c| {
+        c.feature_store.url = Some(url);
+        c.feature_store.timeout = timeout;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_direct_call_scores_like_the_training_windows() {
+    let Some(redis) = RedisServer::start_or_skip("a_direct_call_scores_like_training", false)
+    else {
+        return;
+    };
+    let server = with_store(&redis, Duration::from_secs(2)).await;
+    let reference = TestServer::embedded().await;
+    let labels = FeatureStore::connect(&redis.url(), Duration::from_secs(2)).expect("store");
+    let txs = transactions();
+    let batch = compute(&txs);
+    let mut with_terminal_risk = 0;
+    for i in processing_order(&txs) {
+        let tx = &txs[i as usize];
+        let row = batch.row(i as usize);
+        let got = probability(&server, &direct(tx)).await;
+        let expected = probability(&reference, &with_history(tx, row)).await;
+        assert_eq!(
+            got.to_bits(),
+            expected.to_bits(),
+            "transaction {i}: {got} vs {expected}"
+        );
+        with_terminal_risk += usize::from(row[14] > 0.0);
+        // The chargeback arrives (the label consumer's call); only labels 7 days old count.
+        labels
+            .apply_labels(&[Label {
+                transaction_id: tx.transaction_id.to_string(),
+                terminal_id: tx.terminal_id,
+                time: tx.tx_datetime,
+                fraud: tx.tx_fraud,
+            }])
+            .await
+            .expect("label");
+    }
+    assert!(with_terminal_risk > 20, "the data exercises terminal risk");
+    server.assert_samples(&[(ERRORS, 0.0)]).await;
+}
+
+#[tokio::test]
+async fn history_in_the_request_wins_and_is_not_recorded() {
+    let Some(redis) = RedisServer::start_or_skip("history_in_the_request_wins", false) else {
+        return;
+    };
+    let server = with_store(&redis, Duration::from_secs(2)).await;
+    let txs = transactions();
+    let batch = compute(&txs);
+    let status = server
+        .post_json("/predict", &with_history(&txs[0], batch.row(0)))
+        .await
+        .status();
+    assert_eq!(status, 200);
+    // The seed's minimal schema: no card, nothing to look up.
+    let minimal = json!({"transaction_id": 1, "amount": 12.5});
+    assert_eq!(server.post_json("/predict", &minimal).await.status(), 200);
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut conn).expect("dbsize");
+    assert_eq!(
+        keys, 0,
+        "nothing recorded for requests that bring or cannot have history"
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_stops_under_load_degrades_scoring_and_comes_back() {
+    let Some(mut redis) = RedisServer::start_or_skip("a_store_that_stops_under_load", false) else {
+        return;
+    };
+    let server = std::sync::Arc::new(with_store(&redis, Duration::from_millis(50)).await);
+    let load = |from: u64, n: u64| {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in from..from + n {
+                let mut tx = transactions()[(i % 90) as usize].clone();
+                tx.transaction_id = i;
+                statuses.push(
+                    server
+                        .post_json("/predict", &direct(&tx))
+                        .await
+                        .status()
+                        .as_u16(),
+                );
+            }
+            statuses
+        })
+    };
+    let running = load(0, 400);
+    // Stop the store while requests are flowing: after 50 of them used it.
+    while metric(
+        &server.metrics().await,
+        "ml_model_feature_store_duration_seconds_count",
+    )
+    .is_none_or(|n| n < 50.0)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    redis.kill();
+    let statuses = running.await.expect("load");
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "every request answered 200 while the store was down: {:?}",
+        statuses.iter().filter(|&&s| s != 200).collect::<Vec<_>>()
+    );
+    let text = server.metrics().await;
+    let errors = metric(&text, ERRORS).expect("error counter");
+    assert!(errors > 0.0, "store failures are counted");
+    assert_eq!(server.get("/ready").await.status(), 200, "still ready");
+
+    // Back: within the breaker's pause requests use the store again, and stop counting errors.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut conn = loop {
+        if let Ok(c) = redis::Client::open(redis.url()).and_then(|c| c.get_connection()) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "redis did not come back");
+    };
+    let mut next = 10_000;
+    loop {
+        let mut tx = transactions()[0].clone();
+        tx.transaction_id = next;
+        tx.customer_id = 777;
+        next += 1;
+        assert_eq!(
+            server.post_json("/predict", &direct(&tx)).await.status(),
+            200
+        );
+        let recorded: i64 = redis::cmd("ZCARD")
+            .arg("fraudops:v1:c:777")
+            .query(&mut conn)
+            .expect("zcard");
+        if recorded > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scoring never used the store again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
