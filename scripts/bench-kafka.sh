@@ -13,28 +13,19 @@
 # Prints a markdown table; writes it to reports/bench-kafka.md as well.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # free_port, median
+source scripts/lib/common.sh  # free_port, median, parse_options, target_dir, scratch_with_children
 seconds=10
 events=200000
-while (($#)); do
-  case "$1" in
-    --seconds) seconds="$2"; shift 2 ;;
-    --events) events="$2"; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+parse_options seconds events -- "$@"
 http_events=$((events / 4))
 python_events=$((events / 20))
 
 tansu="$(scripts/ensure/tansu.sh | tail -n1)"
 venv="$(scripts/ensure/kafka-bench-venv.sh | tail -n1)"
 cargo build --release --locked -p fraudops-cli >&2
-target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
+target="$(target_dir)/release"
 fraudops="$target/fraudops"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+scratch_with_children
 
 wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -56,7 +47,7 @@ api="http://127.0.0.1:$api_port"
 
 # attack TOPIC PHASES → its results JSON
 attack() {
-  "$fraudops" attack --topic "$1" --phases "$2" --metrics-port 0 --results "$work/$1.json" >"$work/$1.txt" 2>&1 \
+  "$fraudops" attack --topic "$1" --phases "$2" --labels off --metrics-port 0 --results "$work/$1.json" >"$work/$1.txt" 2>&1 \
     || { cat "$work/$1.txt" >&2; exit 1; }
   cat "$work/$1.json"
 }

@@ -25,22 +25,13 @@
 # reports/bench-python-baseline.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # free_port, median
+source scripts/lib/common.sh  # free_port, median, parse_options, target_dir
 duration=10
 connections=64
 startups=3
 repeat=3
 rate=""
-while (($#)); do
-  case "$1" in
-    --duration) duration="$2"; shift 2 ;;
-    --connections) connections="$2"; shift 2 ;;
-    --startups) startups="$2"; shift 2 ;;
-    --repeat) repeat="$2"; shift 2 ;;
-    --rate) rate="$2"; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+parse_options duration connections startups repeat rate -- "$@"
 log() { echo "bench-python-baseline: $*" >&2; }
 
 here=bench/python-baseline
@@ -113,7 +104,7 @@ fi
 
 log "cargo build --release --locked -p fraudops-cli -p fraudops-serve --bin fraudops --example open_loop"
 cargo build --release --locked -p fraudops-cli -p fraudops-serve --bin fraudops --example open_loop >&2
-fraudops="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/fraudops"
+fraudops="$(target_dir)/release/fraudops"
 open_loop="$(dirname "$fraudops")/examples/open_loop"
 
 log "training the Python model (fraudops simulate → pandas features → XGBoost)"
@@ -234,6 +225,19 @@ start_server() {
   startup_ms="$(wait_ready_ms "http://127.0.0.1:$port/ready" "$t0")"
 }
 
+# interleaved FILE TOOL DETAIL COLUMNS RUN ARG: --repeat rounds of `RUN <server> ARG` over every server in
+# turn (so that slow drifts of the machine hit all alike), each result line appended to $work/<server>.FILE
+# and shown on stderr as "<server>: TOOL run i/n DETAIL: COLUMNS: <line>".
+interleaved() {
+  local file="$1" tool="$2" detail="$3" columns="$4" run="$5" arg="$6" i name
+  for ((i = 1; i <= repeat; i++)); do
+    for name in "${servers[@]}"; do
+      "$run" "$name" "$arg" | tee -a "$work/$name.$file" |
+        sed "s|^|bench-python-baseline: $name: $tool run $i/$repeat$detail: $columns: |" >&2
+    done
+  done
+}
+
 # "nice_ticks busy_ticks total_ticks" of the whole machine (/proc/stat): our processes run at nice 0, so nice
 # time during the load phases is someone else's (niced) work competing for the CPUs.
 cpu_ticks() { awk '$1 == "cpu" {t = 0; for (i = 2; i <= NF; i++) t += $i; print $3, t - $5 - $6, t}' /proc/stat; }
@@ -271,12 +275,7 @@ for name in "${servers[@]}"; do
   log "$name: warm-up (2 s)"
   run_wrk "$name" 2 >/dev/null
 done
-for ((i = 1; i <= repeat; i++)); do
-  for name in "${servers[@]}"; do
-    run_wrk "$name" "$duration" | tee -a "$work/$name.sat" |
-      sed "s/^/bench-python-baseline: $name: wrk run $i\/$repeat, ${duration} s: req\/s p50 p99 errors: /" >&2
-  done
-done
+interleaved sat wrk ", ${duration} s" "req/s p50 p99 errors" run_wrk "$duration"
 for name in "${servers[@]}"; do
   read -r "R[$name.sat_rps]" "R[$name.sat_p50]" "R[$name.sat_p99]" "R[$name.sat_err]" < <(summarize "$work/$name.sat" median)
   read -r "R[$name.sat_rps_range]" _ "R[$name.sat_p99_range]" _ < <(summarize "$work/$name.sat" range)
@@ -284,12 +283,7 @@ done
 
 # Phase 3: latency at one fixed rate for all: half the Python server's saturation unless --rate was given.
 [[ -n "$rate" ]] || rate=$((${R[python-full.sat_rps]} / 2))
-for ((i = 1; i <= repeat; i++)); do
-  for name in "${servers[@]}"; do
-    run_open "$name" "$rate" | tee -a "$work/$name.open" |
-      sed "s/^/bench-python-baseline: $name: open_loop run $i\/$repeat at $rate req\/s: req\/s p50 p99 errors generator-stalled-ms\/s: /" >&2
-  done
-done
+interleaved open open_loop " at $rate req/s" "req/s p50 p99 errors generator-stalled-ms/s" run_open "$rate"
 read -r nice1 busy1 total1 < <(cpu_ticks)
 for name in "${servers[@]}"; do
   read -r "R[$name.open_rps]" "R[$name.open_p50]" "R[$name.open_p99]" "R[$name.open_err]" _ < <(summarize "$work/$name.open" median)

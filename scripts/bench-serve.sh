@@ -23,26 +23,16 @@
 # Prints a markdown table; writes it to reports/bench-serve.md as well.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # free_port, median
+source scripts/lib/common.sh  # free_port, median, parse_options, target_dir, scratch_with_children
 duration=10
 connections=64
 rounds=3
-while (($#)); do
-  case "$1" in
-    --rounds) rounds="$2"; shift 2 ;;
-    --duration) duration="$2"; shift 2 ;;
-    --connections) connections="$2"; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+parse_options rounds duration connections -- "$@"
 scripts/ensure/apt.sh wrk:wrk taskset:util-linux
 
 cargo build --release --locked -p fraudops-cli -p fraudops-serve --bin fraudops --example hello_ceiling --example open_loop --example core_stalls >&2
-target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+target="$(target_dir)/release"
+scratch_with_children
 
 wait_port() { for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$1$2" && return 0; sleep 0.05; done; return 1; }
 

@@ -24,6 +24,7 @@
 # process group), in a temporary directory it removes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh  # target_dir
 REPO="$PWD"
 
 AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
@@ -34,8 +35,8 @@ scripts/ensure/apt.sh prometheus-alertmanager:prometheus-alertmanager
 PY="$(dirname "$AIRFLOW_BIN")/python"
 echo "airflow: $("$PY" -c 'import airflow; print(airflow.__version__)')  mlflow: $("$MLFLOW_BIN" --version | tail -n1)"
 cargo build --locked -q -p fraudops-cli
-target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-export FRAUDOPS_BIN="$target_dir/debug/fraudops"
+FRAUDOPS_BIN="$(target_dir)/debug/fraudops"
+export FRAUDOPS_BIN
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/fraudops-airflow.XXXXXX")"
 pids=()

@@ -24,6 +24,7 @@
 # writable cgroups (the drill then says so in its report and CPU is not really limited).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh  # target_dir
 full=0
 if [[ "${1:-}" == "--full" ]]; then
   full=1
@@ -37,7 +38,7 @@ export TANSU_BIN
 
 # Release build: the drill's CPU factor is sized for it (deploy/README.md, README "Attack drill").
 cargo build --quiet --release --locked -p fraudops-cli
-target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+target="$(target_dir)"
 # A private copy: a concurrent build replacing target/release/fraudops must not change what new replicas run.
 bin_dir="$(mktemp -d "${TMPDIR:-/tmp}/fraudops-drill-bin.XXXXXX")"
 cp "$target/release/fraudops" "$bin_dir/fraudops"

@@ -10,30 +10,17 @@
 # plain `cargo test` these tests skip visibly, here they must not.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh  # require_suite
 
 MLFLOW_BIN="$(scripts/ensure/mlflow-venv.sh | tail -n1)"
 export MLFLOW_BIN FRAUDOPS_REQUIRE_MLFLOW=1
 echo "mlflow: $("$MLFLOW_BIN" --version 2>/dev/null | tail -n1) ($MLFLOW_BIN)"
 
-log="$(mktemp "${TMPDIR:-/tmp}/fraudops-test-mlflow.XXXXXX")"
-trap 'rm -f "$log"' EXIT
-
 # suite PACKAGE TEST: one test binary; its output is shown and checked.
 suite() {
   local package="$1" test="$2"
   echo "--- cargo test -p $package --test $test"
-  if ! cargo test --locked -p "$package" --test "$test" 2>&1 | tee "$log"; then
-    echo "FAIL: $package/$test" >&2
-    return 1
-  fi
-  if grep -q '^SKIPPED' "$log"; then
-    echo "FAIL: $package/$test skipped tests although MLFLOW_BIN is set" >&2
-    return 1
-  fi
-  if ! grep -Eq '^test result: ok\. [1-9][0-9]* passed' "$log"; then
-    echo "FAIL: $package/$test ran no test" >&2
-    return 1
-  fi
+  require_suite "$package/$test" '^SKIPPED' "MLFLOW_BIN is set" cargo test --locked -p "$package" --test "$test"
 }
 
 suite fraudops-mlflow real_server

@@ -6,10 +6,11 @@
 #   scripts/test-schemathesis.sh [MAX_EXAMPLES]     (default 150 per operation)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh  # target_dir
 max_examples="${1:-150}"
 bin_dir="$(scripts/ensure/tools-venv.sh | tail -n1)"
 cargo build --quiet --locked -p fraudops-cli
-fraudops="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/fraudops"
+fraudops="$(target_dir)/debug/fraudops"
 
 log="$(mktemp)"
 PORT=0 BIND_ADDRESS=127.0.0.1 REPLICA_ID=schemathesis "$fraudops" serve >"$log" 2>&1 &

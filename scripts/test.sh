@@ -19,6 +19,10 @@ export FRAUDOPS_KAFKA_TESTS=skip
 # a failure rather than a skip (as root, where the cgroups are writable).
 scripts/ensure/apt.sh prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager
 [[ $(id -u) -eq 0 ]] && export FRAUDOPS_REQUIRE_DRILL_TOOLS=1
+# The feature store's tests (and the label consumer's in the Kafka suite) run a real redis-server: install
+# it (and redis-cli), and make a missing one a failure rather than a skip.
+scripts/ensure/apt.sh redis-server:redis-server redis-cli:redis-tools
+export FRAUDOPS_REQUIRE_REDIS=1
 
 declare -a names=() results=() durations=()
 stage() {

@@ -13,15 +13,12 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$repo_root/scripts/lib/common.sh"  # venv_create, venv_pip
 venv="${AIRFLOW_VENV:-$repo_root/.venv-airflow}"
 version="${AIRFLOW_VERSION:-3.3.2}"
 provider="apache-airflow-providers-cncf-kubernetes==10.25.0"
-python="${PYTHON:-python3}"
 
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "airflow-venv: creating virtualenv at $venv" >&2
-  "$python" -m venv "$venv"
-fi
+venv_create airflow-venv "$venv" "${PYTHON:-python3}"
 
 installed() {
   "$venv/bin/python" - "$version" "${provider#*==}" <<'PY' >/dev/null 2>&1
@@ -34,8 +31,8 @@ PY
 
 if ! installed || [[ ! -x "$venv/bin/airflow" ]]; then
   echo "airflow-venv: installing apache-airflow==$version and $provider into $venv (takes a few minutes)" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "apache-airflow==$version" "$provider" >&2
+  venv_pip "$venv" --upgrade pip
+  venv_pip "$venv" "apache-airflow==$version" "$provider"
 fi
 
 echo "$venv/bin/airflow"

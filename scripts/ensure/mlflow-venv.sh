@@ -10,19 +10,16 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$repo_root/scripts/lib/common.sh"  # venv_create, venv_pip
 venv="${MLFLOW_VENV:-$repo_root/.venv-mlflow}"
 requirement="${MLFLOW_VERSION:-mlflow==3.17.2}"
-python="${PYTHON:-python3}"
 
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "mlflow-venv: creating virtualenv at $venv" >&2
-  "$python" -m venv "$venv"
-fi
+venv_create mlflow-venv "$venv" "${PYTHON:-python3}"
 
 if ! "$venv/bin/python" -c 'import mlflow' >/dev/null 2>&1 || [[ ! -x "$venv/bin/mlflow" ]]; then
   echo "mlflow-venv: installing $requirement into $venv (takes a few minutes)" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$requirement" >&2
+  venv_pip "$venv" --upgrade pip
+  venv_pip "$venv" "$requirement"
 fi
 
 echo "$venv/bin/mlflow"

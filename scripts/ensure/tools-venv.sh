@@ -3,14 +3,12 @@
 # prints its bin directory on the last line.   TOOLS_VENV  where it lives (default <repo>/.venv-tools)
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$repo_root/scripts/lib/common.sh"  # venv_create, venv_pip
 venv="${TOOLS_VENV:-$repo_root/.venv-tools}"
 requirements=("schemathesis==4.32.5")
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "tools-venv: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
+venv_create tools-venv "$venv"
 if ! "$venv/bin/python" -m pip freeze 2>/dev/null | grep -qx "${requirements[0]}"; then
   echo "tools-venv: installing ${requirements[*]}" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" >&2
+  venv_pip "$venv" "${requirements[@]}"
 fi
 echo "$venv/bin"

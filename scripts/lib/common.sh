@@ -1,5 +1,5 @@
-# Shell helpers that the benchmark and image scripts share. Source it from the repository root
-# (`source scripts/lib/common.sh`); it defines functions only and runs nothing.
+# Shell helpers that the benchmark, test and installer scripts share. Source it (`source
+# scripts/lib/common.sh` from the repository root); it defines functions only and runs nothing.
 
 # A free TCP port on 127.0.0.1, chosen by the kernel (another process could still take it before the
 # caller binds it; the scripts bind right away).
@@ -7,3 +7,70 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # The median of its arguments (numbers): the middle one, or the mean of the two middle ones.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# Cargo's target directory of this workspace.
+target_dir() { cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'; }
+
+# parse_options NAME... -- ARG...: each `--NAME VALUE` in the ARGs sets the variable NAME (a dash in NAME
+# is an underscore in the variable); anything else stops the script with exit status 2.
+parse_options() {
+  local names=() name n
+  while [[ "$1" != -- ]]; do names+=("$1"); shift; done
+  shift
+  while (($#)); do
+    name=""
+    for n in "${names[@]}"; do [[ "$1" == "--$n" ]] && name="$n"; done
+    [[ -n "$name" ]] || { echo "unknown option $1" >&2; exit 2; }
+    (($# >= 2)) || { echo "option $1 needs a value" >&2; exit 2; }
+    printf -v "${name//-/_}" '%s' "$2"
+    shift 2
+  done
+}
+
+# Sets `work` to a new scratch directory and `pids` to an empty list (the caller adds the background
+# processes it starts); on exit those processes are killed and waited for and the directory removed.
+scratch_with_children() {
+  work="$(mktemp -d)"
+  pids=()
+  trap 'stop_children; rm -rf "$work"' EXIT
+}
+stop_children() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+}
+
+# require_suite WHAT SKIP_PATTERN WHY CMD...: runs CMD (one `cargo test` suite), its output shown, and fails
+# (status 1) if it fails, if its output matches SKIP_PATTERN (it skipped tests although WHY), or if no test
+# passed: where the tools are installed, a skip or an empty run is a failure.
+require_suite() {
+  local what="$1" skipped="$2" why="$3" log status=0
+  shift 3
+  log="$(mktemp "${TMPDIR:-/tmp}/fraudops-suite.XXXXXX")"
+  if ! "$@" 2>&1 | tee "$log"; then
+    echo "FAIL: $what" >&2
+    status=1
+  elif grep -q "$skipped" "$log"; then
+    echo "FAIL: $what skipped tests although $why" >&2
+    status=1
+  elif ! grep -Eq '^test result: ok\. [1-9][0-9]* passed' "$log"; then
+    echo "FAIL: $what ran no test" >&2
+    status=1
+  fi
+  rm -f "$log"
+  return "$status"
+}
+
+# venv_create NAME DIR [PYTHON]: the Python virtualenv DIR, created with PYTHON (default python3) unless it
+# exists; NAME starts what it says on stderr.
+venv_create() {
+  [[ -x "$2/bin/python" ]] && return 0
+  echo "$1: creating virtualenv at $2" >&2
+  "${3:-python3}" -m venv "$2"
+}
+
+# venv_pip DIR ARG...: `pip install ARG...` in the virtualenv DIR, quietly, anything it says on stderr.
+venv_pip() {
+  local dir="$1"
+  shift
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >&2
+}

@@ -36,6 +36,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Kafka stream worker (SPEC §5): transactions-input → online features → score → fraud-predictions.
     Stream(cmd::stream::Args),
+    /// Label consumer (SPEC §5): fraud-labels → the feature store's terminal risk, at-least-once.
+    Labels(cmd::labels::Args),
     /// Escalating load into Kafka (or straight into the API), phase by phase, optionally until an alert fires.
     Attack(cmd::attack::Args),
     /// The local attack drill (SPEC §7.1): replicas under real CPU limits, the deployed HPA, Prometheus
@@ -57,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Command::Register(args) => cmd::register::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Stream(args) => cmd::stream::run(args),
+        Command::Labels(args) => cmd::labels::run(args),
         Command::Attack(args) => cmd::attack::run(args),
         Command::Drill(args) => cmd::drill::run(args),
     }

@@ -15,6 +15,16 @@ TX_TIME_DAYS,TX_FRAUD,TX_FRAUD_SCENARIO,MERCHANT_CATEGORY,USER_AGE,ACCOUNT_BALAN
 /// Bytes buffered before each `write_all`, so an unbuffered `File` is not hit once per row.
 const FLUSH_AT: usize = 1 << 16;
 
+/// Appends each `push_x(value)` to the buffer as `push_x(&mut buf, value)`, each followed by a comma.
+macro_rules! push_fields {
+    ($buf:ident; $($push:ident($value:expr)),* $(,)?) => {
+        $(
+            $push(&mut $buf, $value);
+            $buf.push(b',');
+        )*
+    };
+}
+
 /// Writes `txs` as CSV with [`CSV_HEADER`]: datetimes as `YYYY-MM-DD HH:MM:SS`, amounts with 2 decimals,
 /// absent extension fields as empty fields.
 ///
@@ -24,24 +34,18 @@ pub fn write_csv<W: Write>(mut w: W, txs: &[Transaction]) -> Result<(), csv::Err
     buf.extend_from_slice(CSV_HEADER.as_bytes());
     buf.push(b'\n');
     for tx in txs {
-        push_u64(&mut buf, tx.transaction_id);
-        buf.push(b',');
-        push_datetime(&mut buf, tx.tx_datetime);
-        buf.push(b',');
-        push_u64(&mut buf, tx.customer_id);
-        buf.push(b',');
-        push_u64(&mut buf, tx.terminal_id);
-        buf.push(b',');
-        push_cents(&mut buf, tx.tx_amount);
-        buf.push(b',');
-        push_i64(&mut buf, tx.tx_time_seconds);
-        buf.push(b',');
-        push_i64(&mut buf, tx.tx_time_days);
-        buf.push(b',');
-        buf.push(if tx.tx_fraud { b'1' } else { b'0' });
-        buf.push(b',');
-        push_u64(&mut buf, u64::from(tx.tx_fraud_scenario));
-        buf.push(b',');
+        // The handbook's columns: each field, then its comma.
+        push_fields!(buf;
+            push_u64(tx.transaction_id),
+            push_datetime(tx.tx_datetime),
+            push_u64(tx.customer_id),
+            push_u64(tx.terminal_id),
+            push_cents(tx.tx_amount),
+            push_i64(tx.tx_time_seconds),
+            push_i64(tx.tx_time_days),
+            push_u64(u64::from(tx.tx_fraud)),
+            push_u64(u64::from(tx.tx_fraud_scenario)),
+        );
         if let Some(category) = tx.merchant_category {
             buf.extend_from_slice(category.as_str().as_bytes());
         }

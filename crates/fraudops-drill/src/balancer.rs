@@ -165,13 +165,7 @@ impl Balancer {
 
     /// Binds a loopback port for [`Balancer::serve`].
     pub async fn bind() -> Result<(TcpListener, SocketAddr), DrillError> {
-        let l = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| DrillError::io("binding the load balancer", e))?;
-        let a = l
-            .local_addr()
-            .map_err(|e| DrillError::io("reading the balancer's address", e))?;
-        Ok((l, a))
+        crate::process::bind_loopback("the load balancer").await
     }
 }
 

@@ -350,6 +350,11 @@ impl Controller {
         self.epoch.elapsed()
     }
 
+    /// A deployed duration as the drill runs it (× the time scale).
+    fn scaled(&self, deployed: Duration) -> Duration {
+        deployed.mul_f64(self.config.time_scale)
+    }
+
     async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), DrillError> {
         let sync = self
             .config
@@ -358,10 +363,7 @@ impl Controller {
             .max(Duration::from_millis(100));
         let tick_every = (sync / 10).clamp(Duration::from_millis(50), Duration::from_millis(500));
         let probe_every = self
-            .config
-            .api
-            .readiness_period
-            .mul_f64(self.config.time_scale)
+            .scaled(self.config.api.readiness_period)
             .max(Duration::from_millis(200));
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -559,12 +561,8 @@ impl Controller {
         let Some(proc) = pod.proc.take() else {
             return;
         };
-        let pre_stop = self.config.api.pre_stop.mul_f64(self.config.time_scale);
-        let grace = self
-            .config
-            .api
-            .termination_grace
-            .mul_f64(self.config.time_scale);
+        let pre_stop = self.scaled(self.config.api.pre_stop);
+        let grace = self.scaled(self.config.api.termination_grace);
         let tx = self.tx.clone();
         tracing::info!(event = "replica_terminating", pod = %name);
         tokio::spawn(async move {
@@ -720,10 +718,7 @@ impl Controller {
     async fn stop_all(&mut self) {
         self.balancer.set_endpoints(Vec::new());
         let grace = self
-            .config
-            .api
-            .termination_grace
-            .mul_f64(self.config.time_scale)
+            .scaled(self.config.api.termination_grace)
             .max(Duration::from_secs(2));
         let mut stops = Vec::new();
         for p in &mut self.pods {

@@ -10,7 +10,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 use crate::error::DrillError;
 use crate::exporter::{ClusterSnapshot, render_cadvisor, render_kube_state_metrics};
@@ -119,12 +118,7 @@ pub async fn start(
         .route("/metrics/cadvisor", get(cadvisor))
         .route("/metrics/kube-state-metrics", get(kube_state_metrics))
         .with_state(AppState { sink, snapshot });
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| DrillError::io("binding the drill's control port", e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| DrillError::io("reading the control port", e))?;
+    let (listener, addr) = crate::process::bind_loopback("the drill's control port").await?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

@@ -99,81 +99,76 @@ pub fn render_cadvisor(s: &ClusterSnapshot) -> String {
             ("container", s.container.clone()),
         ]
     };
-    let emit = |out: &mut Exposition,
-                name: &str,
-                extra: &[(&str, &str)],
-                value: &dyn Fn(&PodSnapshot) -> f64| {
+    let period_us = CFS_PERIOD.as_micros() as f64;
+    let quota = (s.cpu_limit_cores * period_us).round();
+    // Name, type, help, labels beyond the pod's, the value of a pod.
+    type Family<'f> = (
+        &'f str,
+        &'f str,
+        &'f str,
+        &'f [(&'f str, &'f str)],
+        &'f dyn Fn(&PodSnapshot) -> f64,
+    );
+    let families: [Family<'_>; 7] = [
+        (
+            "container_cpu_usage_seconds_total",
+            "counter",
+            "Cumulative cpu time consumed in seconds.",
+            &[("cpu", "total")],
+            &|p| p.cpu.usage_seconds,
+        ),
+        (
+            "container_cpu_cfs_periods_total",
+            "counter",
+            "Number of elapsed enforcement period intervals.",
+            &[],
+            &|p| p.cpu.periods as f64,
+        ),
+        (
+            "container_cpu_cfs_throttled_periods_total",
+            "counter",
+            "Number of throttled period intervals.",
+            &[],
+            &|p| p.cpu.throttled_periods as f64,
+        ),
+        (
+            "container_cpu_cfs_throttled_seconds_total",
+            "counter",
+            "Total time duration the container has been throttled.",
+            &[],
+            &|p| p.cpu.throttled_seconds,
+        ),
+        (
+            "container_memory_working_set_bytes",
+            "gauge",
+            "Current working set in bytes.",
+            &[],
+            &|p| p.memory_bytes as f64,
+        ),
+        (
+            "container_spec_cpu_period",
+            "gauge",
+            "CPU period of the container.",
+            &[],
+            &|_| period_us,
+        ),
+        (
+            "container_spec_cpu_quota",
+            "gauge",
+            "CPU quota of the container.",
+            &[],
+            &|_| quota,
+        ),
+    ];
+    for (name, kind, help, extra, value) in families {
+        out.family(name, kind, help);
         for p in &pods {
             let base = labels(p);
             let mut l: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
             l.extend_from_slice(extra);
             out.sample(name, &l, value(p));
         }
-    };
-    out.family(
-        "container_cpu_usage_seconds_total",
-        "counter",
-        "Cumulative cpu time consumed in seconds.",
-    );
-    emit(
-        &mut out,
-        "container_cpu_usage_seconds_total",
-        &[("cpu", "total")],
-        &|p| p.cpu.usage_seconds,
-    );
-    out.family(
-        "container_cpu_cfs_periods_total",
-        "counter",
-        "Number of elapsed enforcement period intervals.",
-    );
-    emit(&mut out, "container_cpu_cfs_periods_total", &[], &|p| {
-        p.cpu.periods as f64
-    });
-    out.family(
-        "container_cpu_cfs_throttled_periods_total",
-        "counter",
-        "Number of throttled period intervals.",
-    );
-    emit(
-        &mut out,
-        "container_cpu_cfs_throttled_periods_total",
-        &[],
-        &|p| p.cpu.throttled_periods as f64,
-    );
-    out.family(
-        "container_cpu_cfs_throttled_seconds_total",
-        "counter",
-        "Total time duration the container has been throttled.",
-    );
-    emit(
-        &mut out,
-        "container_cpu_cfs_throttled_seconds_total",
-        &[],
-        &|p| p.cpu.throttled_seconds,
-    );
-    out.family(
-        "container_memory_working_set_bytes",
-        "gauge",
-        "Current working set in bytes.",
-    );
-    emit(&mut out, "container_memory_working_set_bytes", &[], &|p| {
-        p.memory_bytes as f64
-    });
-    let period_us = CFS_PERIOD.as_micros() as f64;
-    out.family(
-        "container_spec_cpu_period",
-        "gauge",
-        "CPU period of the container.",
-    );
-    emit(&mut out, "container_spec_cpu_period", &[], &|_| period_us);
-    out.family(
-        "container_spec_cpu_quota",
-        "gauge",
-        "CPU quota of the container.",
-    );
-    emit(&mut out, "container_spec_cpu_quota", &[], &|_| {
-        (s.cpu_limit_cores * period_us).round()
-    });
+    }
     out.0
 }
 
@@ -374,15 +369,26 @@ mod tests {
         }
     }
 
+    /// `deploy/monitoring/<file>` as deployed.
+    fn deployed(file: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/monitoring")
+            .join(file);
+        std::fs::read_to_string(path).expect(file)
+    }
+
+    /// Both stand-ins' exposition of [`snapshot`].
+    fn exported() -> String {
+        let s = snapshot();
+        format!("{}{}", render_cadvisor(&s), render_kube_state_metrics(&s))
+    }
+
     /// Every selector of recording.cluster.yaml (the deployed cluster recording rules) matches a series
     /// the stand-ins export: name and every `label="value"` matcher.
     #[test]
     fn the_deployed_cluster_recording_rules_find_their_series() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../deploy/monitoring/rules/recording.cluster.yaml");
-        let rules = std::fs::read_to_string(path).expect("recording.cluster.yaml");
-        let s = snapshot();
-        let exported = format!("{}{}", render_cadvisor(&s), render_kube_state_metrics(&s));
+        let rules = deployed("rules/recording.cluster.yaml");
+        let exported = exported();
         let mut checked = 0;
         for (i, _) in rules.match_indices('{') {
             let name_start = rules[..i]
@@ -422,11 +428,8 @@ mod tests {
     /// that come from kube-state-metrics or cAdvisor are all exported.
     #[test]
     fn exports_every_external_cluster_series() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../deploy/monitoring/metrics-external.txt");
-        let list = std::fs::read_to_string(path).expect("metrics-external.txt");
-        let s = snapshot();
-        let exported = format!("{}{}", render_cadvisor(&s), render_kube_state_metrics(&s));
+        let list = deployed("metrics-external.txt");
+        let exported = exported();
         for name in list
             .lines()
             .map(str::trim)

@@ -678,7 +678,7 @@ impl Autoscaler {
         let min = self.spec.min_replicas;
         let max = self.spec.max_replicas;
         if desired > current {
-            let limit = self.scale_up_limit(now, current).max(current);
+            let limit = self.scale_limit(now, current, true).max(current);
             let (allowed, reason) = if max > limit {
                 (limit, "ScaleUpLimit")
             } else {
@@ -688,7 +688,7 @@ impl Autoscaler {
                 return (allowed, reason.into());
             }
         } else if desired < current {
-            let limit = self.scale_down_limit(now, current).min(current);
+            let limit = self.scale_limit(now, current, false).min(current);
             let (allowed, reason) = if min < limit {
                 (limit, "ScaleDownLimit")
             } else {
@@ -710,51 +710,33 @@ impl Autoscaler {
             .sum()
     }
 
-    /// `calculateScaleUpLimitWithScalingRules`.
-    fn scale_up_limit(&self, now: Duration, current: u32) -> u32 {
-        let rules = &self.spec.behavior.scale_up;
-        let pick: fn(i64, i64) -> i64 = match rules.select_policy {
-            SelectPolicy::Disabled => return current,
-            SelectPolicy::Min => i64::min,
-            SelectPolicy::Max => i64::max,
+    /// `calculateScaleUpLimitWithScalingRules` (`up`) and `calculateScaleDownLimitWithBehaviors`: what
+    /// each policy allows from the count its period started with, combined by `selectPolicy`.
+    fn scale_limit(&self, now: Duration, current: u32, up: bool) -> u32 {
+        let rules = if up {
+            &self.spec.behavior.scale_up
+        } else {
+            &self.spec.behavior.scale_down
         };
-        let mut result: Option<i64> = None;
-        for policy in &rules.policies {
-            let added = Self::change_in_period(&self.scale_up_events, now, policy.period);
-            let deleted = Self::change_in_period(&self.scale_down_events, now, policy.period);
-            let start = i64::from(current) - added + deleted;
-            let proposed = match policy.kind {
-                PolicyKind::Pods => start + i64::from(policy.value),
-                // Rounded up, or a small deployment could never grow.
-                PolicyKind::Percent => {
-                    (start as f64 * (1.0 + f64::from(policy.value) / 100.0)).ceil() as i64
-                }
-            };
-            result = Some(result.map_or(proposed, |r| pick(r, proposed)));
-        }
-        result.map_or(current, clamp_u32)
-    }
-
-    /// `calculateScaleDownLimitWithBehaviors`.
-    fn scale_down_limit(&self, now: Duration, current: u32) -> u32 {
-        let rules = &self.spec.behavior.scale_down;
         // For scaling down the largest change is the smallest result.
-        let pick: fn(i64, i64) -> i64 = match rules.select_policy {
-            SelectPolicy::Disabled => return current,
-            SelectPolicy::Min => i64::max,
-            SelectPolicy::Max => i64::min,
+        let pick: fn(i64, i64) -> i64 = match (rules.select_policy, up) {
+            (SelectPolicy::Disabled, _) => return current,
+            (SelectPolicy::Min, true) | (SelectPolicy::Max, false) => i64::min,
+            (SelectPolicy::Max, true) | (SelectPolicy::Min, false) => i64::max,
         };
         let mut result: Option<i64> = None;
         for policy in &rules.policies {
             let added = Self::change_in_period(&self.scale_up_events, now, policy.period);
             let deleted = Self::change_in_period(&self.scale_down_events, now, policy.period);
             let start = i64::from(current) - added + deleted;
-            let proposed = match policy.kind {
-                PolicyKind::Pods => start - i64::from(policy.value),
+            let percent = f64::from(policy.value) / 100.0;
+            let proposed = match (policy.kind, up) {
+                (PolicyKind::Pods, true) => start + i64::from(policy.value),
+                (PolicyKind::Pods, false) => start - i64::from(policy.value),
+                // Rounded up, or a small deployment could never grow.
+                (PolicyKind::Percent, true) => (start as f64 * (1.0 + percent)).ceil() as i64,
                 // Truncated, as Kubernetes does (int32 conversion).
-                PolicyKind::Percent => {
-                    (start as f64 * (1.0 - f64::from(policy.value) / 100.0)) as i64
-                }
+                (PolicyKind::Percent, false) => (start as f64 * (1.0 - percent)) as i64,
             };
             result = Some(result.map_or(proposed, |r| pick(r, proposed)));
         }

@@ -195,31 +195,36 @@ pub fn free_port() -> Result<u16, DrillError> {
         .map_err(|e| DrillError::io("finding a free port", e))
 }
 
+/// Binds a loopback port for `what` (`the load balancer`, ...) and returns it with its address.
+pub async fn bind_loopback(
+    what: &str,
+) -> Result<(tokio::net::TcpListener, SocketAddr), DrillError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DrillError::io(format!("binding {what}"), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DrillError::io(format!("reading the address of {what}"), e))?;
+    Ok((listener, addr))
+}
+
 /// Polls until `addr` accepts TCP connections, `proc` exits, or `timeout` passes.
 pub async fn wait_for_tcp(
     proc: &mut Proc,
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<(), DrillError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if let Some(status) = proc.exited() {
-            return Err(DrillError::Tool(format!(
-                "{} exited ({status}) before listening on {addr}",
-                proc.name
-            )));
-        }
-        if Instant::now() > deadline {
-            return Err(DrillError::Timeout(format!(
-                "{} did not listen on {addr} within {timeout:?}",
-                proc.name
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let timed_out = format!("{} did not listen on {addr} within {timeout:?}", proc.name);
+    let ready =
+        || async move { TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() };
+    poll_ready(
+        proc,
+        timeout,
+        ready,
+        &format!("listening on {addr}"),
+        timed_out,
+    )
+    .await
 }
 
 /// Polls `url` until it answers 2xx, `proc` exits, or `timeout` passes.
@@ -229,24 +234,36 @@ pub async fn wait_for_http(
     url: &str,
     timeout: Duration,
 ) -> Result<(), DrillError> {
+    let timed_out = format!("{url} ({}) did not answer within {timeout:?}", proc.name);
+    let ready = || async {
+        let r = http.get(url).timeout(Duration::from_secs(2)).send().await;
+        r.is_ok_and(|r| r.status().is_success())
+    };
+    poll_ready(proc, timeout, ready, &format!("{url} answered"), timed_out).await
+}
+
+/// Polls `ready` every 100 ms until it holds; fails once `proc` exits (it did not get as far as
+/// `before`) or `timeout` passes (`timed_out`).
+async fn poll_ready<F: Future<Output = bool>>(
+    proc: &mut Proc,
+    timeout: Duration,
+    mut ready: impl FnMut() -> F,
+    before: &str,
+    timed_out: String,
+) -> Result<(), DrillError> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(r) = http.get(url).timeout(Duration::from_secs(2)).send().await
-            && r.status().is_success()
-        {
+        if ready().await {
             return Ok(());
         }
         if let Some(status) = proc.exited() {
             return Err(DrillError::Tool(format!(
-                "{} exited ({status}) before {url} answered",
+                "{} exited ({status}) before {before}",
                 proc.name
             )));
         }
         if Instant::now() > deadline {
-            return Err(DrillError::Timeout(format!(
-                "{url} ({}) did not answer within {timeout:?}",
-                proc.name
-            )));
+            return Err(DrillError::Timeout(timed_out));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -255,6 +272,16 @@ pub async fn wait_for_http(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `cmd` spawned as `name`, its output to `dir/log`.
+    fn spawn_logged(
+        registry: &Registry,
+        name: &str,
+        cmd: std::process::Command,
+        dir: &Path,
+    ) -> Proc {
+        spawn(registry, name, cmd, Output::File(dir.join("log"))).expect("spawn")
+    }
 
     #[tokio::test]
     async fn stop_escalates_to_sigkill_and_forgets_the_pid() {
@@ -267,13 +294,7 @@ mod tests {
             "trap '' TERM; touch {}; while :; do sleep 0.05; done",
             ready.display()
         ));
-        let p = spawn(
-            &registry,
-            "stubborn",
-            cmd,
-            Output::File(dir.path().join("log")),
-        )
-        .expect("spawn");
+        let p = spawn_logged(&registry, "stubborn", cmd, dir.path());
         let pid = p.pid;
         assert_eq!(registry.running().len(), 1);
         // Only once the trap is set does SIGTERM mean nothing to it.
@@ -301,13 +322,7 @@ mod tests {
         let registry = Registry::default();
         let mut cmd = std::process::Command::new("/bin/sleep");
         cmd.arg("30");
-        let p = spawn(
-            &registry,
-            "sleeper",
-            cmd,
-            Output::File(dir.path().join("log")),
-        )
-        .expect("spawn");
+        let p = spawn_logged(&registry, "sleeper", cmd, dir.path());
         let t = Instant::now();
         p.stop(Duration::from_secs(10)).await.expect("a status");
         assert!(t.elapsed() < Duration::from_secs(5));

@@ -178,32 +178,39 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
     let grey = RGBColor(108, 117, 125);
     let purple = RGBColor(111, 66, 193);
 
-    macro_rules! shade {
-        ($chart:expr, $y_max:expr) => {{
-            for (a, b) in &pending {
-                $chart
-                    .draw_series(std::iter::once(Rectangle::new(
+    // Every panel: the time axis, the admin alert's pending and firing periods shaded, the marks drawn.
+    let shades = [(&pending, amber.mix(0.25)), (&firing, red.mix(0.2))];
+    macro_rules! panel {
+        ($area:expr, $caption:expr, $y_max:expr, $y_desc:expr) => {{
+            let mut c = ChartBuilder::on($area)
+                .margin(12)
+                .caption($caption, ("sans-serif", 16))
+                .x_label_area_size(28)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..x_max, 0.0..$y_max)
+                .map_err(chart_err)?;
+            c.configure_mesh()
+                .x_desc(x_desc)
+                .y_desc($y_desc)
+                .draw()
+                .map_err(chart_err)?;
+            for (spans, color) in &shades {
+                for (a, b) in spans.iter() {
+                    c.draw_series(std::iter::once(Rectangle::new(
                         [(x(*a), 0.0), (x(*b), $y_max)],
-                        amber.mix(0.25).filled(),
+                        color.filled(),
                     )))
                     .map_err(chart_err)?;
-            }
-            for (a, b) in &firing {
-                $chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [(x(*a), 0.0), (x(*b), $y_max)],
-                        red.mix(0.2).filled(),
-                    )))
-                    .map_err(chart_err)?;
+                }
             }
             for m in input.marks {
-                $chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(x(m.t_seconds), 0.0), (x(m.t_seconds), $y_max)],
-                        red.stroke_width(2),
-                    )))
-                    .map_err(chart_err)?;
+                c.draw_series(std::iter::once(PathElement::new(
+                    vec![(x(m.t_seconds), 0.0), (x(m.t_seconds), $y_max)],
+                    red.stroke_width(2),
+                )))
+                .map_err(chart_err)?;
             }
+            c
         }};
     }
 
@@ -213,22 +220,12 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
         .map(|s| s.target_tps.max(s.achieved_tps).max(s.scored_tps))
         .fold(10.0, f64::max)
         * 1.15;
-    let mut c = ChartBuilder::on(&panels[0])
-        .margin(12)
-        .caption(
-            "load: attack target, produced to Kafka, scored by the API (tx/s)",
-            ("sans-serif", 16),
-        )
-        .x_label_area_size(28)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(chart_err)?;
-    c.configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("tx/s")
-        .draw()
-        .map_err(chart_err)?;
-    shade!(c, y_max);
+    let mut c = panel!(
+        &panels[0],
+        "load: attack target, produced to Kafka, scored by the API (tx/s)",
+        y_max,
+        "tx/s"
+    );
     for (name, color, f) in [
         (
             "target",
@@ -244,35 +241,18 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
         ))
         .map_err(chart_err)?
         .label(name)
-        .legend(move |(lx, ly)| {
-            PathElement::new(vec![(lx, ly), (lx + 18, ly)], color.stroke_width(2))
-        });
+        .legend(legend_line(color.stroke_width(2)));
     }
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(chart_err)?;
+    series_labels(&mut c, SeriesLabelPosition::UpperLeft)?;
 
     // 2. Latency.
     let p95_max = samples.iter().filter_map(|s| s.p95_ms).fold(10.0, f64::max) * 1.15;
-    let mut c = ChartBuilder::on(&panels[1])
-        .margin(12)
-        .caption(
-            "p95 latency through the load balancer (ms)",
-            ("sans-serif", 16),
-        )
-        .x_label_area_size(28)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..p95_max)
-        .map_err(chart_err)?;
-    c.configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("ms")
-        .draw()
-        .map_err(chart_err)?;
-    shade!(c, p95_max);
+    let mut c = panel!(
+        &panels[1],
+        "p95 latency through the load balancer (ms)",
+        p95_max,
+        "ms"
+    );
     c.draw_series(LineSeries::new(
         samples
             .iter()
@@ -288,22 +268,12 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
         .fold(1.1_f64, f64::max)
         .min(2.0)
         * 1.05;
-    let mut c = ChartBuilder::on(&panels[2])
-        .margin(12)
-        .caption(
-            "CPU per replica, fraction of its limit (thin: each replica; thick: Prometheus' 2m-rate max the alert reads)",
-            ("sans-serif", 16),
-        )
-        .x_label_area_size(28)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..cpu_max)
-        .map_err(chart_err)?;
-    c.configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("CPU / limit")
-        .draw()
-        .map_err(chart_err)?;
-    shade!(c, cpu_max);
+    let mut c = panel!(
+        &panels[2],
+        "CPU per replica, fraction of its limit (thin: each replica; thick: Prometheus' 2m-rate max the alert reads)",
+        cpu_max,
+        "CPU / limit"
+    );
     let mut pods: Vec<String> = samples
         .iter()
         .flat_map(|s| s.per_pod.iter().map(|p| p.0.clone()))
@@ -332,14 +302,14 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
     ))
     .map_err(chart_err)?
     .label("busiest replica, rate 2m (alert input)")
-    .legend(|(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 18, ly)], BLACK.stroke_width(3)));
+    .legend(legend_line(BLACK.stroke_width(3)));
     c.draw_series(std::iter::once(PathElement::new(
         vec![(0.0, 0.8), (x_max, 0.8)],
         red.stroke_width(2),
     )))
     .map_err(chart_err)?
     .label("alert threshold 80% of limit")
-    .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 18, ly)], red.stroke_width(2)));
+    .legend(legend_line(red.stroke_width(2)));
     let hpa = input.hpa_target_of_limit;
     c.draw_series(std::iter::once(PathElement::new(
         vec![(0.0, hpa), (x_max, hpa)],
@@ -347,32 +317,17 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
     )))
     .map_err(chart_err)?
     .label("HPA target (70% of request)")
-    .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 18, ly)], green.stroke_width(1)));
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(chart_err)?;
+    .legend(legend_line(green.stroke_width(1)));
+    series_labels(&mut c, SeriesLabelPosition::UpperLeft)?;
 
     // 4. Replicas.
     let r_max = f64::from(input.max_replicas + 2);
-    let mut c = ChartBuilder::on(&panels[3])
-        .margin(12)
-        .caption(
-            "replicas (HPA current, desired, ready); shaded: admin alert pending (amber) / firing (red); red line: notification received",
-            ("sans-serif", 16),
-        )
-        .x_label_area_size(28)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..r_max)
-        .map_err(chart_err)?;
-    c.configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("replicas")
-        .draw()
-        .map_err(chart_err)?;
-    shade!(c, r_max);
+    let mut c = panel!(
+        &panels[3],
+        "replicas (HPA current, desired, ready); shaded: admin alert pending (amber) / firing (red); red line: notification received",
+        r_max,
+        "replicas"
+    );
     let m = f64::from(input.max_replicas);
     c.draw_series(std::iter::once(PathElement::new(
         vec![(0.0, m), (x_max, m)],
@@ -380,9 +335,7 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
     )))
     .map_err(chart_err)?
     .label("maxReplicas")
-    .legend(move |(lx, ly)| {
-        PathElement::new(vec![(lx, ly), (lx + 18, ly)], red.mix(0.6).stroke_width(1))
-    });
+    .legend(legend_line(red.mix(0.6).stroke_width(1)));
     for (name, color, width, f) in [
         (
             "current",
@@ -401,9 +354,7 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
         ))
         .map_err(chart_err)?
         .label(name)
-        .legend(move |(lx, ly)| {
-            PathElement::new(vec![(lx, ly), (lx + 18, ly)], color.stroke_width(width))
-        });
+        .legend(legend_line(color.stroke_width(width)));
     }
     for e in input.events {
         if let Some(t) = e.t_seconds {
@@ -416,14 +367,27 @@ pub fn draw_chart(path: &Path, input: &ChartInput<'_>) -> Result<(), DrillError>
             .map_err(chart_err)?;
         }
     }
+    series_labels(&mut c, SeriesLabelPosition::LowerRight)?;
+    root.present().map_err(chart_err)?;
+    Ok(())
+}
+
+/// A legend entry: a short line in the series' style.
+fn legend_line(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 18, ly)], style)
+}
+
+/// The legend box of a panel, at `position`.
+fn series_labels<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    c: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrillError> {
     c.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(chart_err)?;
-    root.present().map_err(chart_err)?;
-    Ok(())
+        .map_err(chart_err)
 }
 
 /// A step line: each value holds until the next sample.

@@ -1,14 +1,13 @@
 //! The drill from start to report: resolve what is deployed ([`crate::plan`]), start every component
 //! ([`crate::components`]), run the attack and watch it, stop everything, conclude ([`crate::conclude`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Instant;
 
 use crate::cgroup::Mechanism;
 use crate::cluster::{Cluster, ClusterView};
-use crate::components::{self, Running, Started};
+use crate::components::{self, Running};
 use crate::conclude;
 use crate::config::{self, DrillArgs};
 use crate::control::Sink;
@@ -158,18 +157,7 @@ async fn drive(
         logs,
         ..
     } = *ctx;
-    let Started {
-        http,
-        mechanism,
-        view,
-        sink,
-        balancer,
-        bootstrap,
-        stream_addr,
-        am_base,
-        attack_addr,
-        prometheus,
-    } = components::start(ctx, running, servers_stopped, &mut interrupt, progress)
+    let started = components::start(ctx, running, servers_stopped, &mut interrupt, progress)
         .await
         .map_err(fail)?;
 
@@ -187,16 +175,18 @@ async fn drive(
     cmd.current_dir(data)
         .arg("attack")
         .args(["--phases", &phases])
-        .args(["--metrics-port", &attack_addr.port().to_string()])
+        // The drill measures the API's CPU; labels would only add broker load (no store runs here).
+        .args(["--labels", "off"])
+        .args(["--metrics-port", &started.attack_addr.port().to_string()])
         .args([
             "--results",
             &report_dir.join("attack-results.json").display().to_string(),
         ])
-        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &started.bootstrap)
         .env("RUST_LOG", "warn");
     if !args.negative {
         cmd.args(["--until-alert", ADMIN_ALERT])
-            .args(["--alertmanager", &am_base])
+            .args(["--alertmanager", &started.am_base])
             .args(["--alert-poll", &rules::format_duration(plan.interval)])
             .args(["--step", &args.step.to_string()])
             .args(["--max-rate", &plan.max_rate.to_string()]);
@@ -212,19 +202,7 @@ async fn drive(
     .map_err(fail)?;
     running.attack = Some(attack);
 
-    let mut sampler = Sampler {
-        http: http.clone(),
-        prometheus,
-        balancer: balancer.clone(),
-        view: view.clone(),
-        attack: attack_addr,
-        stream: stream_addr,
-        cpu_limit: plan.cpu_limit,
-        t0,
-        last_t: t0,
-        last_produced: None,
-        last_cpu: HashMap::new(),
-    };
+    let mut sampler = Sampler::new(&started, plan.cpu_limit, t0);
     let mut samples: Vec<Sample> = Vec::new();
     let mut tick = tokio::time::interval(plan.sample_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -249,7 +227,7 @@ async fn drive(
         let s = sampler.sample().await;
         let t = s.t_seconds;
         // Milestones: scaling events, alert changes, notifications.
-        let v = view.lock().map(|v| v.clone()).unwrap_or_default();
+        let v = started.view.lock().map(|v| v.clone()).unwrap_or_default();
         for e in v.events.iter().skip(events_seen) {
             let cpu = e
                 .metrics
@@ -278,7 +256,7 @@ async fn drive(
         samples.push(s);
 
         if notified_at.is_none()
-            && let Some((at, n)) = sink.of("admin").into_iter().next()
+            && let Some((at, n)) = started.sink.of("admin").into_iter().next()
         {
             notified_at = Some(at);
             progress(Progress::Milestone {
@@ -356,10 +334,10 @@ async fn drive(
         Observed {
             samples,
             view,
-            sink,
+            sink: started.sink,
             t0,
             started_at,
-            mechanism,
+            mechanism: started.mechanism,
             failure,
         },
         interrupted,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::balancer::Balancer;
 use crate::cgroup::CpuStats;
 use crate::cluster::ClusterView;
+use crate::components::Started;
 use crate::monitoring::{AlertState, PrometheusApi};
 use crate::report::Sample;
 use crate::verdict::ADMIN_ALERT;
@@ -41,20 +42,39 @@ async fn scrape(http: &reqwest::Client, addr: SocketAddr) -> Option<HashMap<Stri
 
 /// The sampler's memory between samples.
 pub(crate) struct Sampler {
-    pub(crate) http: reqwest::Client,
-    pub(crate) prometheus: PrometheusApi,
-    pub(crate) balancer: Balancer,
-    pub(crate) view: Arc<Mutex<ClusterView>>,
-    pub(crate) attack: SocketAddr,
-    pub(crate) stream: SocketAddr,
-    pub(crate) cpu_limit: f64,
-    pub(crate) t0: Instant,
-    pub(crate) last_t: Instant,
-    pub(crate) last_produced: Option<(f64, Instant)>,
-    pub(crate) last_cpu: HashMap<String, (Instant, CpuStats)>,
+    http: reqwest::Client,
+    prometheus: PrometheusApi,
+    balancer: Balancer,
+    view: Arc<Mutex<ClusterView>>,
+    /// The attack's metrics address.
+    attack: SocketAddr,
+    /// The stream worker's metrics address.
+    stream: SocketAddr,
+    cpu_limit: f64,
+    t0: Instant,
+    last_t: Instant,
+    last_produced: Option<(f64, Instant)>,
+    last_cpu: HashMap<String, (Instant, CpuStats)>,
 }
 
 impl Sampler {
+    /// A sampler of the started components; times count from `t0`, CPU as a fraction of `cpu_limit`.
+    pub(crate) fn new(started: &Started, cpu_limit: f64, t0: Instant) -> Sampler {
+        Sampler {
+            http: started.http.clone(),
+            prometheus: started.prometheus.clone(),
+            balancer: started.balancer.clone(),
+            view: started.view.clone(),
+            attack: started.attack_addr,
+            stream: started.stream_addr,
+            cpu_limit,
+            t0,
+            last_t: t0,
+            last_produced: None,
+            last_cpu: HashMap::new(),
+        }
+    }
+
     /// Takes one sample; rates cover the time since the previous one.
     pub(crate) async fn sample(&mut self) -> Sample {
         // The cgroups and the balancer first, at `now`, so their rates cover exactly the interval.

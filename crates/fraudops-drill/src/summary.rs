@@ -274,7 +274,7 @@ pub(crate) fn markdown(s: &Summary, sample_every: Duration) -> String {
     );
     let _ = writeln!(
         m,
-        "- **Manifests:** `{}` — HPA `{}`: min {}, max {}, targets {}; scale-up {} per {:?} after a {:?} window; scale-down {} per {:?} after a {:?} window (deployed values; the drill ran them ×{}).",
+        "- **Manifests:** `{}` — HPA `{}`: min {}, max {}, targets {}; scale-up {}; scale-down {} (deployed values; the drill ran them ×{}).",
         s.manifest_source,
         s.hpa.name,
         s.hpa.min_replicas,
@@ -285,24 +285,8 @@ pub(crate) fn markdown(s: &Summary, sample_every: Duration) -> String {
             .map(|t| format!("{} {}%", t.resource.name(), t.average_utilization))
             .collect::<Vec<_>>()
             .join(", "),
-        policies(&s.hpa.behavior.scale_up),
-        s.hpa
-            .behavior
-            .scale_up
-            .policies
-            .first()
-            .map(|p| p.period)
-            .unwrap_or_default(),
-        s.hpa.behavior.scale_up.stabilization_window,
-        policies(&s.hpa.behavior.scale_down),
-        s.hpa
-            .behavior
-            .scale_down
-            .policies
-            .first()
-            .map(|p| p.period)
-            .unwrap_or_default(),
-        s.hpa.behavior.scale_down.stabilization_window,
+        rules(&s.hpa.behavior.scale_up),
+        rules(&s.hpa.behavior.scale_down),
         s.time_scale
     );
     let _ = writeln!(
@@ -428,6 +412,16 @@ pub(crate) fn markdown(s: &Summary, sample_every: Duration) -> String {
         sample_every.as_secs_f64()
     );
     m
+}
+
+/// `<policies> per <period> after a <window> window`.
+fn rules(r: &crate::hpa::ScalingRules) -> String {
+    format!(
+        "{} per {:?} after a {:?} window",
+        policies(r),
+        r.policies.first().map(|p| p.period).unwrap_or_default(),
+        r.stabilization_window
+    )
 }
 
 fn policies(r: &crate::hpa::ScalingRules) -> String {

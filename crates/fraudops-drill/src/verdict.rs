@@ -319,6 +319,13 @@ mod tests {
             }
         }
 
+        /// The checks on this evidence after `change`.
+        fn checks_with<'a>(&'a self, change: impl FnOnce(&mut Evidence<'a>)) -> Vec<Check> {
+            let mut e = self.evidence();
+            change(&mut e);
+            checks(&e)
+        }
+
         fn evidence(&self) -> Evidence<'_> {
             Evidence {
                 negative: false,
@@ -360,20 +367,12 @@ mod tests {
     #[test]
     fn an_alert_before_the_last_replica_is_ready_fails() {
         let m = Mission::new();
-        let c = {
-            let mut e = m.evidence();
-            e.alert_firing_s = Some(117.0);
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.alert_firing_s = Some(117.0));
         assert_eq!(
             failed(&c),
             ["the admin alert fired only after the last replica (maxReplicas) was running"]
         );
-        let c = {
-            let mut e = m.evidence();
-            e.alert_pending_s = Some(110.0);
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.alert_pending_s = Some(110.0));
         assert_eq!(
             failed(&c).len(),
             1,
@@ -385,18 +384,10 @@ mod tests {
     fn scaling_two_at_once_or_too_fast_fails() {
         let m = Mission::new();
         let jump = [event(100.0, 4, 6)];
-        let c = {
-            let mut e = m.evidence();
-            e.events = &jump;
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.events = &jump);
         assert!(failed(&c).contains(&"the HPA scaled 4 → 6 one replica at a time"));
         let fast = [event(100.0, 4, 5), event(101.0, 5, 6)];
-        let c = {
-            let mut e = m.evidence();
-            e.events = &fast;
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.events = &fast);
         assert_eq!(failed(&c).len(), 1);
         assert!(failed(&c)[0].starts_with("scale-ups at least one policy period"));
     }
@@ -408,29 +399,17 @@ mod tests {
             note(250.0, EXPECTED_TITLE),
             note(260.0, &format!("{EXPECTED_TITLE} again")),
         ];
-        let c = {
-            let mut e = m.evidence();
-            e.admin = &twice;
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.admin = &twice);
         assert_eq!(failed(&c).len(), 1, "{c:?}");
         let none: [Notification; 0] = [];
-        let c = {
-            let mut e = m.evidence();
-            e.admin = &none;
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.admin = &none);
         assert_eq!(failed(&c).len(), 1, "{c:?}");
         // A resolution after the firing one is expected only when the drill watched the scale-down.
         let resolved = [
             note(250.0, EXPECTED_TITLE),
             note(900.0, EXPECTED_RESOLVED_TITLE),
         ];
-        let c = {
-            let mut e = m.evidence();
-            e.admin = &resolved;
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.admin = &resolved);
         assert_eq!(failed(&c).len(), 1, "{c:?}");
         let down = [
             event(100.0, 4, 5),
@@ -438,32 +417,22 @@ mod tests {
             event(700.0, 6, 5),
             event(1000.0, 5, 4),
         ];
-        let c = {
-            let mut e = m.evidence();
+        let c = m.checks_with(|e| {
             e.admin = &resolved;
             e.scale_down = true;
             e.events = &down;
             e.replicas_now = 4;
-            checks(&e)
-        };
+        });
         assert!(failed(&c).is_empty(), "{c:?}");
     }
 
     #[test]
     fn capacity_must_be_measured_and_ordered() {
         let m = Mission::new();
-        let c = {
-            let mut e = m.evidence();
-            e.capacity = None;
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.capacity = None);
         assert_eq!(failed(&c), ["capacity measured"]);
         let inverted = capacity(1200.0, 700.0);
-        let c = {
-            let mut e = m.evidence();
-            e.capacity = Some(&inverted);
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.capacity = Some(&inverted));
         assert_eq!(
             failed(&c),
             ["capacity: admin_alert_tps > hpa_scale_up_tps > 0"]
@@ -481,28 +450,22 @@ mod tests {
             e.alert_firing_s = None;
             e.held_rate = 200.0;
         };
-        let c = {
-            let mut e = m.evidence();
-            quiet(&mut e);
+        let c = m.checks_with(|e| {
+            quiet(e);
             e.admin = &none;
-            checks(&e)
-        };
+        });
         assert!(failed(&c).is_empty(), "{c:?}");
-        let c = {
-            let mut e = m.evidence();
-            quiet(&mut e);
+        let c = m.checks_with(|e| {
+            quiet(e);
             e.admin = &none;
             e.alert_pending_s = Some(30.0);
-            checks(&e)
-        };
+        });
         assert_eq!(failed(&c), ["the admin alert never went pending or firing"]);
-        let c = {
-            let mut e = m.evidence();
-            quiet(&mut e);
+        let c = m.checks_with(|e| {
+            quiet(e);
             e.admin = &none;
             e.held_rate = 800.0;
-            checks(&e)
-        };
+        });
         assert_eq!(
             failed(&c),
             ["the negative drill held a rate below hpa_scale_up_tps"]
@@ -513,17 +476,9 @@ mod tests {
     fn a_crash_or_an_early_stop_fails() {
         let m = Mission::new();
         let crashes = ["fraudops-api-2".to_owned()];
-        let c = {
-            let mut e = m.evidence();
-            e.crashes = &crashes;
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.crashes = &crashes);
         assert_eq!(failed(&c), ["no replica crashed"]);
-        let c = {
-            let mut e = m.evidence();
-            e.failure = Some("the attack gave up");
-            checks(&e)
-        };
+        let c = m.checks_with(|e| e.failure = Some("the attack gave up"));
         assert_eq!(failed(&c), ["the drill completed"]);
     }
 }

@@ -266,7 +266,7 @@ impl MlflowClient {
                     .collect::<Vec<_>>(),
                 "tags": key_values(&tags[..t]),
             });
-            self.post::<IgnoredAny>("runs/log-batch", body).await?;
+            self.post_ignoring_answer("runs/log-batch", body).await?;
             (params, metrics, tags) = (&params[p..], &metrics[m..], &tags[t..]);
         }
         Ok(())
@@ -275,9 +275,7 @@ impl MlflowClient {
     /// Sets (or overwrites) one run tag.
     pub async fn set_tag(&self, run_id: &str, key: &str, value: &str) -> Result<(), MlflowError> {
         let body = json!({ "run_id": run_id, "key": key, "value": value });
-        self.post::<IgnoredAny>("runs/set-tag", body)
-            .await
-            .map(drop)
+        self.post_ignoring_answer("runs/set-tag", body).await
     }
 
     /// Uploads `bytes` as `<run artifact root>/<relative_path>` through the artifact proxy
@@ -305,7 +303,7 @@ impl MlflowClient {
     /// Ends a run with `status` and end time now.
     pub async fn end_run(&self, run_id: &str, status: RunStatus) -> Result<(), MlflowError> {
         let body = json!({ "run_id": run_id, "status": status.as_str(), "end_time": now_ms() });
-        self.post::<IgnoredAny>("runs/update", body).await.map(drop)
+        self.post_ignoring_answer("runs/update", body).await
     }
 
     // ----- registry writes (trainer) -----
@@ -313,10 +311,10 @@ impl MlflowClient {
     /// Creates the registered model `name` unless it exists already.
     pub async fn ensure_registered_model(&self, name: &str) -> Result<(), MlflowError> {
         match self
-            .post::<IgnoredAny>("registered-models/create", json!({ "name": name }))
+            .post_ignoring_answer("registered-models/create", json!({ "name": name }))
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(e) if already_exists(&e) => Ok(()),
             Err(e) => Err(e),
         }
@@ -389,9 +387,8 @@ impl MlflowClient {
         version: u64,
     ) -> Result<(), MlflowError> {
         let body = json!({ "name": name, "alias": alias, "version": version.to_string() });
-        self.post::<IgnoredAny>("registered-models/alias", body)
+        self.post_ignoring_answer("registered-models/alias", body)
             .await
-            .map(drop)
     }
 
     /// Sets (or overwrites) a tag on a model version, e.g. its evaluation metrics or gate verdict.
@@ -408,9 +405,8 @@ impl MlflowClient {
             "key": key,
             "value": value,
         });
-        self.post::<IgnoredAny>("model-versions/set-tag", body)
+        self.post_ignoring_answer("model-versions/set-tag", body)
             .await
-            .map(drop)
     }
 
     // ----- private helpers -----
@@ -460,6 +456,11 @@ impl MlflowClient {
             .request(Method::POST, API, method, &[], Payload::Json(payload))
             .await?;
         decode(method, &body)
+    }
+
+    /// [`Self::post`] for a method whose answer says nothing the caller needs.
+    async fn post_ignoring_answer(&self, method: &str, body: Value) -> Result<(), MlflowError> {
+        self.post::<IgnoredAny>(method, body).await.map(drop)
     }
 
     /// The one place that sends requests: builds `<base>/<api>/<path>` (each path segment

@@ -106,24 +106,29 @@ mod tests {
     }
 
     #[test]
-    fn alias_uri_parses() {
-        let uri = parse("models:/fraud-detector@champion").expect("valid");
-        assert_eq!(uri.name, "fraud-detector");
-        assert_eq!(uri.selector, ModelSelector::Alias("champion".into()));
-    }
-
-    #[test]
-    fn version_uri_parses() {
-        let uri = parse("models:/fraud-detector/3").expect("valid");
-        assert_eq!(uri.name, "fraud-detector");
-        assert_eq!(uri.selector, ModelSelector::Version(3));
-    }
-
-    #[test]
-    fn alias_splits_at_the_last_at_sign() {
-        let uri = parse("models:/team@fraud@champion").expect("valid");
-        assert_eq!(uri.name, "team@fraud");
-        assert_eq!(uri.selector, ModelSelector::Alias("champion".into()));
+    fn alias_and_version_uris_parse() {
+        for (s, name, selector) in [
+            (
+                "models:/fraud-detector@champion",
+                "fraud-detector",
+                ModelSelector::Alias("champion".into()),
+            ),
+            (
+                "models:/fraud-detector/3",
+                "fraud-detector",
+                ModelSelector::Version(3),
+            ),
+            // An alias splits at the last at sign.
+            (
+                "models:/team@fraud@champion",
+                "team@fraud",
+                ModelSelector::Alias("champion".into()),
+            ),
+        ] {
+            let uri = parse(s).expect("valid");
+            assert_eq!(uri.name, name, "{s}");
+            assert_eq!(uri.selector, selector, "{s}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use fraudops_mlflow::testing;
 use fraudops_mlflow::testing::rest::{self, kv};
-use fraudops_mlflow::{MlflowClient, MlflowError, ModelUri, RunStatus};
+use fraudops_mlflow::{MlflowClient, MlflowError, ModelUri, RunInfo, RunStatus};
 use serde_json::Value;
 
 #[tokio::test]
@@ -115,6 +115,24 @@ async fn tracking_run_with_params_metrics_tags_and_artifact() {
     assert_eq!(downloaded, bytes);
 }
 
+/// A run named `name` in `experiment` with `model` uploaded as `model/model.json`.
+async fn run_with_model(
+    client: &MlflowClient,
+    experiment: &str,
+    name: &str,
+    model: &[u8],
+) -> RunInfo {
+    let run = client
+        .create_run(experiment, name, &[])
+        .await
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    client
+        .upload_artifact(&run, "model/model.json", model.to_vec())
+        .await
+        .unwrap_or_else(|e| panic!("upload {name}: {e}"));
+    run
+}
+
 #[tokio::test]
 async fn registry_versions_aliases_and_artifact_download() {
     let Some(uri) = testing::shared("registry_versions_aliases_and_artifact_download") else {
@@ -132,15 +150,8 @@ async fn registry_versions_aliases_and_artifact_download() {
         .get_or_create_experiment("client-registry")
         .await
         .expect("experiment");
-    let run = client
-        .create_run(&experiment, "v1", &[])
-        .await
-        .expect("run");
     let first = b"first model".to_vec();
-    client
-        .upload_artifact(&run, "model/model.json", first.clone())
-        .await
-        .expect("upload");
+    let run = run_with_model(&client, &experiment, "v1", &first).await;
 
     let champion: ModelUri = format!("models:/{name}@champion").parse().expect("uri");
     assert!(
@@ -179,15 +190,8 @@ async fn registry_versions_aliases_and_artifact_download() {
     );
 
     // Version 2 from a runs:/ source: the client resolves it through the run.
-    let run2 = client
-        .create_run(&experiment, "v2", &[])
-        .await
-        .expect("run 2");
     let second = b"second model".to_vec();
-    client
-        .upload_artifact(&run2, "model/model.json", second.clone())
-        .await
-        .expect("upload 2");
+    let run2 = run_with_model(&client, &experiment, "v2", &second).await;
     let v2 = client
         .create_model_version(name, &format!("runs:/{}/model", run2.run_id), &run2.run_id)
         .await

@@ -9,6 +9,9 @@ pub const DEFAULT_INPUT_TOPIC: &str = "transactions-input";
 pub const DEFAULT_OUTPUT_TOPIC: &str = "fraud-predictions";
 /// The dead-letter topic (deploy/k8s/base/kafka-topics.yaml).
 pub const DEFAULT_DEAD_LETTER_TOPIC: &str = "transactions-dead-letter";
+/// The confirmed outcomes (SPEC §5, `LABELS_TOPIC` in deploy/k8s/base/configmap.yaml): the attack writes
+/// them after the label delay, `fraudops labels` applies them to the feature store.
+pub const DEFAULT_LABELS_TOPIC: &str = "fraud-labels";
 
 /// Broker and input topic options, flattened into both commands.
 #[derive(Debug, Clone, clap::Args)]

@@ -40,6 +40,9 @@ pub enum StreamError {
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The feature store's URL is unusable.
+    #[error("feature store: {0}")]
+    Store(#[from] fraudops_store::StoreError),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),

@@ -1,4 +1,5 @@
-//! Kafka for fraudops (SPEC §5): the escalating attack producer and the stream worker.
+//! Kafka for fraudops (SPEC §5): the escalating attack producer, the stream worker and the label
+//! consumer.
 //!
 //! * `config` — how to reach the broker and which topics to use (`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC`);
 //! * `admin` — creates the topics when they are missing;
@@ -11,13 +12,15 @@
 //! * `phases` — the attack's `rate:duration` phases;
 //! * `source` — the events an attack sends: the simulator's endless stream or a looping file replay;
 //! * [`attack`] — open-model pacing into Kafka or straight into the API, per-phase results, closed loop
-//!   on an Alertmanager alert;
+//!   on an Alertmanager alert, each transaction's label to `fraud-labels` after the label delay;
 //! * [`worker`] — consumer group → online features → score (HTTP or in-process) → predictions, with
 //!   offsets committed only after the prediction is acknowledged;
+//! * [`labels`] — consumer group of `fraud-labels` → the feature store's terminal risk, offsets committed
+//!   only after the labels are applied;
 //! * `topic` — reading a topic back to its end (tests, benchmarks, operators).
 //!
-//! The entry points are public namespaces, `attack` and `worker` (each with its config and `run`); the
-//! other modules are private behind the re-exports below.
+//! The entry points are public namespaces, `attack`, `worker` and `labels` (each with its config and
+//! `run`); the other modules are private behind the re-exports below.
 //!
 //! Architecture invariant: no code here draws progress bars or parses command lines beyond the clap
 //! config structs; the `fraudops` binary does that. The API's wire types and the topics' JSON come from
@@ -28,6 +31,7 @@ mod api_client;
 pub mod attack;
 mod config;
 mod error;
+pub mod labels;
 mod lag;
 mod message;
 mod phases;

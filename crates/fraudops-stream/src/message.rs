@@ -7,7 +7,8 @@
 
 use fraudops_data::Transaction;
 use fraudops_data::writer::{format_datetime, parse_datetime};
-use fraudops_features::FeatureRow;
+use fraudops_features::{CustomerWindows, FeatureRow, TerminalWindows};
+use fraudops_store::{Observation, Windows};
 use fraudops_wire::{
     CustomerHistory, History, PredictRequest, TerminalHistory, TransactionId, ValidationError,
 };
@@ -59,15 +60,14 @@ impl Rejection {
 }
 
 /// The fields of a [`fraudops_wire::TransactionEvent`] the worker needs beyond the API's: the keys of the
-/// online state and the label. Read apart from the API's parse, which stays the one that names a bad
-/// request field, and only after it has passed.
+/// online state. Read apart from the API's parse, which stays the one that names a bad request field,
+/// and only after it has passed. A label in the event (older attacks wrote `tx_fraud`) is never read:
+/// labels reach the features only through `fraud-labels`.
 #[derive(Deserialize)]
 struct StreamFields {
     customer_id: Option<u64>,
     terminal_id: Option<u64>,
     tx_datetime: Option<String>,
-    #[serde(default)]
-    tx_fraud: Option<bool>,
 }
 
 /// Parses one message payload: the API's validation first, then the stream's own requirements (customer,
@@ -76,7 +76,7 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, Rejection> {
     let valid = fraudops_wire::parse_single(payload)?;
     let fields: StreamFields = serde_json::from_slice(payload).map_err(|e| Rejection {
         reason: e.to_string(),
-        field: Some("tx_fraud".into()),
+        field: None,
     })?;
     let customer_id = fields
         .customer_id
@@ -107,7 +107,7 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, Rejection> {
             tx_amount: valid.row.amount,
             tx_time_seconds: 0,
             tx_time_days: 0,
-            tx_fraud: fields.tx_fraud.unwrap_or(false),
+            tx_fraud: false,
             tx_fraud_scenario: 0,
             merchant_category: valid.row.merchant_category,
             user_age: valid.row.user_age,
@@ -116,11 +116,37 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, Rejection> {
     })
 }
 
-/// The `POST /predict` body for an event whose online features are `row`: the windows travel as
-/// precomputed history, so the API scores the very vector the in-process path would.
-pub fn predict_request(event: &Event, row: &FeatureRow) -> PredictRequest {
-    let c = &row.customer;
-    let t = &row.terminal;
+impl Event {
+    /// The event as the feature store records it.
+    pub fn observation(&self) -> Observation {
+        Observation {
+            transaction_id: self.id.to_string(),
+            customer_id: self.tx.customer_id,
+            terminal_id: self.tx.terminal_id,
+            time: self.tx.tx_datetime,
+            amount: self.tx.tx_amount,
+        }
+    }
+
+    /// The row with the store's windows.
+    pub fn row(&self, windows: &Windows) -> FeatureRow {
+        FeatureRow::for_transaction(&self.tx, windows.customer, windows.terminal)
+    }
+
+    /// The row without history (no store, or the store failed): a first transaction at an unseen
+    /// terminal, exactly what the API scores for a request without history.
+    pub fn row_without_history(&self) -> FeatureRow {
+        FeatureRow::for_transaction(
+            &self.tx,
+            CustomerWindows::first_transaction(self.tx.tx_amount),
+            TerminalWindows::default(),
+        )
+    }
+}
+
+/// The `POST /predict` body for an event: with the store's windows as precomputed history when the
+/// worker has them (so the API scores the very vector the in-process path would), else without history.
+pub fn predict_request(event: &Event, row: Option<&FeatureRow>) -> PredictRequest {
     PredictRequest {
         transaction_id: event.id.clone(),
         amount: event.tx.tx_amount,
@@ -132,23 +158,30 @@ pub fn predict_request(event: &Event, row: &FeatureRow) -> PredictRequest {
         day_of_week: None,
         user_age: event.tx.user_age,
         account_balance: event.tx.account_balance,
-        history: Some(History {
-            customer: Some(CustomerHistory {
-                nb_tx_1day: c.nb_tx[0],
-                avg_amount_1day: c.avg_amount[0],
-                nb_tx_7day: c.nb_tx[1],
-                avg_amount_7day: c.avg_amount[1],
-                nb_tx_30day: c.nb_tx[2],
-                avg_amount_30day: c.avg_amount[2],
-            }),
-            terminal: Some(TerminalHistory {
-                nb_tx_1day: t.nb_tx[0],
-                risk_1day: t.risk[0],
-                nb_tx_7day: t.nb_tx[1],
-                risk_7day: t.risk[1],
-                nb_tx_30day: t.nb_tx[2],
-                risk_30day: t.risk[2],
-            }),
+        history: row.map(history),
+    }
+}
+
+/// A row's windows as the request's `history`.
+fn history(row: &FeatureRow) -> History {
+    let c = &row.customer;
+    let t = &row.terminal;
+    History {
+        customer: Some(CustomerHistory {
+            nb_tx_1day: c.nb_tx[0],
+            avg_amount_1day: c.avg_amount[0],
+            nb_tx_7day: c.nb_tx[1],
+            avg_amount_7day: c.avg_amount[1],
+            nb_tx_30day: c.nb_tx[2],
+            avg_amount_30day: c.avg_amount[2],
+        }),
+        terminal: Some(TerminalHistory {
+            nb_tx_1day: t.nb_tx[0],
+            risk_1day: t.risk[0],
+            nb_tx_7day: t.nb_tx[1],
+            risk_7day: t.risk[1],
+            nb_tx_30day: t.nb_tx[2],
+            risk_30day: t.risk[2],
         }),
     }
 }
@@ -183,6 +216,8 @@ mod tests {
         let event = parse_event(&json).unwrap();
         let mut expected = tx();
         expected.tx_fraud_scenario = 0;
+        // Transactions carry no label on the topic; the worker never reads one.
+        expected.tx_fraud = false;
         assert_eq!(event.tx, expected);
         assert_eq!(event.id, TransactionId::Number(17));
         assert_eq!(key_of(&tx()), "42");
@@ -197,7 +232,7 @@ mod tests {
 
     #[test]
     fn rejections_name_the_field_like_the_api_does() {
-        let cases: [(&[u8], Option<&str>); 6] = [
+        let cases: [(&[u8], Option<&str>); 5] = [
             (b"not json", None),
             (br#"{"transaction_id": 1}"#, Some("amount")),
             (
@@ -211,10 +246,6 @@ mod tests {
             (
                 br#"{"transaction_id": 1, "amount": 5, "customer_id": 1, "terminal_id": 1}"#,
                 Some("tx_datetime"),
-            ),
-            (
-                br#"{"transaction_id": 1, "amount": 5, "customer_id": 1, "terminal_id": 1, "tx_datetime": "2018-04-01 00:00:00", "tx_fraud": "yes"}"#,
-                Some("tx_fraud"),
             ),
         ];
         for (payload, field) in cases {
@@ -234,16 +265,35 @@ mod tests {
     }
 
     #[test]
-    fn the_api_request_carries_the_online_windows() {
+    fn a_label_in_the_event_is_never_read() {
+        let payload = br#"{"transaction_id": 1, "amount": 5, "customer_id": 1, "terminal_id": 1, "tx_datetime": "2018-04-01 00:00:00", "tx_fraud": true}"#;
+        assert!(!parse_event(payload).unwrap().tx.tx_fraud);
+    }
+
+    #[test]
+    fn the_api_request_carries_the_stores_windows_or_no_history() {
         let event =
             parse_event(&serde_json::to_vec(&TransactionEvent::from(&tx())).unwrap()).unwrap();
-        let mut online = fraudops_features::OnlineFeatures::new();
-        let row = online.process_row(&event.tx);
-        let body = serde_json::to_vec(&predict_request(&event, &row)).unwrap();
+        let windows = Windows {
+            customer: CustomerWindows::from_sums(
+                [2, 3, 4],
+                [250_000_000, 400_000_000, 500_000_000],
+            ),
+            terminal: TerminalWindows::from_counts([4, 8, 20], [1, 1, 2]),
+        };
+        let row = event.row(&windows);
+        let body = serde_json::to_vec(&predict_request(&event, Some(&row))).unwrap();
         let valid = fraudops_wire::parse_single(&body).unwrap();
         assert_eq!(
             valid.row.to_vector().map(f64::to_bits),
             row.to_vector().map(f64::to_bits)
+        );
+        // Without windows the API gets no history and scores what the worker's fallback scores.
+        let body = serde_json::to_vec(&predict_request(&event, None)).unwrap();
+        let valid = fraudops_wire::parse_single(&body).unwrap();
+        assert_eq!(
+            valid.row.to_vector().map(f64::to_bits),
+            event.row_without_history().to_vector().map(f64::to_bits)
         );
     }
 }

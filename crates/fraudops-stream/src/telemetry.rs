@@ -1,12 +1,14 @@
-//! The Kafka metrics of SPEC §4.1 and the worker's own, each name written once here, plus the `/metrics`
-//! listener. Code elsewhere calls the methods of [`KafkaMetrics`]; it never spells a metric name.
+//! The Kafka metrics of SPEC §4.1, the worker's and the label consumer's own, each name written once
+//! here, plus the `/metrics` listener. Code elsewhere calls the methods of [`KafkaMetrics`] (and
+//! [`LabelMetrics`]); it never spells a metric name.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
 use prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tokio::net::TcpListener;
 
@@ -30,6 +32,22 @@ pub const RETRIES: &str = "stream_retries_total";
 pub const ATTACK_TARGET_RATE: &str = "attack_target_rate";
 /// Attack messages that could not be sent or were not acknowledged, by reason.
 pub const ATTACK_ERRORS: &str = "attack_errors_total";
+/// The attack's labels on `fraud-labels`, by outcome (`acknowledged`, `failed`). Their own name, not
+/// `kafka_messages_produced_total`, which stays the transaction load that dashboards and the drill read.
+pub const ATTACK_LABELS: &str = "attack_labels_total";
+/// Labels the attack holds until its event-time clock passes their transaction's time plus the delay.
+pub const ATTACK_LABELS_PENDING: &str = "attack_labels_pending";
+/// Labels applied to the feature store by `fraudops labels`, by outcome (`label="fraud"|"genuine"`).
+pub const LABELS_APPLIED: &str = "fraudops_labels_applied_total";
+/// Label messages that could not be read as a label (skipped; their offsets are committed).
+pub const LABELS_INVALID: &str = "fraudops_labels_invalid_total";
+/// Failed feature-store calls of the label consumer (each retried until it succeeds).
+pub const LABELS_STORE_ERRORS: &str = "fraudops_labels_store_errors_total";
+
+/// Feature-store calls of the worker that gave no answer (those events were scored without history).
+pub const STREAM_STORE_ERRORS: &str = "stream_feature_store_errors_total";
+/// One feature-store round trip of the worker (a batch of events).
+pub const STREAM_STORE_DURATION: &str = "stream_feature_store_duration_seconds";
 
 /// Latency buckets from half a millisecond (in-process) to ten seconds (an overloaded API).
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -49,6 +67,10 @@ pub struct KafkaMetrics {
     retries: IntCounterVec,
     target_rate: IntGauge,
     attack_errors: IntCounterVec,
+    store_errors: IntCounter,
+    store_duration: Histogram,
+    /// Second of the last `feature_store_failed` line.
+    store_logged_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl KafkaMetrics {
@@ -103,8 +125,21 @@ impl KafkaMetrics {
             ),
             &["reason"],
         )?;
+        let store_errors = IntCounter::new(
+            STREAM_STORE_ERRORS,
+            "Feature store calls that failed or timed out; those events were scored without history.",
+        )?;
+        let store_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                STREAM_STORE_DURATION,
+                "One feature store round trip for a batch of events.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
         for c in [
             Box::new(consumed.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(store_errors.clone()),
+            Box::new(store_duration.clone()),
             Box::new(produced.clone()),
             Box::new(lag.clone()),
             Box::new(queue_length.clone()),
@@ -127,6 +162,9 @@ impl KafkaMetrics {
             retries,
             target_rate,
             attack_errors,
+            store_errors,
+            store_duration,
+            store_logged_at: Default::default(),
         })
     }
 
@@ -198,11 +236,136 @@ impl KafkaMetrics {
         self.attack_errors.with_label_values(&[reason]).inc_by(n);
     }
 
+    /// One feature store round trip took `seconds`.
+    pub fn feature_store_call(&self, seconds: f64) {
+        self.store_duration.observe(seconds);
+    }
+
+    /// A feature store call failed; its `events` are scored without history. Counted every time,
+    /// logged at most once per second (a store that is down fails every batch).
+    pub fn feature_store_failed(&self, error: &fraudops_store::StoreError, events: usize) {
+        self.store_errors.inc();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self
+            .store_logged_at
+            .swap(now, std::sync::atomic::Ordering::Relaxed)
+            != now
+        {
+            tracing::warn!(event = "feature_store_failed", error = %error, events,
+                "scored without history");
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+/// The attack's label counters, registered beside the Kafka ones only when the attack sends labels.
+#[derive(Clone)]
+pub struct AttackLabelMetrics {
+    outcomes: IntCounterVec,
+    pending: IntGauge,
+}
+
+impl AttackLabelMetrics {
+    /// Registers the counters in `kafka`'s registry.
+    pub fn register(kafka: &KafkaMetrics) -> Result<Self, StreamError> {
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                ATTACK_LABELS,
+                "Labels produced by the attack, by outcome (acknowledged, failed).",
+            ),
+            &["outcome"],
+        )?;
+        let pending = IntGauge::new(
+            ATTACK_LABELS_PENDING,
+            "Labels waiting for the attack's event-time clock to pass their due time.",
+        )?;
+        kafka.registry.register(Box::new(outcomes.clone()))?;
+        kafka.registry.register(Box::new(pending.clone()))?;
+        for outcome in ["acknowledged", "failed"] {
+            outcomes.with_label_values(&[outcome]);
+        }
+        Ok(Self { outcomes, pending })
+    }
+
+    /// One label acknowledged by the broker.
+    pub fn acknowledged(&self) {
+        self.outcomes.with_label_values(&["acknowledged"]).inc();
+    }
+
+    /// One label lost (not handed over, or not acknowledged).
+    pub fn failed(&self) {
+        self.outcomes.with_label_values(&["failed"]).inc();
+    }
+
+    /// Labels not yet due.
+    pub fn set_pending(&self, n: usize) {
+        self.pending.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// The label consumer's own counters, registered beside the Kafka ones in the same registry (one
+/// `/metrics`); only `fraudops labels` registers them, so the worker and the attack do not export them.
+#[derive(Clone)]
+pub struct LabelMetrics {
+    applied: IntCounterVec,
+    invalid: IntCounter,
+    store_errors: IntCounter,
+}
+
+impl LabelMetrics {
+    /// Registers the counters in `kafka`'s registry; both outcomes start at 0, so a rate is defined
+    /// before the first label.
+    pub fn register(kafka: &KafkaMetrics) -> Result<Self, StreamError> {
+        let applied = IntCounterVec::new(
+            Opts::new(
+                LABELS_APPLIED,
+                "Labels applied to the feature store's terminal risk, by outcome.",
+            ),
+            &["label"],
+        )?;
+        let invalid = IntCounter::new(
+            LABELS_INVALID,
+            "Label messages that are not a label (skipped, offset committed).",
+        )?;
+        let store_errors = IntCounter::new(
+            LABELS_STORE_ERRORS,
+            "Failed feature-store calls of the label consumer (retried).",
+        )?;
+        kafka.registry.register(Box::new(applied.clone()))?;
+        kafka.registry.register(Box::new(invalid.clone()))?;
+        kafka.registry.register(Box::new(store_errors.clone()))?;
+        for label in ["fraud", "genuine"] {
+            applied.with_label_values(&[label]);
+        }
+        Ok(Self {
+            applied,
+            invalid,
+            store_errors,
+        })
+    }
+
+    /// `n` labels with outcome `fraud` applied.
+    pub fn applied(&self, fraud: bool, n: u64) {
+        let label = if fraud { "fraud" } else { "genuine" };
+        self.applied.with_label_values(&[label]).inc_by(n);
+    }
+
+    /// One message skipped as not a label.
+    pub fn invalid(&self) {
+        self.invalid.inc();
+    }
+
+    /// One failed store call.
+    pub fn store_error(&self) {
+        self.store_errors.inc();
     }
 }
 
@@ -254,6 +417,31 @@ mod tests {
         }
         m.forget_lag("g", "transactions-input", 3);
         assert!(!m.render().contains("partition=\"3\""));
+    }
+
+    #[test]
+    fn label_counters_are_exported_only_where_registered() {
+        let m = KafkaMetrics::new().unwrap();
+        assert!(!m.render().contains(LABELS_APPLIED));
+        let labels = LabelMetrics::register(&m).unwrap();
+        let text = m.render();
+        assert!(
+            text.contains("fraudops_labels_applied_total{label=\"fraud\"} 0"),
+            "{text}"
+        );
+        labels.applied(true, 2);
+        labels.applied(false, 3);
+        labels.invalid();
+        labels.store_error();
+        let text = m.render();
+        for line in [
+            "fraudops_labels_applied_total{label=\"fraud\"} 2",
+            "fraudops_labels_applied_total{label=\"genuine\"} 3",
+            "fraudops_labels_invalid_total 1",
+            "fraudops_labels_store_errors_total 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+#[path = "support/cli.rs"]
+mod cli;
+
 use fraudops_data::reader::read_transactions;
 use fraudops_data::simulator::{SimulatorConfig, generate};
 use fraudops_features::N_FEATURES;
@@ -31,6 +34,32 @@ struct Row {
     fit_seconds: f64,
     /// What the candidate does with a missing (NaN) feature value.
     missing: &'static str,
+}
+
+impl Row {
+    /// A candidate scored outside our pipeline: its test-window `scores`, judged by our protocol.
+    fn scored(
+        name: String,
+        scores: &[f64],
+        data: &Prepared<'_>,
+        fit_seconds: f64,
+        missing: &'static str,
+    ) -> Row {
+        Row {
+            name,
+            quality: evaluate_scores(scores, data),
+            fit_seconds,
+            missing,
+        }
+    }
+}
+
+/// `<library> (<n> trees, lr <x>, depth <d>)`.
+fn described(library: &str, p: &BoosterParams) -> String {
+    format!(
+        "{library} ({} trees, lr {}, depth {})",
+        p.iterations, p.learning_rate, p.max_depth
+    )
 }
 
 /// The training matrix (row-major) and labels, and the test rows, of the prepared split.
@@ -64,10 +93,7 @@ fn forust(data: &Prepared<'_>) -> Result<Row, String> {
     let artifact = train(data, "", &config, |_| {}).map_err(|e| e.to_string())?;
     let m = artifact.metrics;
     Ok(Row {
-        name: format!(
-            "forust-ml 0.5 ({} trees, lr {}, depth {})",
-            config.params.iterations, config.params.learning_rate, config.params.max_depth
-        ),
+        name: described("forust-ml 0.5", &config.params),
         quality: Evaluation {
             roc_auc: m.roc_auc,
             average_precision: m.average_precision,
@@ -129,15 +155,13 @@ fn gbdt(data: &Prepared<'_>, m: &Matrices) -> Row {
         .into_iter()
         .map(f64::from)
         .collect();
-    Row {
-        name: format!(
-            "gbdt 0.1.3 ({} trees, lr {}, depth {})",
-            p.iterations, p.learning_rate, p.max_depth
-        ),
-        quality: evaluate_scores(&scores, data),
+    Row::scored(
+        described("gbdt 0.1.3", &p),
+        &scores,
+        data,
         fit_seconds,
-        missing: "sentinel value only (node value at prediction)",
-    }
+        "sentinel value only (node value at prediction)",
+    )
 }
 
 /// hessboost 0.4, a pure-Rust reimplementation of XGBoost (the handbook's booster), `hist` trees with
@@ -177,25 +201,17 @@ fn hessboost(data: &Prepared<'_>, m: &Matrices) -> Result<Row, String> {
         .iter()
         .map(|&s| f64::from(s))
         .collect();
-    Ok(Row {
-        name: format!(
-            "hessboost 0.4 ({} trees, lr {}, depth {})",
-            p.iterations, p.learning_rate, p.max_depth
-        ),
-        quality: evaluate_scores(&scores, data),
+    Ok(Row::scored(
+        described("hessboost 0.4", &p),
+        &scores,
+        data,
         fit_seconds,
-        missing: "learned default direction (XGBoost-style)",
-    })
+        "learned default direction (XGBoost-style)",
+    ))
 }
 
 fn main() -> ExitCode {
-    match real_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("compare_boosters: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("compare_boosters", real_main)
 }
 
 fn real_main() -> Result<(), String> {

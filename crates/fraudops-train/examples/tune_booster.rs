@@ -15,6 +15,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+#[path = "support/cli.rs"]
+mod cli;
+
 use fraudops_data::reader::read_transactions;
 use fraudops_features::batch;
 use fraudops_train::{BoosterParams, Prepared, SplitConfig, TrainConfig, time_split, train};
@@ -132,13 +135,7 @@ fn describe(p: &BoosterParams) -> String {
 }
 
 fn main() -> ExitCode {
-    match real_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tune_booster: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("tune_booster", real_main)
 }
 
 fn real_main() -> Result<(), String> {

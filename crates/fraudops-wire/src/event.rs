@@ -1,7 +1,11 @@
 //! The JSON on the Kafka topics (SPEC §5):
 //!
-//! * `transactions-input` carries [`TransactionEvent`]s: an API request (SPEC §4) plus the label
-//!   `tx_fraud`, keyed by customer id so one card's events stay in order on one partition;
+//! * `transactions-input` carries [`TransactionEvent`]s: an API request (SPEC §4) and nothing else (no
+//!   label: a scorer never sees the outcome of what it scores), keyed by customer id so one card's events
+//!   stay in order on one partition;
+//! * `fraud-labels` carries [`LabelEvent`]s: a confirmed outcome (a chargeback, or a confirmation that the
+//!   transaction was genuine), produced after the label delay and keyed by terminal id, so a terminal's
+//!   labels, and a reversed label after the one it reverses, stay in order on one partition;
 //! * `fraud-predictions` carries [`PredictionEvent`]s: the API's response plus where the event came from;
 //! * the dead-letter topic carries [`DeadLetter`]s: the raw event and why it was refused.
 //!
@@ -9,8 +13,8 @@
 //! worker (tests, a team's own consumer) read them back. Where an event is an API body, it is the API's
 //! type, flattened, not a second spelling of the same fields.
 
-use fraudops_data::writer::format_datetime;
-use fraudops_data::{MerchantCategory, Transaction};
+use fraudops_data::writer::{format_datetime, parse_datetime};
+use fraudops_data::{EpochSeconds, MerchantCategory, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{PredictRequest, PredictResponse, TransactionId};
@@ -22,17 +26,15 @@ pub const MAX_DEAD_LETTER_PAYLOAD: usize = 64 * 1024;
 /// One transaction as the attack writes it to `transactions-input`.
 ///
 /// It is a valid `POST /predict` body as it stands (so `attack --http` sends the same bytes and the
-/// worker validates it with the API's own parse), plus the label: the online terminal-risk features only
-/// use labels older than the 7-day delay, as training does.
+/// worker validates it with the API's own parse), and carries no label: outcomes travel on their own
+/// topic ([`LabelEvent`]), later, as chargebacks do. Reading is tolerant: an event written before labels
+/// moved out (with a `tx_fraud` field) still parses, the field ignored (no `deny_unknown_fields`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransactionEvent {
     /// The API request; an attack event always has an integer id (simulator or file id, made unique
     /// across replay loops), the customer, the terminal and the time, which the online features key on.
     #[serde(flatten)]
     pub request: PredictRequest,
-    /// The label, for the delayed terminal-risk features; absent in real traffic (counts as genuine).
-    #[serde(default)]
-    pub tx_fraud: bool,
 }
 
 impl From<&Transaction> for TransactionEvent {
@@ -53,6 +55,44 @@ impl From<&Transaction> for TransactionEvent {
                 account_balance: tx.account_balance,
                 history: None,
             },
+        }
+    }
+}
+
+/// One message on `fraud-labels`: the confirmed outcome of a transaction, keyed by terminal id.
+///
+/// The coordinates are the scored transaction's own (`transaction_id` as the API saw it, `tx_datetime` as
+/// in the request), so the label lands on the very transaction the store recorded when it was scored.
+/// Genuine outcomes are labels too (`tx_fraud: false`): they count in a terminal's labelled transactions,
+/// and a second label for the same transaction replaces the first (a reversed chargeback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelEvent {
+    /// The labelled transaction, as it was scored.
+    pub transaction_id: TransactionId,
+    /// The card.
+    pub customer_id: u64,
+    /// The terminal, also the message key.
+    pub terminal_id: u64,
+    /// The transaction's event time, `YYYY-MM-DD HH:MM:SS` (as in the request).
+    pub tx_datetime: String,
+    /// The outcome: fraud or genuine.
+    pub tx_fraud: bool,
+}
+
+impl LabelEvent {
+    /// The transaction's event time; `None` when `tx_datetime` is not a date-time.
+    pub fn time(&self) -> Option<EpochSeconds> {
+        parse_datetime(&self.tx_datetime)
+    }
+}
+
+impl From<&Transaction> for LabelEvent {
+    fn from(tx: &Transaction) -> Self {
+        Self {
+            transaction_id: TransactionId::Number(tx.transaction_id),
+            customer_id: tx.customer_id,
+            terminal_id: tx.terminal_id,
+            tx_datetime: format_datetime(tx.tx_datetime),
             tx_fraud: tx.tx_fraud,
         }
     }
@@ -163,20 +203,56 @@ mod tests {
     }
 
     #[test]
-    fn a_transaction_event_is_written_field_for_field_as_before() {
+    fn a_transaction_event_is_written_field_for_field_without_a_label() {
         // The bytes on `transactions-input` are a contract with every consumer: the request's absent
-        // fields stay absent, the label comes last.
+        // fields stay absent, and no label rides along (the transaction is a fraud here).
         let json = serde_json::to_string(&TransactionEvent::from(&tx())).unwrap();
         assert_eq!(
             json,
-            r#"{"transaction_id":17,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","merchant_category":"travel","user_age":37.0,"account_balance":2400.5,"tx_fraud":true}"#
+            r#"{"transaction_id":17,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","merchant_category":"travel","user_age":37.0,"account_balance":2400.5}"#
         );
         let mut bare = tx();
         (bare.merchant_category, bare.user_age, bare.account_balance) = (None, None, None);
         let json = serde_json::to_string(&TransactionEvent::from(&bare)).unwrap();
         assert_eq!(
             json,
-            r#"{"transaction_id":17,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true}"#
+            r#"{"transaction_id":17,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05"}"#
+        );
+    }
+
+    #[test]
+    fn an_event_written_with_the_old_label_still_reads() {
+        let old = br#"{"transaction_id":17,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true}"#;
+        let event: TransactionEvent = serde_json::from_slice(old).unwrap();
+        assert_eq!(event.request.customer_id, Some(42));
+        assert!(parse_single(old).is_ok(), "the API's parse ignores it too");
+    }
+
+    #[test]
+    fn a_label_event_carries_the_outcome_and_the_coordinates() {
+        let label = LabelEvent::from(&tx());
+        let json = serde_json::to_string(&label).unwrap();
+        assert_eq!(
+            json,
+            r#"{"transaction_id":17,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true}"#
+        );
+        let back: LabelEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, label);
+        assert_eq!(back.time(), Some(tx().tx_datetime));
+        let text: LabelEvent = serde_json::from_str(
+            r#"{"transaction_id":"tx-9","customer_id":1,"terminal_id":2,"tx_datetime":"2018-04-02T03:04:05Z","tx_fraud":false}"#,
+        )
+        .unwrap();
+        assert_eq!(text.transaction_id, TransactionId::Text("tx-9".into()));
+        assert_eq!(text.time(), Some(tx().tx_datetime));
+        let bad: LabelEvent = serde_json::from_str(
+            r#"{"transaction_id":1,"customer_id":1,"terminal_id":2,"tx_datetime":"yesterday","tx_fraud":true}"#,
+        )
+        .unwrap();
+        assert_eq!(bad.time(), None);
+        assert!(
+            serde_json::from_str::<LabelEvent>(r#"{"transaction_id":1,"terminal_id":2}"#).is_err(),
+            "a label needs every field"
         );
     }
 
@@ -189,9 +265,12 @@ mod tests {
         assert_eq!(valid.id, TransactionId::Number(17));
         let back: TransactionEvent = serde_json::from_slice(&json).unwrap();
         assert_eq!(back, event);
-        let unlabelled: TransactionEvent =
+        let minimal: TransactionEvent =
             serde_json::from_slice(br#"{"transaction_id": "a", "amount": 1}"#).unwrap();
-        assert!(!unlabelled.tx_fraud);
+        assert_eq!(
+            minimal.request.transaction_id,
+            TransactionId::Text("a".into())
+        );
     }
 
     #[test]

@@ -52,6 +52,17 @@ impl<'de> Deserialize<'de> for TransactionId {
     }
 }
 
+/// The id as text: a number in decimal, a string as it is. The feature store and the labels name a
+/// transaction by this, so a label finds the transaction its scoring recorded.
+impl std::fmt::Display for TransactionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Text(t) => f.write_str(t),
+        }
+    }
+}
+
 /// Customer spending windows precomputed by the caller (the stream worker computes them online).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CustomerHistory {

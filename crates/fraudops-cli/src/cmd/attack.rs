@@ -53,7 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         require_topics,
         check_only,
     } = args;
-    if config.http.is_none() {
+    // Kafka mode, or `--http` with `--labels on` (the labels still go to Kafka).
+    if config.http.is_none() || config.labels.enabled(true) {
         // Fail in seconds with the broker's address rather than after librdkafka's minute-long timeouts.
         // An empty list from a pipeline's template (`--require-topics ''`) means none.
         let mut required: Vec<&str> = require_topics

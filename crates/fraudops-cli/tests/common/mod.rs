@@ -1,5 +1,5 @@
 //! What the CLI's test binaries share: the `fraudops` command with a clean environment, a free port, a
-//! plain HTTP GET, and `fraudops serve` as a child process.
+//! plain HTTP GET, a reader of the Prometheus text format, and `fraudops serve` as a child process.
 //!
 //! Why a child and not the library: these tests check what only the real binary does (its
 //! configuration, its signals, the registry it follows), so they start it as a user would, on an
@@ -109,6 +109,25 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("an ephemeral port")
+}
+
+/// The sum of every sample of `name` in the Prometheus text `text` whose labels contain all of `labels`
+/// (e.g. `topic="x"`); `None` when there is no such sample.
+pub fn prometheus_sum(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric_name, label_text) = series.split_once('{').unwrap_or((series, ""));
+        if metric_name != name || !labels.iter().all(|l| label_text.contains(l)) {
+            continue;
+        }
+        if let Ok(v) = value.parse::<f64>() {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
 }
 
 /// A plain HTTP/1.1 GET; the whole response (status line, headers, body), or "" if it failed.

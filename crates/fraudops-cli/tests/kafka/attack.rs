@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,11 +11,27 @@ use std::time::Duration;
 
 use fraudops_stream::attack::AttackReport;
 
-use crate::helpers::{Api, Broker, Proc, free_port, http_get, metric, wait_for};
+use crate::helpers::{Api, Broker, Proc, free_port, http_get, metric, prometheus_sum, wait_for};
 
 fn results(path: &std::path::Path) -> AttackReport {
     let text = std::fs::read_to_string(path).expect("results file");
     serde_json::from_str(&text).expect("results JSON")
+}
+
+/// `fraudops attack <args>` as `name`, serving metrics on `port` and writing its results to a file in the
+/// broker's directory; the process and that file's path (for [`results`]).
+fn spawn_reporting(broker: &Broker, name: &str, args: &[&str], port: u16) -> (Proc, PathBuf) {
+    let results_path = broker.path("results.json");
+    let port = port.to_string();
+    let mut all = vec!["attack"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--metrics-port",
+        &port,
+        "--results",
+        results_path.to_str().expect("utf-8 path"),
+    ]);
+    (broker.spawn(name, &all, &[]), results_path)
 }
 
 /// Runs `rate:seconds` into a fresh broker; checks the count the broker holds, the keys, the reported
@@ -22,21 +39,9 @@ fn results(path: &std::path::Path) -> AttackReport {
 fn holds_rate(rate: u64, seconds: u64) {
     let broker = Broker::start();
     let port = free_port();
-    let results_path = broker.path("results.json");
     let phases = format!("{rate}:{seconds}s");
-    let mut attack = broker.spawn(
-        "attack",
-        &[
-            "attack",
-            "--phases",
-            &phases,
-            "--metrics-port",
-            &port.to_string(),
-            "--results",
-            results_path.to_str().expect("utf-8 path"),
-        ],
-        &[],
-    );
+    let (mut attack, results_path) =
+        spawn_reporting(&broker, "attack", &["--phases", &phases], port);
     // kafka_messages_produced_total is live while the attack runs.
     wait_for(
         "kafka_messages_produced_total to count acknowledged messages",
@@ -115,21 +120,11 @@ pub fn holds_20000_per_second_for_30_s() {
 pub fn over_http() {
     let broker = Broker::start();
     let api = Api::start(&broker, "api-attack");
-    let results_path = broker.path("results.json");
-    let mut attack = broker.spawn(
+    let (mut attack, results_path) = spawn_reporting(
+        &broker,
         "attack-http",
-        &[
-            "attack",
-            "--http",
-            &api.url,
-            "--phases",
-            "300:2s",
-            "--metrics-port",
-            &free_port().to_string(),
-            "--results",
-            results_path.to_str().expect("utf-8 path"),
-        ],
-        &[],
+        &["--http", &api.url, "--phases", "300:2s"],
+        free_port(),
     );
     assert!(attack.wait(Duration::from_secs(60)), "{}", attack.output());
     let report = results(&results_path);
@@ -141,16 +136,12 @@ pub fn over_http() {
     assert_eq!(report.phases[0].errors, 0);
     // The API counted every one of them as a 200 on /predict.
     let metrics = http_get(&api.addr, "/metrics");
-    let answered: f64 = metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("http_requests_total{")
-                && l.contains("endpoint=\"/predict\"")
-                && l.contains("status=\"200\"")
-        })
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-        .sum();
-    assert_eq!(answered, 600.0, "API metrics:\n{metrics}");
+    let answered = prometheus_sum(
+        &metrics,
+        "http_requests_total",
+        &["endpoint=\"/predict\"", "status=\"200\""],
+    );
+    assert_eq!(answered, Some(600.0), "API metrics:\n{metrics}");
 }
 
 pub fn replays_a_file_in_a_loop() {
@@ -281,13 +272,12 @@ pub fn escalates_until_the_alert_fires() {
             (None, stub_alertmanager(ALERT, stub_fired.clone()))
         }
     };
-    let results_path = broker.path("results.json");
     // 100 → 200 → 400 → 800 msg/s, 1 s each; the alert is made to fire during the 400 phase.
     let port = free_port();
-    let mut attack = broker.spawn(
+    let (mut attack, results_path) = spawn_reporting(
+        &broker,
         "attack-closed-loop",
         &[
-            "attack",
             "--phases",
             "100:1s",
             "--until-alert",
@@ -298,12 +288,8 @@ pub fn escalates_until_the_alert_fires() {
             "2",
             "--alert-poll",
             "100ms",
-            "--metrics-port",
-            &port.to_string(),
-            "--results",
-            results_path.to_str().expect("utf-8 path"),
         ],
-        &[],
+        port,
     );
     wait_for(
         "the attack's third phase (400 msg/s)",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use fraudops_stream::{Record, read_to_end};
 use fraudops_wire::{DeadLetter, PredictionEvent};
 
-pub use crate::common::{free_port, http_get};
+pub use crate::common::{free_port, http_get, prometheus_sum};
 
 /// Polls `condition` every 50 ms until it holds; panics with `what` after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
@@ -254,20 +254,7 @@ impl Api {
 /// `/metrics` of the process listening on `port`; `None` when the endpoint does not answer or has none.
 pub fn metric(port: u16, name: &str, labels: &[&str]) -> Option<f64> {
     let text = http_get(&format!("127.0.0.1:{port}"), "/metrics");
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (metric_name, label_text) = series.split_once('{').unwrap_or((series, ""));
-        if metric_name != name || !labels.iter().all(|l| label_text.contains(l)) {
-            continue;
-        }
-        if let Ok(v) = value.parse::<f64>() {
-            *found.get_or_insert(0.0) += v;
-        }
-    }
-    found
+    prometheus_sum(&text, name, labels)
 }
 
 /// The input ids on `transactions-input`, with how many times each was written.
@@ -286,5 +273,89 @@ pub fn prediction_id(p: &PredictionEvent) -> u64 {
     match &p.prediction.transaction_id {
         fraudops_wire::TransactionId::Number(n) => *n,
         fraudops_wire::TransactionId::Text(t) => panic!("unexpected string id {t}"),
+    }
+}
+
+/// Set to `1` to make a missing `redis-server` fail the tests that need one (scripts/test-kafka.sh does).
+pub const REQUIRE_REDIS_ENV: &str = "FRAUDOPS_REQUIRE_REDIS";
+
+/// A real `redis-server` (Debian's) on a free port, without persistence (`--save "" --appendonly no`),
+/// logging into the broker's scratch directory and killed by PID when dropped.
+pub struct Redis {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Redis {
+    /// Starts it, or prints a visible `SKIPPED` line for `test` and returns `None` when `redis-server`
+    /// is not installed (a failure with `FRAUDOPS_REQUIRE_REDIS=1`).
+    pub fn start_or_skip(broker: &Broker, test: &str) -> Option<Self> {
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            assert!(
+                !std::env::var(REQUIRE_REDIS_ENV).is_ok_and(|v| v == "1"),
+                "{test}: {REQUIRE_REDIS_ENV}=1 but redis-server is not installed \
+                 (scripts/ensure/apt.sh redis-server:redis-server)"
+            );
+            println!(
+                "    SKIPPED {test}: redis-server is not installed (scripts/test-kafka.sh installs it)"
+            );
+            return None;
+        }
+        let mut redis = Self {
+            port: free_port(),
+            dir: broker.dir.path().to_owned(),
+            proc: None,
+        };
+        redis.restart();
+        Some(redis)
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// SIGKILL (an outage); the data is gone (no persistence).
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts it (again) on the same port and waits until it answers `PING`.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .current_dir(&self.dir);
+        self.proc = Some(Proc::spawn(cmd, "redis", &self.dir));
+        wait_for("redis-server to answer", Duration::from_secs(20), || {
+            self.cli(&["PING"]) == "PONG"
+        });
+    }
+
+    /// `redis-cli -p <port> <args>`: its output, trimmed ("" if it failed).
+    pub fn cli(&self, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
     }
 }

@@ -1,5 +1,6 @@
-//! `fraudops attack` and `fraudops stream` against a real Kafka-protocol broker (tansu), end to end: the
-//! binary as a user runs it, the real API, the broker's own record of what was written.
+//! `fraudops attack`, `fraudops stream` and `fraudops labels` against a real Kafka-protocol broker
+//! (tansu), end to end: the binary as a user runs it, the real API, a real Redis as the feature store,
+//! the broker's own record of what was written.
 //!
 //! A test binary with its own runner (`harness = false`) so that:
 //! * a missing broker is a visible `SKIPPED` line in plain `cargo test` (libtest would hide it), and a
@@ -13,6 +14,7 @@ mod attack;
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod labels;
 mod stream;
 
 use std::panic::AssertUnwindSafe;
@@ -67,6 +69,16 @@ const TESTS: &[Test] = &[
         "stream_lag_rises_while_stopped_and_falls_to_zero_after_catch_up",
         false,
         stream::lag_rises_while_stopped_and_falls_to_zero,
+    ),
+    (
+        "labels_consumer_applies_each_label_once_and_skips_poison",
+        false,
+        labels::consumer_applies_each_label_once_and_skips_poison,
+    ),
+    (
+        "labels_attack_produces_each_label_after_the_event_time_delay",
+        false,
+        labels::attack_produces_each_label_after_the_event_time_delay,
     ),
     (
         "long_attack_20000_per_second_for_30_s",

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use fraudops_mlflow::testing::{self, MlflowServer};
 
-use crate::support::{Serve, fraudops, run, simulate, train, transaction};
+use crate::support::{Retraining, Serve, fraudops, run, simulate, transaction};
 
 /// Needs no server: nothing listens on the port.
 #[test]
@@ -53,13 +53,10 @@ async fn serve_keeps_its_model_when_mlflow_goes_down() {
         return;
     };
     let uri = server.uri().to_owned();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = simulate(dir.path());
-    let model = "down-model";
-    let (out, stdout, stderr) = train(dir.path(), &uri, "down", model, &data, "m", &[]);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let t = Retraining::new(&uri, "down", "down-model");
+    t.train_ok("m", &[]);
 
-    let serve = Serve::follow(dir.path(), &uri, model);
+    let serve = Serve::follow(t.dir.path(), &uri, t.model);
     let version = serve.wait_ready().await;
     let errors_before = model_load_errors(&serve).await;
 
@@ -103,9 +100,6 @@ async fn model_load_errors(serve: &Serve) -> f64 {
         .text()
         .await
         .expect("text");
-    text.lines()
-        .find(|l| l.starts_with("ml_model_errors_total{type=\"model_load\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    crate::common::prometheus_sum(&text, "ml_model_errors_total", &["type=\"model_load\""])
         .unwrap_or(0.0)
 }

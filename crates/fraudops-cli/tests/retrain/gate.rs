@@ -4,48 +4,25 @@ use fraudops_mlflow::testing;
 use fraudops_mlflow::testing::rest::{self, kv};
 use serde_json::{Value, json};
 
-use crate::support::{
-    FAKE_COMMIT, TINY, alias_version, artifact_version, fraudops, run, simulate, train,
-};
+use crate::support::{FAKE_COMMIT, Retraining, TINY, fraudops, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn better_model_takes_champion_worse_one_does_not_and_mlflow_shows_everything() {
     let Some(uri) = testing::shared("better_model_takes_champion_worse_one_does_not") else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = simulate(dir.path());
-    let (experiment, model) = ("gate-experiment", "gate-model");
+    let t = Retraining::new(&uri, "gate-experiment", "gate-model");
+    let (dir, data, experiment, model) = (&t.dir, &t.data, t.experiment, t.model);
 
     // 1. A deliberately weak first model: no champion yet, so it becomes the champion.
-    let (out, stdout, stderr) = train(dir.path(), &uri, experiment, model, &data, "tiny", &TINY);
-    assert!(out.status.success(), "train tiny: {stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!(
-            "gate: PROMOTED {model} version 1 to @champion (was: none)"
-        )),
-        "{stdout}"
-    );
-    assert_eq!(alias_version(&uri, model, "champion").await, "1");
+    let stdout = t.train_ok("tiny", &TINY);
+    let promoted = format!("PROMOTED {model} version 1 to @champion (was: none)");
+    t.assert_gate(&stdout, &promoted, "1").await;
 
     // 2. The default model: better on the same window, so it takes over.
-    let (out, stdout, stderr) = train(
-        dir.path(),
-        &uri,
-        experiment,
-        model,
-        &data,
-        "good",
-        &["--decision-out", "good/decision.json"],
-    );
-    assert!(out.status.success(), "train good: {stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!(
-            "gate: PROMOTED {model} version 2 to @champion (was: version 1)"
-        )),
-        "{stdout}"
-    );
-    assert_eq!(alias_version(&uri, model, "champion").await, "2");
+    let stdout = t.train_ok("good", &["--decision-out", "good/decision.json"]);
+    let promoted = format!("PROMOTED {model} version 2 to @champion (was: version 1)");
+    t.assert_gate(&stdout, &promoted, "2").await;
     let decision: Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("good/decision.json")).expect("decision file"),
     )
@@ -57,18 +34,9 @@ async fn better_model_takes_champion_worse_one_does_not_and_mlflow_shows_everyth
     assert_eq!(decision["metric"], "average_precision");
 
     // 3. The weak model again: worse than the champion, registered but not promoted.
-    let (out, stdout, stderr) = train(dir.path(), &uri, experiment, model, &data, "tiny2", &TINY);
-    assert!(
-        out.status.success(),
-        "a rejection is a decision, not a failure: {stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains(&format!(
-            "gate: REJECTED {model} version 3; @champion stays on version 2"
-        )),
-        "{stdout}"
-    );
-    assert_eq!(alias_version(&uri, model, "champion").await, "2");
+    let stdout = t.train_ok("tiny2", &TINY);
+    let rejected = format!("REJECTED {model} version 3; @champion stays on version 2");
+    t.assert_gate(&stdout, &rejected, "2").await;
 
     // Everything is visible through MLflow's REST API.
     let exp = rest::get(
@@ -89,7 +57,7 @@ async fn better_model_takes_champion_worse_one_does_not_and_mlflow_shows_everyth
     .await;
     let runs = runs["runs"].as_array().expect("runs").clone();
     assert_eq!(runs.len(), 3, "one run per training");
-    let sha = file_sha256(&data);
+    let sha = file_sha256(data);
     for (run, (decision, folder)) in runs.iter().zip([
         ("promoted", "tiny"),
         ("promoted", "good"),
@@ -169,7 +137,7 @@ async fn better_model_takes_champion_worse_one_does_not_and_mlflow_shows_everyth
             kv(&mv["tags"], "fraudops.gate.decision"),
             Some(&json!(decision))
         );
-        let local = artifact_version(&dir.path().join(folder).join("model.json"));
+        let local = t.version_in(folder);
         assert_eq!(
             kv(&mv["tags"], "fraudops.model_version"),
             Some(&json!(local))
@@ -182,12 +150,11 @@ async fn train_then_validate_then_register_is_the_same_gate() {
     let Some(uri) = testing::shared("train_then_validate_then_register_is_the_same_gate") else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = simulate(dir.path());
-    let model = "steps-model";
+    let t = Retraining::new(&uri, "steps-experiment", "steps-model");
+    let (dir, data, model) = (&t.dir, &t.data, t.model);
     let with_mlflow = |cmd: &mut std::process::Command| {
         cmd.env("MLFLOW_TRACKING_URI", &uri)
-            .env("MLFLOW_EXPERIMENT", "steps-experiment")
+            .env("MLFLOW_EXPERIMENT", t.experiment)
             .env("MLFLOW_MODEL_NAME", model);
     };
 
@@ -202,7 +169,7 @@ async fn train_then_validate_then_register_is_the_same_gate() {
         "m",
         "--data",
     ])
-    .arg(&data);
+    .arg(data);
     with_mlflow(&mut cmd);
     let (out, stdout, stderr) = run(&mut cmd);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -229,15 +196,12 @@ async fn train_then_validate_then_register_is_the_same_gate() {
     // register: first version, promoted.
     let mut cmd = fraudops(dir.path());
     cmd.args(["register", "--model", "m/model.json", "--data"])
-        .arg(&data);
+        .arg(data);
     with_mlflow(&mut cmd);
     let (out, stdout, stderr) = run(&mut cmd);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("gate: PROMOTED {model} version 1 to @champion")),
-        "{stdout}"
-    );
-    assert_eq!(alias_version(&uri, model, "champion").await, "1");
+    let promoted = format!("PROMOTED {model} version 1 to @champion");
+    t.assert_gate(&stdout, &promoted, "1").await;
 
     // register with other data: refused before anything is logged (the gate needs the model's window).
     let other = dir.path().join("other.csv.gz");

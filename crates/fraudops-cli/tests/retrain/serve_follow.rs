@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fraudops_mlflow::testing;
 use tokio::sync::Mutex;
 
-use crate::support::{Serve, TINY, alias_version, artifact_version, simulate, train, transaction};
+use crate::support::{Retraining, Serve, TINY, transaction};
 
 /// Concurrent clients hammering `/predict`.
 const CLIENTS: u64 = 4;
@@ -32,15 +32,11 @@ async fn serve_switches_to_the_promoted_version_under_load_with_zero_failed_requ
     let Some(uri) = testing::shared("serve_switches_to_the_promoted_version_under_load") else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = simulate(dir.path());
-    let (experiment, model) = ("follow-experiment", "follow-model");
+    let t = Arc::new(Retraining::new(&uri, "follow-experiment", "follow-model"));
+    t.train_ok("v1", &TINY);
+    let v1 = t.version_in("v1");
 
-    let (out, stdout, stderr) = train(dir.path(), &uri, experiment, model, &data, "v1", &TINY);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let v1 = artifact_version(&dir.path().join("v1/model.json"));
-
-    let serve = Serve::follow(dir.path(), &uri, model);
+    let serve = Serve::follow(t.dir.path(), &uri, t.model);
     assert_eq!(serve.wait_ready().await, v1, "serves the champion");
 
     // Load: a few clients in a loop, each recording status and served version.
@@ -90,17 +86,12 @@ async fn serve_switches_to_the_promoted_version_under_load_with_zero_failed_requ
     .await;
 
     // Promote a better model while the load runs.
-    let train_dir = dir.path().to_owned();
-    let (uri2, data2) = (uri.clone(), data.clone());
-    let (out, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        train(&train_dir, &uri2, experiment, model, &data2, "v2", &[])
-    })
-    .await
-    .expect("train task");
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("gate: PROMOTED"), "{stdout}");
-    assert_eq!(alias_version(&uri, model, "champion").await, "2");
-    let v2 = artifact_version(&dir.path().join("v2/model.json"));
+    let trainer = t.clone();
+    let stdout = tokio::task::spawn_blocking(move || trainer.train_ok("v2", &[]))
+        .await
+        .expect("train task");
+    t.assert_gate(&stdout, "PROMOTED", "2").await;
+    let v2 = t.version_in("v2");
     assert_ne!(v1, v2);
 
     // The replicas pick it up on their next poll; keep loading a little after the switch.

@@ -72,6 +72,71 @@ pub fn train(
         .env("MLFLOW_MODEL_NAME", model_name))
 }
 
+/// A test's own directory with [`simulate`]'s data, training against one MLflow server into one
+/// experiment and registered model.
+pub struct Retraining {
+    /// Where the data and every `--out` folder are (removed when dropped).
+    pub dir: tempfile::TempDir,
+    /// The simulated transactions.
+    pub data: PathBuf,
+    /// The MLflow tracking URI.
+    pub uri: String,
+    /// The MLflow experiment every run goes to.
+    pub experiment: &'static str,
+    /// The registered model every version goes to.
+    pub model: &'static str,
+}
+
+impl Retraining {
+    /// A fresh directory with simulated data.
+    pub fn new(uri: &str, experiment: &'static str, model: &'static str) -> Retraining {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = simulate(dir.path());
+        Retraining {
+            dir,
+            data,
+            uri: uri.to_owned(),
+            experiment,
+            model,
+        }
+    }
+
+    /// [`train`] into the folder `out`, with `extra` flags.
+    pub fn train(&self, out: &str, extra: &[&str]) -> (Output, String, String) {
+        let dir = self.dir.path();
+        train(
+            dir,
+            &self.uri,
+            self.experiment,
+            self.model,
+            &self.data,
+            out,
+            extra,
+        )
+    }
+
+    /// [`Self::train`], which must succeed (a gate's rejection is a decision, not a failure); its stdout.
+    pub fn train_ok(&self, out: &str, extra: &[&str]) -> String {
+        let (output, stdout, stderr) = self.train(out, extra);
+        assert!(output.status.success(), "train {out}: {stdout}\n{stderr}");
+        stdout
+    }
+
+    /// The `model_version` of the artifact trained into `out`.
+    pub fn version_in(&self, out: &str) -> String {
+        artifact_version(&self.dir.path().join(out).join("model.json"))
+    }
+
+    /// Asserts that `stdout` reports `gate: <decision>` and that `@champion` is now on `champion`.
+    pub async fn assert_gate(&self, stdout: &str, decision: &str, champion: &str) {
+        assert!(stdout.contains(&format!("gate: {decision}")), "{stdout}");
+        assert_eq!(
+            alias_version(&self.uri, self.model, "champion").await,
+            champion
+        );
+    }
+}
+
 /// The version an alias points at, through the REST API.
 pub async fn alias_version(uri: &str, model: &str, alias: &str) -> String {
     let got = rest::get(

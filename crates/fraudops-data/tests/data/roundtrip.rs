@@ -1,18 +1,14 @@
 //! What the writer writes, the reader reads back unchanged.
 
 use fraudops_data::reader::read_from;
-use fraudops_data::simulator::{SimulatorConfig, generate};
+use fraudops_data::simulator::generate;
 use fraudops_data::writer::{CSV_HEADER, write_csv};
+
+use crate::population;
 
 #[test]
 fn simulated_data_survives_write_then_read() {
-    let config = SimulatorConfig {
-        n_customers: 150,
-        n_terminals: 300,
-        n_days: 20,
-        seed: 11,
-        ..SimulatorConfig::default()
-    };
+    let config = population(150, 300, 20, 11);
     let mut txs = generate(&config).unwrap();
     assert!(
         txs.iter().any(|t| t.tx_fraud_scenario == 3),
@@ -42,12 +38,7 @@ fn simulated_data_survives_write_then_read() {
 
 #[test]
 fn amounts_have_exactly_two_decimals_and_missing_extensions_are_empty() {
-    let config = SimulatorConfig {
-        n_customers: 20,
-        n_terminals: 50,
-        n_days: 3,
-        ..SimulatorConfig::default()
-    };
+    let config = population(20, 50, 3, 0);
     let mut txs = generate(&config).unwrap();
     txs.truncate(5);
     txs[0].account_balance = None;

@@ -11,16 +11,12 @@ use fraudops_data::simulator::{
     SimulatorConfig, TransactionStream, generate, generate_with_progress,
 };
 
+use crate::population;
+
 /// 1000 customers, 2000 terminals, 90 days: ≈ 1000 · 2 · 90 · 0.969 ≈ 174 k transactions, seconds in a
 /// dev build.
 fn moderate() -> SimulatorConfig {
-    SimulatorConfig {
-        n_customers: 1000,
-        n_terminals: 2000,
-        n_days: 90,
-        seed: 1,
-        ..SimulatorConfig::default()
-    }
+    population(1000, 2000, 90, 1)
 }
 
 fn moderate_data() -> &'static [Transaction] {
@@ -192,13 +188,7 @@ fn extension_columns_are_per_terminal_and_per_customer() {
 
 #[test]
 fn same_seed_same_data_other_seed_other_data() {
-    let config = SimulatorConfig {
-        n_customers: 200,
-        n_terminals: 400,
-        n_days: 20,
-        seed: 5,
-        ..SimulatorConfig::default()
-    };
+    let config = population(200, 400, 20, 5);
     let a = generate(&config).unwrap();
     assert_eq!(a, generate(&config).unwrap());
     let b = generate(&SimulatorConfig { seed: 6, ..config }).unwrap();
@@ -208,12 +198,7 @@ fn same_seed_same_data_other_seed_other_data() {
 
 #[test]
 fn progress_is_reported_once_per_day() {
-    let config = SimulatorConfig {
-        n_customers: 50,
-        n_terminals: 100,
-        n_days: 12,
-        ..SimulatorConfig::default()
-    };
+    let config = population(50, 100, 12, 0);
     let mut calls = Vec::new();
     let with = generate_with_progress(&config, |done, total| calls.push((done, total))).unwrap();
     assert_eq!(calls, (1..=12).map(|d| (d, 12)).collect::<Vec<_>>());
@@ -222,13 +207,7 @@ fn progress_is_reported_once_per_day() {
 
 #[test]
 fn stream_matches_generate_and_keeps_going() {
-    let config = SimulatorConfig {
-        n_customers: 300,
-        n_terminals: 600,
-        n_days: 30,
-        seed: 3,
-        ..SimulatorConfig::default()
-    };
+    let config = population(300, 600, 30, 3);
     let dataset = generate(&config).unwrap();
     let stream: Vec<Transaction> = TransactionStream::new(&config)
         .unwrap()
@@ -280,13 +259,7 @@ fn stream_matches_generate_and_keeps_going() {
 fn stream_compromise_state_carries_forward() {
     // After the ramp-up, ≈ 56 terminals are compromised at any time: the scenario-2 share in a late window
     // stays near 56 / n_terminals (it would fall to 2 / n_terminals a day if the state were lost).
-    let config = SimulatorConfig {
-        n_customers: 300,
-        n_terminals: 600,
-        n_days: 1,
-        seed: 9,
-        ..SimulatorConfig::default()
-    };
+    let config = population(300, 600, 1, 9);
     let window: Vec<Transaction> = TransactionStream::new(&config)
         .unwrap()
         .skip_while(|t| t.tx_time_days < 60)

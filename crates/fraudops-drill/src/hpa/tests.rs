@@ -33,6 +33,21 @@ fn steady_pod(i: usize, request_millis: i64, cpu_millis: i64, now: Duration) -> 
     }
 }
 
+/// `n` steady pods, each using `cpu_millis` of a 200m request.
+fn steady_pods(n: usize, cpu_millis: i64, now: Duration) -> Vec<PodState> {
+    (0..n)
+        .map(|i| steady_pod(i, 200, cpu_millis, now))
+        .collect()
+}
+
+/// The pods of sync `step` (every 15 s from 1000 s): the load of `load_pods` pods at the 50% target,
+/// spread over `replicas` pods.
+fn spread_load(step: u64, replicas: u32, load_pods: i64) -> (Duration, Vec<PodState>) {
+    let now = secs(1000 + 15 * step);
+    let per_pod = load_pods * 100 / i64::from(replicas);
+    (now, steady_pods(replicas as usize, per_pod, now))
+}
+
 /// Settings whose CPU initialisation period is over by `now` for pods started at 0.
 fn settings() -> ControllerSettings {
     ControllerSettings::default()
@@ -69,9 +84,18 @@ fn cpu_spec(min: u32, max: u32, target: u32, behavior: Behavior) -> HpaSpec {
     }
 }
 
+/// When the one-shot reconciliations happen.
+const NOW: Duration = Duration::from_secs(1000);
+
 fn desired_for(spec: HpaSpec, pods: &[PodState]) -> Reconciliation {
     let mut hpa = Autoscaler::new(spec, settings());
-    hpa.reconcile(secs(1000), pods.len() as u32, pods)
+    hpa.reconcile(NOW, pods.len() as u32, pods)
+}
+
+/// [`desired_for`] with the documentation's examples' HPA: 1 to 100 replicas, a 50% CPU target, no
+/// policy limits.
+fn docs_desired(pods: &[PodState]) -> Reconciliation {
+    desired_for(cpu_spec(1, 100, 50, unlimited()), pods)
 }
 
 /// "if the current metric value is 200m, and the desired value is 100m, the number of replicas will be
@@ -79,10 +103,8 @@ fn desired_for(spec: HpaSpec, pods: &[PodState]) -> Reconciliation {
 #[test]
 fn docs_example_double_and_halve() {
     // Target 50% of a 200m request = 100m per pod.
-    let spec = cpu_spec(1, 100, 50, unlimited());
-    let now = secs(1000);
-    let busy: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 200, now)).collect();
-    let r = desired_for(spec.clone(), &busy);
+    let busy = steady_pods(4, 200, NOW);
+    let r = docs_desired(&busy);
     assert_eq!((r.current, r.desired), (4, 8));
     assert_eq!(r.metrics[0].utilization_percent, 100);
     assert!(
@@ -90,8 +112,8 @@ fn docs_example_double_and_halve() {
         "{}",
         r.reason
     );
-    let idle: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 50, now)).collect();
-    let r = desired_for(spec, &idle);
+    let idle = steady_pods(4, 50, NOW);
+    let r = docs_desired(&idle);
     assert_eq!(r.desired, 2);
     assert_eq!(r.reason, "All metrics below target");
 }
@@ -100,17 +122,15 @@ fn docs_example_double_and_halve() {
 /// globally-configurable tolerance, 0.1 by default)."
 #[test]
 fn docs_tolerance() {
-    let spec = cpu_spec(1, 100, 50, unlimited());
-    let now = secs(1000);
     // 109m of 200m = 54% (truncated, as the controller does), ratio 1.08: within the tolerance.
-    let pods: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 109, now)).collect();
-    assert_eq!(desired_for(spec.clone(), &pods).desired, 4);
+    let pods = steady_pods(4, 109, NOW);
+    assert_eq!(docs_desired(&pods).desired, 4);
     // 112m = 56%, ratio 1.12: ceil(4 × 1.12) = 5.
-    let pods: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 112, now)).collect();
-    assert_eq!(desired_for(spec.clone(), &pods).desired, 5);
+    let pods = steady_pods(4, 112, NOW);
+    assert_eq!(docs_desired(&pods).desired, 5);
     // 91m = 45%, ratio 0.9: within the tolerance on the way down too.
-    let pods: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 91, now)).collect();
-    assert_eq!(desired_for(spec, &pods).desired, 4);
+    let pods = steady_pods(4, 91, NOW);
+    assert_eq!(docs_desired(&pods).desired, 4);
 }
 
 /// "If any pod has not yet become ready ... the controller conservatively assumes that the not-yet-ready
@@ -118,56 +138,50 @@ fn docs_tolerance() {
 /// taking into account the not-yet-ready pods would reverse the direction, the controller does not act."
 #[test]
 fn docs_not_yet_ready_pods_damp_a_scale_up() {
-    let spec = cpu_spec(1, 100, 50, unlimited());
-    let now = secs(1000);
-    let mut pods: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 150, now)).collect();
+    let mut pods = steady_pods(4, 150, NOW);
     // Three pods just started and are not ready: left out of the average.
     for p in &mut pods[1..] {
-        p.started_at = now - secs(5);
+        p.started_at = NOW - secs(5);
         p.ready = false;
-        p.ready_changed_at = Some(now - secs(5));
+        p.ready_changed_at = Some(NOW - secs(5));
     }
     // The one ready pod alone: 75%, ratio 1.5, which would give ceil(1.5 × 1) = 2 < 4, a scale-DOWN.
     // Counted as 0%, the unready pods make it (150 / 800) = 18%: direction reversed, so no change.
-    let r = desired_for(spec.clone(), &pods);
+    let r = docs_desired(&pods);
     assert_eq!(r.desired, 4);
     assert_eq!(r.metrics[0].utilization_percent, 75);
 
     // Ready, but its sample's window started before it became ready: still left out (CPU only).
-    let mut pods: Vec<_> = (0..2).map(|i| steady_pod(i, 200, 400, now)).collect();
-    pods[1].started_at = now - secs(20);
-    pods[1].ready_changed_at = Some(now - secs(10));
+    let mut pods = steady_pods(2, 400, NOW);
+    pods[1].started_at = NOW - secs(20);
+    pods[1].ready_changed_at = Some(NOW - secs(10));
     // Pod 0: 200% → ratio 4; with pod 1 at 0: (400 / 400) = 100% → ratio 2 → ceil(2 × 2) = 4.
-    assert_eq!(desired_for(spec, &pods).desired, 4);
+    assert_eq!(docs_desired(&pods).desired, 4);
 }
 
 /// "if any pods are missing metrics ... in the case of a scale down, we assume those pods were consuming
 /// 100% of the desired value ... This dampens the magnitude of any potential scale down."
 #[test]
 fn docs_missing_metrics_damp_a_scale_down() {
-    let spec = cpu_spec(1, 100, 50, unlimited());
-    let now = secs(1000);
-    let mut pods: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 50, now)).collect();
+    let mut pods = steady_pods(4, 50, NOW);
     pods[3].usage = None;
     // Without the missing pod: 25%, ratio 0.5, ceil(0.5 × 3) = 2. With it at 100% of its request:
     // (150 + 200) / 800 = 43%, ratio 0.86, ceil(0.86 × 4) = 4: no scale-down.
-    assert_eq!(desired_for(spec.clone(), &pods).desired, 4);
+    assert_eq!(docs_desired(&pods).desired, 4);
     // On a scale-up a missing pod counts as 0%: (3 × 300) / 800 = 112%, ratio 2.25 → ceil(9) = 9.
-    let mut pods: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 300, now)).collect();
+    let mut pods = steady_pods(4, 300, NOW);
     pods[3].usage = None;
-    assert_eq!(desired_for(spec, &pods).desired, 9);
+    assert_eq!(docs_desired(&pods).desired, 9);
 }
 
 /// Terminating pods are not counted at all.
 #[test]
 fn terminating_pods_are_ignored() {
-    let spec = cpu_spec(1, 100, 50, unlimited());
-    let now = secs(1000);
-    let mut pods: Vec<_> = (0..3).map(|i| steady_pod(i, 200, 200, now)).collect();
+    let mut pods = steady_pods(3, 200, NOW);
     pods[2].terminating = true;
     pods[2].usage = None;
     // Two pods at 100%, ratio 2: ceil(2 × 2) = 4 (the third pod is neither missing nor counted).
-    assert_eq!(desired_for(spec, &pods).desired, 4);
+    assert_eq!(docs_desired(&pods).desired, 4);
 }
 
 /// "the HorizontalPodAutoscaler will calculate proposed replica counts for each metric, and then choose
@@ -181,7 +195,7 @@ fn docs_multiple_metrics_take_the_maximum() {
     });
     let now = secs(1000);
     // CPU: 25% → ratio 0.5 → 2. Memory: 30Mi of 64Mi = 46% → ratio 2.3 → ceil(9.2) = 10.
-    let pods: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 50, now)).collect();
+    let pods = steady_pods(4, 50, now);
     let r = desired_for(spec.clone(), &pods);
     assert_eq!(r.desired, 10);
     assert_eq!(
@@ -220,12 +234,8 @@ fn docs_default_scale_up_doubles_or_adds_four_every_15s() {
     let mut replicas = 1;
     let mut seen = vec![];
     for step in 0..6u64 {
-        let now = secs(1000 + 15 * step);
         // Load for 40 pods at the target, spread over the pods there are.
-        let per_pod = 40 * 100 / i64::from(replicas);
-        let pods: Vec<_> = (0..replicas as usize)
-            .map(|i| steady_pod(i, 200, per_pod, now))
-            .collect();
+        let (now, pods) = spread_load(step, replicas, 40);
         let r = hpa.reconcile(now, replicas, &pods);
         replicas = r.desired;
         seen.push(replicas);
@@ -265,11 +275,7 @@ fn docs_scale_down_policies_example() {
     let mut steps = vec![];
     // A sync every 15 s for 20 minutes; the load wants 10 replicas throughout.
     for step in 0..80u64 {
-        let now = secs(1000 + 15 * step);
-        let per_pod = 10 * 100 / i64::from(replicas);
-        let pods: Vec<_> = (0..replicas as usize)
-            .map(|i| steady_pod(i, 200, per_pod, now))
-            .collect();
+        let (now, pods) = spread_load(step, replicas, 10);
         let r = hpa.reconcile(now, replicas, &pods);
         if r.rescale() {
             steps.push((now.as_secs(), replicas - r.desired));
@@ -298,7 +304,7 @@ fn docs_disabled_scale_down() {
     let mut behavior = unlimited();
     behavior.scale_down.select_policy = SelectPolicy::Disabled;
     let now = secs(1000);
-    let pods: Vec<_> = (0..4).map(|i| steady_pod(i, 200, 10, now)).collect();
+    let pods = steady_pods(4, 10, now);
     let r = desired_for(cpu_spec(1, 100, 50, behavior), &pods);
     assert_eq!(r.desired, 4);
 }
@@ -312,13 +318,9 @@ fn docs_scale_down_stabilization_window() {
     let mut replicas = 6u32;
     let mut changes = vec![];
     for step in 0..40u64 {
-        let now = secs(1000 + 15 * step);
         // Alternating: load for 6 pods, then for 3, ... until step 20, then steadily for 3.
         let want = if step < 20 && step % 2 == 0 { 6 } else { 3 };
-        let per_pod = want * 100 / i64::from(replicas);
-        let pods: Vec<_> = (0..replicas as usize)
-            .map(|i| steady_pod(i, 200, per_pod, now))
-            .collect();
+        let (now, pods) = spread_load(step, replicas, want);
         let r = hpa.reconcile(now, replicas, &pods);
         if r.rescale() {
             changes.push((step, r.desired));

@@ -2,8 +2,6 @@
 
 use std::collections::BTreeSet;
 
-use fraudops_serve::ModelSource;
-use fraudops_serve::ServeConfig;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, metric, transaction};
@@ -73,9 +71,7 @@ async fn the_same_transaction_always_gets_the_same_score() {
 
 #[tokio::test]
 async fn write_coalescing_changes_no_answer() {
-    let mut config = ServeConfig::for_tests();
-    config.coalesce_writes = false;
-    let direct = TestServer::start(config, ModelSource::Embedded).await;
+    let direct = TestServer::configured(|config| config.coalesce_writes = false).await;
     let coalesced = TestServer::embedded().await;
     let batch = json!({"transactions": [transaction("a"), transaction("b")]});
     for server in [&direct, &coalesced] {
@@ -231,7 +227,11 @@ async fn metrics_export_every_contract_name() {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter(|l| !l.starts_with("kafka_") && !l.starts_with("stream_"));
+        .filter(|l| {
+            !["kafka_", "stream_", "fraudops_labels_"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        });
     for name in api_names {
         assert!(
             text.contains(&format!("# TYPE {name} ")),
@@ -345,9 +345,7 @@ async fn scoring_routes_refuse_other_methods_and_name_post() {
 
 #[tokio::test]
 async fn metrics_port_serves_metrics_alone() {
-    let mut config = ServeConfig::for_tests();
-    config.metrics_port = Some(0);
-    let server = TestServer::start(config, ModelSource::Embedded).await;
+    let server = TestServer::configured(|config| config.metrics_port = Some(0)).await;
     let metrics_addr = server.metrics_addr.expect("a metrics listener");
     server.post_json("/predict", &transaction("x")).await;
     let text = server

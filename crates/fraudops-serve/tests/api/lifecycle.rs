@@ -1,5 +1,6 @@
 //! Models come and go without a failed request: hot swap, refusal of broken artifacts, readiness, drain.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -25,14 +26,27 @@ fn replace_file(path: &std::path::Path, contents: &str) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
-#[tokio::test]
-async fn a_new_file_model_is_swapped_in_under_load_without_a_failed_request() {
+/// A server on `source`, polling it every second.
+async fn polling(source: ModelSource) -> TestServer {
+    let mut config = ServeConfig::for_tests();
+    config.model_poll_seconds = 1;
+    TestServer::start(config, source).await
+}
+
+/// A model file holding the embedded model, and a server polling it; the file's directory lives as long
+/// as the returned `TempDir`.
+async fn serve_model_file() -> (tempfile::TempDir, PathBuf, TestServer) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("model.json");
     std::fs::write(&path, embedded_model_json()).expect("write");
-    let mut config = ServeConfig::for_tests();
-    config.model_poll_seconds = 1;
-    let server = Arc::new(TestServer::start(config, ModelSource::File(path.clone())).await);
+    let server = polling(ModelSource::File(path.clone())).await;
+    (dir, path, server)
+}
+
+#[tokio::test]
+async fn a_new_file_model_is_swapped_in_under_load_without_a_failed_request() {
+    let (_dir, path, server) = serve_model_file().await;
+    let server = Arc::new(server);
     let old = served_version(&server).await.expect("a model");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -104,12 +118,7 @@ async fn a_new_file_model_is_swapped_in_under_load_without_a_failed_request() {
 
 #[tokio::test]
 async fn a_broken_artifact_is_refused_and_the_old_model_keeps_serving() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("model.json");
-    std::fs::write(&path, embedded_model_json()).expect("write");
-    let mut config = ServeConfig::for_tests();
-    config.model_poll_seconds = 1;
-    let server = TestServer::start(config, ModelSource::File(path.clone())).await;
+    let (_dir, path, server) = serve_model_file().await;
     let old = served_version(&server).await.expect("a model");
 
     // Truncated JSON, then a tampered one (valid JSON, checksum no longer matches).
@@ -131,20 +140,12 @@ async fn a_broken_artifact_is_refused_and_the_old_model_keeps_serving() {
         .await;
         assert!(refused, "broken artifact {n} was not refused");
         assert_eq!(served_version(&server).await.as_deref(), Some(old.as_str()));
-        assert_eq!(
-            server
-                .post_json("/predict", &transaction("still"))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(server.predict_status("still").await, 200);
         assert_eq!(server.get("/ready").await.status(), 200);
     }
-    let text = server.metrics().await;
-    assert_eq!(
-        metric(&text, "ml_model_reloads_total{result=\"failure\"}"),
-        Some(2.0)
-    );
+    server
+        .assert_samples(&[("ml_model_reloads_total{result=\"failure\"}", 2.0)])
+        .await;
 }
 
 /// A registry whose answer the test sets: an error, or a model.
@@ -175,12 +176,10 @@ impl RegistryFetcher for ScriptedRegistry {
 #[tokio::test]
 async fn not_ready_until_the_registry_delivers_a_model() {
     let answer: Shared<Option<(String, String)>> = Arc::default();
-    let mut config = ServeConfig::for_tests();
-    config.model_poll_seconds = 1;
     let source = ModelSource::Registry(Arc::new(ScriptedRegistry {
         answer: answer.clone(),
     }));
-    let server = TestServer::start(config, source).await;
+    let server = polling(source).await;
 
     let ready = server.get("/ready").await;
     assert_eq!(ready.status(), 503);
@@ -204,13 +203,7 @@ async fn not_ready_until_the_registry_delivers_a_model() {
     );
     let info: Value = server.get("/").await.json().await.expect("json");
     assert_eq!(info["model_source"], "models:/scripted/1");
-    assert_eq!(
-        server
-            .post_json("/predict", &transaction("now"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(server.predict_status("now").await, 200);
     let text = server.metrics().await;
     assert!(
         metric(&text, "ml_model_errors_total{type=\"model_load\"}").is_some_and(|n| n >= 1.0),

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use fraudops_serve::ModelSource;
-use fraudops_serve::ServeConfig;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,9 +53,7 @@ async fn in_progress(server: &TestServer) -> f64 {
 
 #[tokio::test]
 async fn excess_requests_are_shed_immediately_with_retry_after() {
-    let mut config = ServeConfig::for_tests();
-    config.max_in_flight = 2;
-    let server = TestServer::start(config, ModelSource::Embedded).await;
+    let server = TestServer::configured(|config| config.max_in_flight = 2).await;
     let a = SlowRequest::begin(&server).await;
     let b = SlowRequest::begin(&server).await;
     // The /metrics request itself is in progress while it renders, hence 3.
@@ -89,29 +85,18 @@ async fn excess_requests_are_shed_immediately_with_retry_after() {
 
     assert_eq!(a.finish().await, 200);
     assert_eq!(b.finish().await, 200);
-    assert_eq!(
-        server
-            .post_json("/predict", &transaction("after"))
-            .await
-            .status(),
-        200
-    );
-    let text = server.metrics().await;
-    assert_eq!(
-        metric(&text, "http_requests_rejected_total{reason=\"overload\"}"),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(&text, "http_errors_total{status_class=\"5xx\"}"),
-        Some(1.0)
-    );
+    assert_eq!(server.predict_status("after").await, 200);
+    server
+        .assert_samples(&[
+            ("http_requests_rejected_total{reason=\"overload\"}", 1.0),
+            ("http_errors_total{status_class=\"5xx\"}", 1.0),
+        ])
+        .await;
 }
 
 #[tokio::test]
 async fn a_client_that_hangs_up_mid_request_frees_its_slot_and_the_gauge() {
-    let mut config = ServeConfig::for_tests();
-    config.max_in_flight = 1;
-    let server = TestServer::start(config, ModelSource::Embedded).await;
+    let server = TestServer::configured(|config| config.max_in_flight = 1).await;
     let abandoned = SlowRequest::begin(&server).await;
     assert!(
         wait_for(Duration::from_secs(5), || async {
@@ -129,10 +114,7 @@ async fn a_client_that_hangs_up_mid_request_frees_its_slot_and_the_gauge() {
         "an abandoned request must not stay counted as in progress"
     );
     assert_eq!(
-        server
-            .post_json("/predict", &transaction("next"))
-            .await
-            .status(),
+        server.predict_status("next").await,
         200,
         "the abandoned request's in-flight slot must be free again"
     );
@@ -140,9 +122,8 @@ async fn a_client_that_hangs_up_mid_request_frees_its_slot_and_the_gauge() {
 
 #[tokio::test]
 async fn a_flood_gets_only_answers_or_shedding_never_errors() {
-    let mut config = ServeConfig::for_tests();
-    config.max_in_flight = 4;
-    let server = std::sync::Arc::new(TestServer::start(config, ModelSource::Embedded).await);
+    let server =
+        std::sync::Arc::new(TestServer::configured(|config| config.max_in_flight = 4).await);
     let mut tasks = Vec::new();
     for worker in 0..32 {
         let server = server.clone();
@@ -176,11 +157,12 @@ async fn a_flood_gets_only_answers_or_shedding_never_errors() {
 
 #[tokio::test]
 async fn clients_over_their_rate_get_429_others_do_not() {
-    let mut config = ServeConfig::for_tests();
-    config.rate_limit_rps = 1;
-    config.rate_limit_burst = 2;
-    config.rate_limit_key_header = Some("X-Api-Key".into());
-    let server = TestServer::start(config, ModelSource::Embedded).await;
+    let server = TestServer::configured(|config| {
+        config.rate_limit_rps = 1;
+        config.rate_limit_burst = 2;
+        config.rate_limit_key_header = Some("X-Api-Key".into());
+    })
+    .await;
     let send = |key: &'static str| {
         let request = server
             .client
@@ -204,13 +186,10 @@ async fn clients_over_their_rate_get_429_others_do_not() {
     for _ in 0..5 {
         assert_eq!(server.get("/health").await.status(), 200);
     }
-    let text = server.metrics().await;
-    assert_eq!(
-        metric(&text, "http_requests_rejected_total{reason=\"rate_limit\"}"),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(&text, "http_errors_total{status_class=\"4xx\"}"),
-        Some(1.0)
-    );
+    server
+        .assert_samples(&[
+            ("http_requests_rejected_total{reason=\"rate_limit\"}", 1.0),
+            ("http_errors_total{status_class=\"4xx\"}", 1.0),
+        ])
+        .await;
 }

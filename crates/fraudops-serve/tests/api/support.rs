@@ -40,6 +40,13 @@ impl TestServer {
         Self::start(ServeConfig::for_tests(), ModelSource::Embedded).await
     }
 
+    /// A server on the embedded model with the test configuration changed by `configure`.
+    pub async fn configured(configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = ServeConfig::for_tests();
+        configure(&mut config);
+        Self::start(config, ModelSource::Embedded).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -56,6 +63,14 @@ impl TestServer {
     /// POSTs `body` and parses the JSON answer, whatever its status.
     pub async fn post_for_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
         self.post_json(path, body).await.json().await.expect("json")
+    }
+
+    /// The status of `POST /predict` with [`transaction`] `id`.
+    pub async fn predict_status(&self, id: &str) -> u16 {
+        self.post_json("/predict", &transaction(id))
+            .await
+            .status()
+            .as_u16()
     }
 
     pub async fn post_raw(
@@ -85,6 +100,14 @@ impl TestServer {
             .text()
             .await
             .expect("metrics body")
+    }
+
+    /// Asserts the value of each `(series, value)` sample (see [`metric`]) in one read of `/metrics`.
+    pub async fn assert_samples(&self, expected: &[(&str, f64)]) {
+        let text = self.metrics().await;
+        for &(series, value) in expected {
+            assert_eq!(metric(&text, series), Some(value), "{series}");
+        }
     }
 
     /// Stops the server and waits for the drain to finish.

@@ -1,10 +1,8 @@
 //! Bad input gets a clear 4xx naming the field, is counted, never causes a 5xx, and loses nothing.
 
-use fraudops_serve::ModelSource;
-use fraudops_serve::ServeConfig;
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, metric, transaction};
+use crate::support::{TestServer, transaction};
 
 fn with(field: &str, value: Value) -> Value {
     let mut tx = transaction("bad");
@@ -21,6 +19,10 @@ fn without(field: &str) -> Value {
 /// (case, body, expected status, expected `field`)
 fn bad_single_requests() -> Vec<(&'static str, String, u16, Option<&'static str>)> {
     let j = |v: Value| v.to_string();
+    // A valid request with `field` set to `value`: a 422 naming that field.
+    let invalid = |case: &'static str, field: &'static str, value: Value| {
+        (case, j(with(field, value)), 422, Some(field))
+    };
     vec![
         (
             "truncated JSON",
@@ -44,91 +46,30 @@ fn bad_single_requests() -> Vec<(&'static str, String, u16, Option<&'static str>
             422,
             Some("transaction_id"),
         ),
-        (
-            "amount as text",
-            j(with("amount", json!("ten"))),
-            422,
-            Some("amount"),
-        ),
-        (
-            "negative amount",
-            j(with("amount", json!(-1.0))),
-            422,
-            Some("amount"),
-        ),
-        (
-            "absurd amount",
-            j(with("amount", json!(1e300))),
-            422,
-            Some("amount"),
-        ),
+        invalid("amount as text", "amount", json!("ten")),
+        invalid("negative amount", "amount", json!(-1.0)),
+        invalid("absurd amount", "amount", json!(1e300)),
         (
             "overflowing amount",
             r#"{"transaction_id": "a", "amount": 1e999}"#.into(),
             400,
             Some("amount"),
         ),
-        (
-            "negative customer id",
-            j(with("customer_id", json!(-5))),
-            422,
-            Some("customer_id"),
-        ),
-        (
-            "fractional terminal id",
-            j(with("terminal_id", json!(1.5))),
-            422,
-            Some("terminal_id"),
-        ),
-        (
-            "empty transaction id",
-            j(with("transaction_id", json!(""))),
-            422,
-            Some("transaction_id"),
-        ),
-        (
+        invalid("negative customer id", "customer_id", json!(-5)),
+        invalid("fractional terminal id", "terminal_id", json!(1.5)),
+        invalid("empty transaction id", "transaction_id", json!("")),
+        invalid(
             "huge transaction id",
-            j(with("transaction_id", json!("x".repeat(10_000)))),
-            422,
-            Some("transaction_id"),
+            "transaction_id",
+            json!("x".repeat(10_000)),
         ),
-        (
-            "object transaction id",
-            j(with("transaction_id", json!({"a": 1}))),
-            422,
-            Some("transaction_id"),
-        ),
-        (
-            "unparsable date",
-            j(with("tx_datetime", json!("yesterday"))),
-            422,
-            Some("tx_datetime"),
-        ),
-        ("hour 24", j(with("hour", json!(24))), 422, Some("hour")),
-        (
-            "day of week 7",
-            j(with("day_of_week", json!(7))),
-            422,
-            Some("day_of_week"),
-        ),
-        (
-            "age 200",
-            j(with("user_age", json!(200))),
-            422,
-            Some("user_age"),
-        ),
-        (
-            "unknown category",
-            j(with("merchant_category", json!("casino"))),
-            422,
-            Some("merchant_category"),
-        ),
-        (
-            "absurd balance",
-            j(with("account_balance", json!(1e30))),
-            422,
-            Some("account_balance"),
-        ),
+        invalid("object transaction id", "transaction_id", json!({"a": 1})),
+        invalid("unparsable date", "tx_datetime", json!("yesterday")),
+        invalid("hour 24", "hour", json!(24)),
+        invalid("day of week 7", "day_of_week", json!(7)),
+        invalid("age 200", "user_age", json!(200)),
+        invalid("unknown category", "merchant_category", json!("casino")),
+        invalid("absurd balance", "account_balance", json!(1e30)),
         (
             "terminal risk above 1",
             j(with(
@@ -168,27 +109,18 @@ async fn every_bad_request_is_a_named_4xx_and_counted() {
             assert_eq!(body["field"], *field, "{case}: {body}");
         }
     }
-    let text = server.metrics().await;
-    assert_eq!(
-        metric(&text, "ml_model_errors_total{type=\"validation\"}"),
-        Some(cases.len() as f64)
-    );
-    assert_eq!(
-        metric(&text, "http_errors_total{status_class=\"5xx\"}"),
-        Some(0.0)
-    );
-    assert_eq!(
-        metric(&text, "ml_model_failed_predictions_total"),
-        Some(cases.len() as f64)
-    );
+    server
+        .assert_samples(&[
+            (
+                "ml_model_errors_total{type=\"validation\"}",
+                cases.len() as f64,
+            ),
+            ("http_errors_total{status_class=\"5xx\"}", 0.0),
+            ("ml_model_failed_predictions_total", cases.len() as f64),
+        ])
+        .await;
     // Nothing was lost: the server still scores.
-    assert_eq!(
-        server
-            .post_json("/predict", &transaction("after"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(server.predict_status("after").await, 200);
 }
 
 #[tokio::test]
@@ -211,47 +143,44 @@ async fn wrong_content_type_is_415() {
     assert_eq!(response.status(), 200);
 }
 
+/// `POST /predict/batch` with `txs`.
+async fn post_batch(server: &TestServer, txs: &[Value]) -> reqwest::Response {
+    server
+        .post_json("/predict/batch", &json!({ "transactions": txs }))
+        .await
+}
+
 #[tokio::test]
 async fn batch_errors_name_the_index() {
     let server = TestServer::embedded().await;
     let mut txs: Vec<Value> = (0..5).map(|i| transaction(&format!("t{i}"))).collect();
     txs[3]["amount"] = json!(-2);
-    let response = server
-        .post_json("/predict/batch", &json!({"transactions": txs}))
-        .await;
+    let response = post_batch(&server, &txs).await;
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["field"], "transactions[3].amount");
 
-    let response = server
-        .post_json("/predict/batch", &json!({"transactions": []}))
-        .await;
+    let response = post_batch(&server, &[]).await;
     assert_eq!(response.status(), 422);
 
     let txs: Vec<Value> = (0..1001)
         .map(|i| json!({"transaction_id": i, "amount": 1}))
         .collect();
-    let response = server
-        .post_json("/predict/batch", &json!({"transactions": txs}))
-        .await;
+    let response = post_batch(&server, &txs).await;
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["field"], "transactions");
-    let text = server.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            "http_requests_rejected_total{reason=\"batch_too_large\"}"
-        ),
-        Some(1.0)
-    );
+    server
+        .assert_samples(&[(
+            "http_requests_rejected_total{reason=\"batch_too_large\"}",
+            1.0,
+        )])
+        .await;
 }
 
 #[tokio::test]
 async fn oversized_bodies_are_413_declared_or_not() {
-    let mut config = ServeConfig::for_tests();
-    config.max_body_bytes = 4096;
-    let server = TestServer::start(config, ModelSource::Embedded).await;
+    let server = TestServer::configured(|config| config.max_body_bytes = 4096).await;
     let mut big = transaction("big");
     big["padding"] = json!("x".repeat(10_000));
     let response = server.post_json("/predict", &big).await;
@@ -271,14 +200,12 @@ async fn oversized_bodies_are_413_declared_or_not() {
         )
         .await;
     assert_eq!(response.status(), 413);
-    let text = server.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            "http_requests_rejected_total{reason=\"body_too_large\"}"
-        ),
-        Some(2.0)
-    );
+    server
+        .assert_samples(&[(
+            "http_requests_rejected_total{reason=\"body_too_large\"}",
+            2.0,
+        )])
+        .await;
 }
 
 #[tokio::test]

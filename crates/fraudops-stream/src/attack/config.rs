@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::KafkaArgs;
+use fraudops_data::EpochSeconds;
+
+use crate::attack::labels::{LabelMode, parse_label_delay};
+use crate::config::{DEFAULT_LABELS_TOPIC, KafkaArgs};
 use crate::phases::{DEFAULT_PHASES, Phases, parse_duration};
 
 /// Options of `fraudops attack`.
@@ -67,4 +70,16 @@ pub struct AttackConfig {
     /// HTTP mode: per-request timeout.
     #[arg(long, env = "ATTACK_HTTP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub http_timeout: Duration,
+    /// Produce each transaction's label (fraud or genuine) to `--labels-topic` after `--label-delay`:
+    /// `auto` in Kafka mode only, `on` also with `--http` (labels still go to Kafka), `off` never.
+    #[arg(long, env = "ATTACK_LABELS", value_enum, default_value_t = LabelMode::Auto)]
+    pub labels: LabelMode,
+    /// Topic of the labels (confirmed outcomes), keyed by terminal id.
+    #[arg(long, env = "LABELS_TOPIC", default_value = DEFAULT_LABELS_TOPIC)]
+    pub labels_topic: String,
+    /// A label is produced once the attack's event-time clock (the latest transaction's `tx_datetime`)
+    /// passes its transaction's time plus this: `3d`, `12h`, `90s`; at most 7d, the delay after which the
+    /// terminal-risk features use labels. Labels not due when the attack ends are not sent.
+    #[arg(long, env = "ATTACK_LABEL_DELAY", default_value = "3d", value_parser = parse_label_delay)]
+    pub label_delay: EpochSeconds,
 }

@@ -5,10 +5,13 @@
 //! therefore shows up as latency and errors in the results, never as a quietly lower rate.
 //!
 //! * [`config`] — the options; [`report`] — counters, the final table and its JSON;
-//! * [`sink`] — Kafka or HTTP; [`alertmanager`] — the closed loop's stop condition.
+//! * [`sink`] — Kafka or HTTP; [`alertmanager`] — the closed loop's stop condition;
+//! * [`labels`] — each transaction's outcome to `fraud-labels`, once the attack's event-time clock has
+//!   passed the transaction's time plus `--label-delay` (the transactions themselves carry no label).
 
 pub mod alertmanager;
 pub mod config;
+pub mod labels;
 pub mod report;
 pub mod sink;
 
@@ -19,13 +22,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use config::AttackConfig;
-pub use report::{AlertReport, AttackReport, PhaseReport, Progress};
+pub use report::{AlertReport, AttackReport, LabelReport, PhaseReport, Progress};
 
 use crate::error::StreamError;
 use crate::lag::{LagProbe, spawn_reporter};
 use crate::phases::{Phase, Rate, Schedule};
 use crate::source::EventSource;
 use crate::telemetry::{KafkaMetrics, bind_metrics, serve_metrics};
+use labels::Labels;
 use report::PhaseStats;
 use sink::{HttpSink, KafkaSink, SendError, Sink};
 
@@ -62,6 +66,17 @@ pub async fn run(
             format!("simulator (seed {})", config.seed),
         ),
     };
+    let with_labels = config.labels.enabled(config.http.is_some());
+    let mut topics = Vec::new();
+    if config.http.is_none() {
+        topics.push((config.kafka.topic.as_str(), config.kafka.partitions));
+    }
+    if with_labels {
+        topics.push((config.labels_topic.as_str(), config.kafka.partitions));
+    }
+    if !topics.is_empty() {
+        crate::admin::ensure_topics(&config.kafka, &topics).await?;
+    }
     let (mut sink, mode, destination) = match &config.http {
         Some(url) => {
             let sink = HttpSink::new(url, config.http_max_in_flight, config.http_timeout)?;
@@ -69,14 +84,19 @@ pub async fn run(
             (Sink::Http(sink), "http", url)
         }
         None => {
-            crate::admin::ensure_topics(
-                &config.kafka,
-                &[(config.kafka.topic.as_str(), config.kafka.partitions)],
-            )
-            .await?;
             let sink = KafkaSink::new(&config.kafka, metrics.clone())?;
             (Sink::Kafka(sink), "kafka", config.kafka.topic.clone())
         }
+    };
+    let mut labels = if with_labels {
+        Some(Labels::new(
+            &config.kafka,
+            &config.labels_topic,
+            config.label_delay,
+            &metrics,
+        )?)
+    } else {
+        None
     };
 
     let stop_lag = Arc::new(AtomicBool::new(false));
@@ -126,6 +146,7 @@ pub async fn run(
             &stats,
             &mut source,
             &mut sink,
+            labels.as_mut(),
             &alert,
             &mut shutdown,
             &mut |s: &PhaseStats, elapsed| {
@@ -163,6 +184,11 @@ pub async fn run(
     }
     metrics.set_target_rate(0.0);
     sink.finish(FINISH_TIMEOUT).await;
+    // Due labels are sent, the rest are not: the clock never passed them (see `labels`).
+    let label_report = match labels {
+        Some(l) => Some(l.finish(FINISH_TIMEOUT).await),
+        None => None,
+    };
 
     if let Some(p) = poller {
         p.abort();
@@ -193,6 +219,7 @@ pub async fn run(
         interrupted,
         phases: stats_list.iter().map(|s| s.report()).collect(),
         alert: alert_report,
+        labels: label_report,
     })
 }
 
@@ -251,11 +278,13 @@ enum PhaseEnd {
     SourceExhausted,
 }
 
-/// Sends one phase on schedule.
+/// Sends one phase on schedule; every transaction handed over schedules its label.
+#[allow(clippy::too_many_arguments)]
 async fn run_phase<S: Future<Output = ()>>(
     stats: &Arc<PhaseStats>,
     source: &mut EventSource,
     sink: &mut Sink,
+    mut labels: Option<&mut Labels>,
     alert: &AlertState,
     shutdown: &mut std::pin::Pin<&mut S>,
     on_progress: &mut impl FnMut(&PhaseStats, Duration),
@@ -286,6 +315,9 @@ async fn run_phase<S: Future<Output = ()>>(
                     last_send = Instant::now();
                     stats.record_sent(last_send);
                     sent += 1;
+                    if let Some(l) = labels.as_deref_mut() {
+                        l.record(&tx);
+                    }
                 }
                 // `max` measures what the destination sustains: a full buffer means wait, not lose.
                 Err(SendError::Backlogged) if schedule.is_none() => break,
@@ -423,5 +455,20 @@ mod tests {
         assert!(validate(&c).is_err());
         let c = config(&["--http", "http://api", "--lag-group", "g"]);
         assert!(validate(&c).is_err());
+    }
+
+    #[test]
+    fn labels_default_to_three_days_on_fraud_labels() {
+        let c = config(&[]);
+        assert_eq!(c.labels_topic, "fraud-labels");
+        assert_eq!(c.label_delay, 3 * 86_400);
+        assert!(c.labels.enabled(false) && !c.labels.enabled(true));
+        let c = config(&["--label-delay", "12h", "--labels", "on"]);
+        assert_eq!(c.label_delay, 12 * 3600);
+        assert!(c.labels.enabled(true));
+        assert!(
+            Cli::try_parse_from(["attack", "--label-delay", "8d"]).is_err(),
+            "more than 7 days is refused"
+        );
     }
 }

@@ -237,6 +237,23 @@ pub struct AlertReport {
     pub triggering_phase: Option<usize>,
 }
 
+/// The labels an attack produced (`fraud-labels`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelReport {
+    /// Topic.
+    pub topic: String,
+    /// Label delay in event time (`3d`).
+    pub delay: String,
+    /// Labels handed to the producer.
+    pub sent: u64,
+    /// Labels acknowledged by the broker.
+    pub delivered: u64,
+    /// Labels lost (not handed over or not acknowledged).
+    pub errors: u64,
+    /// Labels not due when the attack ended (the clock never passed them): not sent.
+    pub not_due: u64,
+}
+
 /// Everything an attack measured; written with `--results` for pipelines to read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttackReport {
@@ -256,6 +273,10 @@ pub struct AttackReport {
     pub phases: Vec<PhaseReport>,
     /// The closed loop's outcome, when `--until-alert` was given.
     pub alert: Option<AlertReport>,
+    /// The labels produced; `None` when the attack sent none (`--labels off`, or `--http` without
+    /// `--labels on`).
+    #[serde(default)]
+    pub labels: Option<LabelReport>,
 }
 
 impl AttackReport {
@@ -332,6 +353,18 @@ impl AttackReport {
                 ""
             }
         );
+        match &self.labels {
+            Some(l) => {
+                let _ = writeln!(
+                    out,
+                    "labels: {} sent to {} after {} of event time, {} acknowledged, {} errors; {} not yet due at the end (not sent)",
+                    l.sent, l.topic, l.delay, l.delivered, l.errors, l.not_due
+                );
+            }
+            None => {
+                let _ = writeln!(out, "labels: none sent");
+            }
+        }
         for p in self.phases.iter().filter(|p| p.errors > 0) {
             let reasons: Vec<String> = p
                 .errors_by_reason
@@ -446,9 +479,21 @@ mod tests {
                 triggering_rate: Some(100.0),
                 triggering_phase: Some(1),
             }),
+            labels: Some(LabelReport {
+                topic: "fraud-labels".into(),
+                delay: "3d".into(),
+                sent: 150,
+                delivered: 150,
+                errors: 0,
+                not_due: 50,
+            }),
         };
         let table = report.table();
         assert!(table.contains("100.00%"), "{table}");
+        assert!(
+            table.contains("labels: 150 sent to fraud-labels after 3d of event time, 150 acknowledged, 0 errors; 50 not yet due"),
+            "{table}"
+        );
         assert!(table.contains("queue_full 4"), "{table}");
         assert!(
             table.contains("fired 1.5 s after the start, during phase 1 at 100 msg/s"),

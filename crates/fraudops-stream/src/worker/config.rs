@@ -71,6 +71,10 @@ pub struct WorkerConfig {
     /// Stop (committing) once this many events are done; for benchmarks and one-off replays.
     #[arg(long)]
     pub stop_after: Option<u64>,
+    /// The shared online feature store: each event's windows are read and recorded there (set it in
+    /// production: it is what makes N workers exact). Unset: events are sent without history.
+    #[command(flatten)]
+    pub feature_store: fraudops_store::StoreArgs,
 }
 
 impl WorkerConfig {

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fraudops_features::{FeatureRow, OnlineFeatures};
+use fraudops_features::FeatureRow;
 use fraudops_model::Model;
+use fraudops_store::FeatureStore;
 use fraudops_wire::{DeadLetter, PredictionEvent};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -16,7 +17,7 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::error::StreamError;
 use crate::lag::{LagProbe, spawn_reporter};
@@ -196,10 +197,10 @@ async fn process(
     shared: Arc<Shared>,
     scorer: Scorer,
     event: Event,
-    row: FeatureRow,
+    row: Option<FeatureRow>,
     input: Received,
 ) {
-    match scorer.score(&event, &row).await {
+    match scorer.score(&event, row.as_ref()).await {
         Ok((prediction, scored_by)) => {
             let message = PredictionEvent {
                 prediction,
@@ -291,6 +292,18 @@ pub async fn run(
     }
     let metrics = KafkaMetrics::new()?;
     let scorer = scorer(&config, &metrics)?;
+    let feature_store = match &config.feature_store.url {
+        Some(url) => Some(FeatureStore::connect(url, config.feature_store.timeout)?),
+        None => {
+            if config.in_process {
+                tracing::warn!(
+                    event = "no_feature_store",
+                    "scoring in-process without FEATURE_STORE_URL: every event is scored without history"
+                );
+            }
+            None
+        }
+    };
     let listener = bind_metrics(config.metrics_port).await?;
     let metrics_addr = listener.local_addr().ok();
     let metrics_task = tokio::spawn(serve_metrics(listener, metrics.clone()));
@@ -358,7 +371,9 @@ pub async fn run(
 
     tracing::info!(event = "worker_started", replica_id = %replica_id, group = %config.group,
         input = %kafka.topic, output = %config.output_topic, dead_letter = %config.dead_letter_topic,
-        scoring = if config.in_process { "in-process" } else { "api" }, metrics_addr = ?metrics_addr,
+        scoring = if config.in_process { "in-process" } else { "api" },
+        metrics_addr = metrics_addr.map(tracing::field::display),
+        feature_store = config.feature_store.url.is_some(),
         concurrency = config.concurrency, max_in_flight = config.max_in_flight);
 
     let shared = Arc::new(Shared {
@@ -385,7 +400,22 @@ pub async fn run(
         }
     });
     let permits = Arc::new(Semaphore::new(config.max_in_flight));
-    let mut features = OnlineFeatures::new();
+    // Parsed events go through the feature stage in arrival order, then to scoring concurrently.
+    let (to_features, staged) = mpsc::channel::<(Event, (Received, OwnedSemaphorePermit))>(
+        config
+            .max_in_flight
+            .min(4 * crate::worker::features::MAX_BATCH),
+    );
+    let stage = crate::worker::features::spawn(feature_store, metrics.clone(), staged, {
+        let (shared, scorer) = (shared.clone(), scorer.clone());
+        move |event, row, (input, permit)| {
+            let (shared, scorer) = (shared.clone(), scorer.clone());
+            tokio::spawn(async move {
+                process(shared, scorer, event, row, input).await;
+                drop(permit);
+            });
+        }
+    });
     let mut consumed: u64 = 0;
     let mut first_at: Option<Instant> = None;
     tokio::pin!(shutdown);
@@ -428,13 +458,10 @@ pub async fn run(
         let shared = shared.clone();
         match parse_event(&input.payload) {
             Ok(event) => {
-                // In arrival order, before scoring starts: a card's events update its windows in order.
-                let row = features.process_row(&event.tx);
-                let scorer = scorer.clone();
-                tokio::spawn(async move {
-                    process(shared, scorer, event, row, input).await;
-                    drop(permit);
-                });
+                // In arrival order: a card's events reach the store in order.
+                if to_features.send((event, (input, permit))).await.is_err() {
+                    break;
+                }
             }
             Err(rejection) => {
                 let letter = DeadLetter::new(
@@ -455,7 +482,9 @@ pub async fn run(
         }
     }
 
-    // Stop reading; let the events in flight finish, then commit what is done.
+    // Stop reading; the feature stage passes on what it holds; the events in flight finish; commit.
+    drop(to_features);
+    let _ = stage.await;
     tracing::info!(event = "draining", in_flight = tracker.in_flight());
     let all = u32::try_from(config.max_in_flight).unwrap_or(u32::MAX);
     let drained = tokio::time::timeout(config.shutdown_grace, permits.acquire_many(all))

@@ -28,16 +28,21 @@ pub enum Scorer {
 }
 
 impl Scorer {
-    /// Scores one event whose online features are `row`. `Err` only for events the API refuses (4xx) or
-    /// after `max_attempts`: those go to the dead-letter topic.
+    /// Scores one event whose windows from the feature store are `row` (`None`: no store, or it failed).
+    /// `Err` only for events the API refuses (4xx) or after `max_attempts`: those go to the dead-letter
+    /// topic.
     pub async fn score(
         &self,
         event: &Event,
-        row: &FeatureRow,
+        row: Option<&FeatureRow>,
     ) -> Result<(PredictResponse, ScoredBy), Rejection> {
         match self {
+            // Without windows the API decides: its own store, or no history.
             Self::Http(h) => h.score(event, row).await.map(|p| (p, ScoredBy::Api)),
-            Self::InProcess(m) => Ok((m.score(event, row), ScoredBy::InProcess)),
+            Self::InProcess(m) => {
+                let row = row.copied().unwrap_or_else(|| event.row_without_history());
+                Ok((m.score(event, &row), ScoredBy::InProcess))
+            }
         }
     }
 }
@@ -114,7 +119,7 @@ impl HttpScorer {
     pub async fn score(
         &self,
         event: &Event,
-        row: &FeatureRow,
+        row: Option<&FeatureRow>,
     ) -> Result<PredictResponse, Rejection> {
         let body = serde_json::to_vec(&predict_request(event, row)).map_err(|e| Rejection {
             reason: format!("cannot encode the API request: {e}"),

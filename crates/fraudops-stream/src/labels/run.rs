@@ -1,0 +1,362 @@
+//! The label consumer's loop: read a batch, parse, apply (retrying while the store fails), store the
+//! offsets past it; on shutdown stop reading and commit.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use fraudops_store::{FeatureStore, Label};
+use fraudops_wire::{LabelEvent, MAX_ID_LEN};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+use crate::error::StreamError;
+use crate::labels::config::LabelsConfig;
+use crate::telemetry::{KafkaMetrics, LabelMetrics, bind_metrics, serve_metrics};
+
+/// First pause before applying a batch again after the store failed; doubled per attempt. Longer than
+/// the store client's breaker pause (250 ms), so a retry is a real call rather than a refusal.
+const STORE_BACKOFF_START: Duration = Duration::from_millis(300);
+/// Longest pause between attempts.
+const STORE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often librdkafka commits the offsets stored after each applied batch.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the group waits for a silent consumer before giving its partitions to another.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a label consumer did, for its exit line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelsSummary {
+    /// Messages read.
+    pub consumed: u64,
+    /// Fraud labels applied.
+    pub fraud: u64,
+    /// Genuine labels applied.
+    pub genuine: u64,
+    /// Messages skipped as not a label.
+    pub invalid: u64,
+    /// Failed store calls (each retried).
+    pub store_errors: u64,
+    /// True if every message read was applied (or skipped) and its offset committed before exit.
+    pub drained: bool,
+}
+
+/// Logs commits that fail (the next commit carries the same offsets).
+struct LabelsContext;
+
+impl ClientContext for LabelsContext {}
+
+impl ConsumerContext for LabelsContext {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        match result {
+            Ok(()) => {
+                tracing::debug!(event = "offsets_committed", offsets = ?offsets.to_topic_map())
+            }
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!(event = "commit_failed", error = %e, offsets = ?offsets.to_topic_map())
+            }
+        }
+    }
+}
+
+/// A message's payload as a store label, or why it is not one.
+fn parse_label(payload: &[u8]) -> Result<Label, String> {
+    let event: LabelEvent = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    let time = event.time().ok_or_else(|| {
+        format!(
+            "tx_datetime {:?} is not YYYY-MM-DD HH:MM:SS",
+            event.tx_datetime
+        )
+    })?;
+    let transaction_id = event.transaction_id.to_string();
+    if transaction_id.is_empty() || transaction_id.chars().count() > MAX_ID_LEN {
+        return Err(format!(
+            "transaction_id must be 1 to {MAX_ID_LEN} characters"
+        ));
+    }
+    Ok(Label {
+        transaction_id,
+        terminal_id: event.terminal_id,
+        time,
+        fraud: event.tx_fraud,
+    })
+}
+
+/// One batch read from the topic: the labels to apply and, per partition, the offset after the batch.
+#[derive(Default)]
+struct Batch {
+    labels: Vec<Label>,
+    next_offsets: BTreeMap<i32, i64>,
+    read: usize,
+}
+
+impl Batch {
+    fn add(&mut self, partition: i32, offset: i64, payload: &[u8], metrics: &LabelMetrics) -> bool {
+        self.read += 1;
+        let next = self.next_offsets.entry(partition).or_insert(offset + 1);
+        *next = (*next).max(offset + 1);
+        match parse_label(payload) {
+            Ok(label) => {
+                self.labels.push(label);
+                true
+            }
+            Err(reason) => {
+                tracing::warn!(event = "label_invalid", partition, offset, reason = %reason,
+                    "skipped; its offset is committed with the batch");
+                metrics.invalid();
+                false
+            }
+        }
+    }
+}
+
+/// Runs the consumer until `shutdown` resolves: reads batches, applies them to the store, commits.
+pub async fn run(
+    config: LabelsConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<LabelsSummary, StreamError> {
+    if config.batch_size == 0 {
+        return Err(StreamError::Config(
+            "--batch-size must be at least 1".into(),
+        ));
+    }
+    let url = config
+        .store
+        .url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| {
+            StreamError::Config(
+                "fraudops labels applies labels to the feature store: give it with --feature-store \
+                 or FEATURE_STORE_URL (e.g. redis://127.0.0.1:6379/0)"
+                    .into(),
+            )
+        })?;
+    let store = FeatureStore::connect(url, config.store.timeout)
+        .map_err(|e| StreamError::Config(e.to_string()))?;
+    let metrics = KafkaMetrics::new()?;
+    let label_metrics = LabelMetrics::register(&metrics)?;
+    let listener = bind_metrics(config.metrics_port).await?;
+    let metrics_addr = listener.local_addr().ok();
+    let metrics_task = tokio::spawn(serve_metrics(listener, metrics.clone()));
+    let replica_id = config.resolved_replica_id();
+    let topic = config.labels_topic.as_str();
+    crate::admin::ensure_topics(&config.kafka, &[(topic, config.kafka.partitions)]).await?;
+
+    let session_ms = SESSION_TIMEOUT.as_millis();
+    let consumer: StreamConsumer<LabelsContext> = config
+        .kafka
+        .client_config(&format!("fraudops-labels-{replica_id}"))
+        .set("group.id", &config.group)
+        // librdkafka commits what we store, and we store an offset only once its batch is applied.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            COMMIT_INTERVAL.as_millis().to_string(),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", session_ms.to_string())
+        .set("heartbeat.interval.ms", (session_ms / 3).to_string())
+        .create_with_context(LabelsContext)?;
+    consumer.subscribe(&[topic])?;
+    match store.ping().await {
+        Ok(()) => tracing::info!(event = "feature_store_reachable"),
+        Err(e) => {
+            tracing::warn!(event = "feature_store_unreachable", error = %e, "labels wait until it answers")
+        }
+    }
+    tracing::info!(event = "labels_started", replica_id = %replica_id, group = %config.group,
+        topic, metrics_addr = ?metrics_addr, batch_size = config.batch_size,
+        store_timeout_ms = config.store.timeout.as_millis() as u64);
+
+    let mut summary = LabelsSummary {
+        drained: true,
+        ..LabelsSummary::default()
+    };
+    tokio::pin!(shutdown);
+    'read: loop {
+        let first = tokio::select! {
+            biased;
+            () = &mut shutdown => break 'read,
+            m = consumer.recv() => m,
+        };
+        let mut batch = Batch::default();
+        match first {
+            Ok(m) => {
+                batch.add(
+                    m.partition(),
+                    m.offset(),
+                    m.payload().unwrap_or_default(),
+                    &label_metrics,
+                );
+            }
+            Err(e) => {
+                tracing::warn!(event = "consume_failed", error = %e);
+                continue;
+            }
+        }
+        // The rest of the batch: whatever is ready now, without waiting.
+        while batch.read < config.batch_size {
+            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                Ok(Ok(m)) => {
+                    batch.add(
+                        m.partition(),
+                        m.offset(),
+                        m.payload().unwrap_or_default(),
+                        &label_metrics,
+                    );
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(event = "consume_failed", error = %e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        summary.consumed += batch.read as u64;
+        for _ in 0..batch.read {
+            metrics.consumed(topic);
+        }
+        summary.invalid += (batch.read - batch.labels.len()) as u64;
+
+        // Apply; while the store fails, wait and apply again. Nothing is committed meanwhile.
+        let mut backoff = STORE_BACKOFF_START;
+        while !batch.labels.is_empty() {
+            match store.apply_labels(&batch.labels).await {
+                Ok(()) => break,
+                Err(e) => {
+                    summary.store_errors += 1;
+                    label_metrics.store_error();
+                    tracing::warn!(event = "labels_not_applied", error = %e, labels = batch.labels.len(),
+                        retry_in_ms = backoff.as_millis() as u64);
+                    tokio::select! {
+                        () = &mut shutdown => {
+                            summary.drained = false;
+                            tracing::warn!(event = "labels_abandoned", labels = batch.labels.len(),
+                                "not committed: they are read again after a restart");
+                            break 'read;
+                        }
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(STORE_BACKOFF_MAX);
+                }
+            }
+        }
+        let fraud = batch.labels.iter().filter(|l| l.fraud).count() as u64;
+        let genuine = batch.labels.len() as u64 - fraud;
+        label_metrics.applied(true, fraud);
+        label_metrics.applied(false, genuine);
+        summary.fraud += fraud;
+        summary.genuine += genuine;
+        tracing::debug!(event = "labels_applied", fraud, genuine, read = batch.read);
+
+        let mut tpl = TopicPartitionList::new();
+        for (&partition, &next) in &batch.next_offsets {
+            if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(next)) {
+                tracing::warn!(event = "offset_not_stored", partition, error = %e);
+            }
+        }
+        // A partition revoked meanwhile refuses the store: its new owner applies those labels again.
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            tracing::debug!(event = "offset_not_stored", error = %e);
+        }
+    }
+
+    tracing::info!(event = "labels_stopping");
+    let consumer = std::sync::Arc::new(consumer);
+    let commit = tokio::task::spawn_blocking({
+        let consumer = consumer.clone();
+        move || consumer.commit_consumer_state(CommitMode::Sync)
+    })
+    .await;
+    match commit {
+        Ok(Ok(())) | Ok(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))) => {}
+        Ok(Err(e)) => {
+            summary.drained = false;
+            tracing::warn!(event = "final_commit_failed", error = %e);
+        }
+        Err(e) => {
+            summary.drained = false;
+            tracing::warn!(event = "final_commit_failed", error = %e);
+        }
+    }
+    metrics_task.abort();
+    tracing::info!(
+        event = "labels_stopped",
+        consumed = summary.consumed,
+        fraud = summary.fraud,
+        genuine = summary.genuine,
+        invalid = summary.invalid,
+        store_errors = summary.store_errors,
+        drained = summary.drained
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_event_becomes_a_store_label() {
+        let label = parse_label(
+            br#"{"transaction_id":17,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true}"#,
+        )
+        .unwrap();
+        assert_eq!(label.transaction_id, "17");
+        assert_eq!(label.terminal_id, 3107);
+        assert_eq!(
+            label.time,
+            fraudops_data::writer::parse_datetime("2018-04-02 03:04:05").unwrap()
+        );
+        assert!(label.fraud);
+        let text = parse_label(
+            br#"{"transaction_id":"tx-1","customer_id":1,"terminal_id":2,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":false}"#,
+        )
+        .unwrap();
+        assert_eq!(text.transaction_id, "tx-1");
+        assert!(!text.fraud);
+    }
+
+    #[test]
+    fn what_is_not_a_label_says_why() {
+        for (payload, why) in [
+            (&b"{not json"[..], "key must be a string"),
+            (br#"{"transaction_id":1,"terminal_id":2}"#, "missing field"),
+            (
+                br#"{"transaction_id":1,"customer_id":1,"terminal_id":2,"tx_datetime":"soon","tx_fraud":true}"#,
+                "tx_datetime",
+            ),
+            (
+                br#"{"transaction_id":"","customer_id":1,"terminal_id":2,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true}"#,
+                "transaction_id",
+            ),
+            (b"", "EOF"),
+        ] {
+            let err = parse_label(payload).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_batch_commits_past_its_last_message_per_partition_invalid_ones_included() {
+        let metrics = LabelMetrics::register(&KafkaMetrics::new().unwrap()).unwrap();
+        let mut batch = Batch::default();
+        let ok = br#"{"transaction_id":1,"customer_id":1,"terminal_id":2,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true}"#;
+        assert!(batch.add(0, 5, ok, &metrics));
+        assert!(!batch.add(0, 6, b"junk", &metrics));
+        assert!(batch.add(3, 9, ok, &metrics));
+        assert_eq!(batch.labels.len(), 2);
+        assert_eq!(
+            batch.next_offsets.into_iter().collect::<Vec<_>>(),
+            [(0, 7), (3, 10)]
+        );
+    }
+}

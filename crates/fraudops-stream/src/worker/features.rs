@@ -1,0 +1,71 @@
+//! The feature stage: events leave it in the order they arrived, each with its windows from the shared
+//! feature store, one store call for every batch of events waiting.
+//!
+//! Why a stage of its own: a card's events must reach the store in order (its windows include every
+//! earlier transaction), while scoring runs concurrently. One task takes the events in arrival order,
+//! asks the store for all that are queued in one round trip (a pipelined script, not one call each), and
+//! only then hands them to scoring. With the store shared, any number of workers are exact: a card's
+//! events are on one partition (keyed by customer), and a terminal's delayed windows count labelled
+//! transactions, which `fraudops labels` records whoever scored them.
+//!
+//! Without a store, events go on without windows (the API decides: its own store, or no history). When
+//! the store fails, the batch is scored without history (as the API does), counted and logged.
+
+use std::time::Instant;
+
+use fraudops_features::FeatureRow;
+use fraudops_store::{FeatureStore, Observation};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::message::Event;
+use crate::telemetry::KafkaMetrics;
+
+/// Most events in one store call: big enough to amortize the round trip at high rates, small enough
+/// that one slow call holds few events.
+pub const MAX_BATCH: usize = 256;
+
+/// Runs the stage until `events` closes: every event is handed to `then` in arrival order with its row
+/// (`None` without a store or when the store failed).
+pub fn spawn<T: Send + 'static>(
+    store: Option<FeatureStore>,
+    metrics: KafkaMetrics,
+    mut events: mpsc::Receiver<(Event, T)>,
+    mut then: impl FnMut(Event, Option<FeatureRow>, T) + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while events.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let windows = match &store {
+                Some(store) => {
+                    let observations: Vec<Observation> =
+                        batch.iter().map(|(e, _)| e.observation()).collect();
+                    let started = Instant::now();
+                    let result = store.observe(&observations).await;
+                    metrics.feature_store_call(started.elapsed().as_secs_f64());
+                    match result {
+                        Ok(windows) => Some(windows),
+                        Err(error) => {
+                            metrics.feature_store_failed(&error, batch.len());
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            match windows {
+                Some(windows) => {
+                    for ((event, item), w) in batch.drain(..).zip(windows) {
+                        let row = event.row(&w);
+                        then(event, Some(row), item);
+                    }
+                }
+                None => {
+                    for (event, item) in batch.drain(..) {
+                        then(event, None, item);
+                    }
+                }
+            }
+        }
+    })
+}
