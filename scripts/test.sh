@@ -48,6 +48,7 @@ if ((LONG)); then
 else
   stage "kafka (real broker)" scripts/test-kafka.sh
 fi
+stage "online evaluation (direct /predict + feature store)" scripts/test-eval-online.sh
 stage "attack drill (quick + negative)" scripts/test-drill.sh
 if ((LONG)); then
   stage "attack drill (full, real time)" scripts/test-drill.sh --full

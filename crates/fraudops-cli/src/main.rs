@@ -38,6 +38,9 @@ enum Command {
     Stream(cmd::stream::Args),
     /// Label consumer (SPEC §5): fraud-labels → the feature store's terminal risk, at-least-once.
     Labels(cmd::labels::Args),
+    /// Online quality: a file replayed as direct `/predict` calls without history (labels through
+    /// `fraud-labels`) against the same model offline, on the same test transactions.
+    EvalOnline(cmd::eval_online::Args),
     /// Escalating load into Kafka (or straight into the API), phase by phase, optionally until an alert fires.
     Attack(cmd::attack::Args),
     /// The local attack drill (SPEC §7.1): replicas under real CPU limits, the deployed HPA, Prometheus
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Stream(args) => cmd::stream::run(args),
         Command::Labels(args) => cmd::labels::run(args),
+        Command::EvalOnline(args) => cmd::eval_online::run(args),
         Command::Attack(args) => cmd::attack::run(args),
         Command::Drill(args) => cmd::drill::run(args),
     }

@@ -4,7 +4,8 @@
 --                          terminal (sorted set: tx id scored by time: every transaction seen there),
 --                          terminal fraud (sorted set: tx id scored by time: those labelled fraud).
 -- ARGV: [1] number of events, [2] seconds per day, [3..5] customer window days, [6] terminal delay days,
---       [7..9] terminal window days, [10] customer retention s, [11] terminal retention s,
+--       [7..9] terminal window days, [10] customer history kept s, [11] terminal history kept s (each
+--       the longest reach plus a slack for late events),
 --       [12] customer key TTL s, [13] terminal key TTL s, then per event: time, units, remainder, tx id.
 -- Returns per event 15 integers: customer count ×3, amount units ×3, micro remainders ×3, terminal
 -- count ×3, terminal frauds ×3 (windows in the order of ARGV). Sums stay integers below 2^53, so exact.

@@ -18,11 +18,16 @@ pub static LABEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("
 /// Integers `observe.lua` returns per event.
 pub const OBSERVE_WIDTH: usize = 15;
 
+/// How late an event may arrive and still see exact windows: history is kept this much longer than any
+/// window reaches. Scorers do not move in lockstep (one worker lags another, a replay lane falls behind),
+/// and without the slack one scorer's newer event would prune history an older one still needs.
+pub const LATE_EVENT_SLACK: i64 = 7 * DAY;
+
 /// Keys expire this long after their last write (wall clock): past the longest window plus the delay, no
 /// event can be inside a window any more, so an idle card or terminal costs nothing after it.
-pub const CUSTOMER_TTL_SECONDS: i64 = CUSTOMER_RETENTION + DAY;
+pub const CUSTOMER_TTL_SECONDS: i64 = CUSTOMER_RETENTION + LATE_EVENT_SLACK + DAY;
 /// See [`CUSTOMER_TTL_SECONDS`].
-pub const TERMINAL_TTL_SECONDS: i64 = TERMINAL_RETENTION + DAY;
+pub const TERMINAL_TTL_SECONDS: i64 = TERMINAL_RETENTION + LATE_EVENT_SLACK + DAY;
 
 /// The definition's numbers, in the order `observe.lua` reads them (`ARGV[2..13]`).
 pub fn observe_header() -> [i64; 12] {
@@ -35,8 +40,8 @@ pub fn observe_header() -> [i64; 12] {
         TERMINAL_WINDOW_DAYS[0],
         TERMINAL_WINDOW_DAYS[1],
         TERMINAL_WINDOW_DAYS[2],
-        CUSTOMER_RETENTION,
-        TERMINAL_RETENTION,
+        CUSTOMER_RETENTION + LATE_EVENT_SLACK,
+        TERMINAL_RETENTION + LATE_EVENT_SLACK,
         CUSTOMER_TTL_SECONDS,
         TERMINAL_TTL_SECONDS,
     ]

@@ -195,10 +195,11 @@ async fn keys_expire_past_the_longest_window_plus_the_delay() {
     let mut conn = redis::Client::open(server.url())
         .and_then(|c| c.get_connection())
         .expect("admin connection");
+    // Longest reach (30 days for a card, 37 for a terminal) plus 7 days' slack for late events.
     for (key, at_least_days) in [
-        ("fraudops:v1:c:1", 30),
-        ("fraudops:v1:t:2", 37),
-        ("fraudops:v1:f:2", 37),
+        ("fraudops:v1:c:1", 37),
+        ("fraudops:v1:t:2", 44),
+        ("fraudops:v1:f:2", 44),
     ] {
         let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut conn).expect("ttl");
         assert!(
@@ -206,15 +207,15 @@ async fn keys_expire_past_the_longest_window_plus_the_delay() {
             "{key} expires in {ttl} s"
         );
     }
-    // Per key, events no window reaches are dropped as time moves on.
-    let late = tx(2, START + 31 * DAY, 1, 5, 1.0, false);
+    // Per key, events no window reaches (even 7 days late) are dropped as time moves on.
+    let late = tx(2, START + 38 * DAY, 1, 5, 1.0, false);
     let w = store.observe(&[observation(&late)]).await.expect("observe");
     assert_eq!(w[0].customer.nb_tx, [1, 1, 1]);
     let members: i64 = redis::cmd("ZCARD")
         .arg("fraudops:v1:c:1")
         .query(&mut conn)
         .expect("zcard");
-    assert_eq!(members, 1, "the 31-day-old transaction is gone");
+    assert_eq!(members, 1, "the 38-day-old transaction is gone");
 }
 
 #[tokio::test]
@@ -280,5 +281,32 @@ async fn a_store_that_is_down_fails_fast_and_is_used_again_when_back() {
         }
         assert!(Instant::now() < deadline, "the store was not used again");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn scorers_up_to_seven_days_apart_still_see_exact_windows() {
+    let Some(server) = RedisServer::start_or_skip("scorers_days_apart", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let txs = random_transactions(11, 400);
+    let batch = compute(&txs);
+    // Every label is known (the label consumer is ahead); odd cards are scored by a scorer 6 days behind
+    // the even cards' one, so the even side's newer events prune terminal history first.
+    let labels: Vec<Label> = txs.iter().map(label).collect();
+    store.apply_labels(&labels).await.expect("labels");
+    let mut order = processing_order(&txs);
+    order.sort_by_key(|&i| {
+        let t = &txs[i as usize];
+        (
+            t.tx_datetime + if t.customer_id % 2 == 1 { 6 * DAY } else { 0 },
+            i,
+        )
+    });
+    for i in order {
+        let t = &txs[i as usize];
+        let w = store.observe(&[observation(t)]).await.expect("observe");
+        assert_same(batch.row(i as usize), &vector(t, &w[0]), &format!("tx {i}"));
     }
 }

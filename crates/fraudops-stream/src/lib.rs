@@ -17,6 +17,8 @@
 //!   offsets committed only after the prediction is acknowledged;
 //! * [`labels`] — consumer group of `fraud-labels` → the feature store's terminal risk, offsets committed
 //!   only after the labels are applied;
+//! * [`direct`] — a file replayed straight into the API without history, labels on `fraud-labels` after
+//!   their delay (what `fraudops eval-online` measures the online path with);
 //! * `topic` — reading a topic back to its end (tests, benchmarks, operators).
 //!
 //! The entry points are public namespaces, `attack`, `worker` and `labels` (each with its config and
@@ -30,6 +32,7 @@ mod admin;
 mod api_client;
 pub mod attack;
 mod config;
+pub mod direct;
 mod error;
 pub mod labels;
 mod lag;

@@ -2,6 +2,7 @@
 
 pub mod attack;
 pub mod drill;
+pub mod eval_online;
 pub mod labels;
 pub mod register;
 pub mod serve;

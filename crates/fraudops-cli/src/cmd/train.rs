@@ -25,18 +25,9 @@ pub struct Args {
     /// Output directory for `model.json` and `metrics.json`.
     #[arg(long, env = "TRAIN_OUT", default_value = "out/model")]
     pub out: PathBuf,
-    /// First training day.
-    #[arg(long, env = "TRAIN_START", default_value = "2018-07-25")]
-    pub train_start: NaiveDate,
-    /// Training days.
-    #[arg(long, env = "TRAIN_DAYS", default_value_t = 7)]
-    pub train_days: u32,
-    /// Days between training and test (the label delay).
-    #[arg(long, env = "TRAIN_DELAY_DAYS", default_value_t = 7)]
-    pub delay_days: u32,
-    /// Test days.
-    #[arg(long, env = "TRAIN_TEST_DAYS", default_value_t = 7)]
-    pub test_days: u32,
+    /// Train and test windows (SPEC §3.3).
+    #[command(flatten)]
+    pub split: SplitArgs,
     /// Number of trees.
     #[arg(long, env = "TRAIN_ITERATIONS", default_value_t = BoosterParams::default().iterations)]
     pub iterations: usize,
@@ -74,15 +65,39 @@ pub struct Args {
     pub mlflow: MlflowArgs,
 }
 
+/// The time split of SPEC §3.3, shared by `train` and `eval-online` (each also an env var).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SplitArgs {
+    /// First training day.
+    #[arg(long, env = "TRAIN_START", default_value = "2018-07-25")]
+    pub train_start: NaiveDate,
+    /// Training days.
+    #[arg(long, env = "TRAIN_DAYS", default_value_t = 7)]
+    pub train_days: u32,
+    /// Days between training and test (the label delay).
+    #[arg(long, env = "TRAIN_DELAY_DAYS", default_value_t = 7)]
+    pub delay_days: u32,
+    /// Test days.
+    #[arg(long, env = "TRAIN_TEST_DAYS", default_value_t = 7)]
+    pub test_days: u32,
+}
+
+impl SplitArgs {
+    /// The split's configuration.
+    pub fn config(&self) -> SplitConfig {
+        SplitConfig {
+            train_start: self.train_start,
+            train_days: self.train_days,
+            delay_days: self.delay_days,
+            test_days: self.test_days,
+        }
+    }
+}
+
 impl Args {
     fn config(&self) -> TrainConfig {
         TrainConfig {
-            split: SplitConfig {
-                train_start: self.train_start,
-                train_days: self.train_days,
-                delay_days: self.delay_days,
-                test_days: self.test_days,
-            },
+            split: self.split.config(),
             params: BoosterParams {
                 iterations: self.iterations,
                 learning_rate: self.learning_rate,
