@@ -16,6 +16,7 @@ mod common;
 mod helpers;
 mod labels;
 mod stream;
+mod workers;
 
 use std::panic::AssertUnwindSafe;
 use std::process::{Command, ExitCode};
@@ -79,6 +80,11 @@ const TESTS: &[Test] = &[
         "labels_attack_produces_each_label_after_the_event_time_delay",
         false,
         labels::attack_produces_each_label_after_the_event_time_delay,
+    ),
+    (
+        "stream_three_workers_score_every_transaction_as_the_batch_definition",
+        false,
+        workers::three_workers_score_every_transaction_as_the_batch_definition,
     ),
     (
         "long_attack_20000_per_second_for_30_s",
