@@ -1,22 +1,15 @@
 //! `fraudops labels`: the label consumer (SPEC §5). The work is in `fraudops_stream::labels`; this file
 //! starts logging and the runtime, and prints what the consumer did when it stops.
 
-use anyhow::Context;
-
 /// Options of `fraudops labels` (all from `fraudops_stream::labels::LabelsConfig`, each also an env var).
 pub type Args = fraudops_stream::labels::LabelsConfig;
 
 /// Runs the consumer until SIGTERM/SIGINT, then finishes the batch in hand and commits.
 pub fn run(config: Args) -> anyhow::Result<()> {
-    let _log_guard = fraudops_serve::init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let summary = runtime.block_on(fraudops_stream::labels::run(
+    let summary = super::block_on_service(fraudops_stream::labels::run(
         config,
         fraudops_serve::shutdown_signal(),
-    ))?;
+    ))??;
     // One greppable line (logs go to stdout as JSON).
     eprintln!(
         "labels summary: consumed={} fraud={} genuine={} invalid={} store_errors={} drained={}",
@@ -27,6 +20,5 @@ pub fn run(config: Args) -> anyhow::Result<()> {
         summary.store_errors,
         summary.drained
     );
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
 }
