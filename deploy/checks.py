@@ -82,6 +82,8 @@ HPA_SPEC = {
 
 ALERT_NAMES = ["AdminNotification_MaxScaleHighCPU", "HighCPUUsage", "HighErrorRate", "HighResponseTime",
                "HighKafkaQueueLength", "ModelScaledToMax"]
+# Issue 21: model quality.
+ALERT_NAMES += ["ScoreDistributionDrift", "ModelQualityDegraded"]
 
 failures: list[str] = []
 
@@ -622,6 +624,9 @@ def cmd_dashboard(rule_out: Path) -> None:
                    "fraudops:hpa_desired_replicas", "fraudops:hpa_max_replicas", "fraudops:pod_cpu_usage_ratio",
                    "container_memory_working_set_bytes", "http_requests_rejected_total", "kafka_consumer_lag",
                    "kafka_messages_consumed_total", "ml_model_fraud_probability_bucket", "ml_model_info"):
+        if needed not in used:
+            fail(f"dashboard: no panel shows {needed}")
+    for needed in ("ml_model_score_psi", "ml_model_feature_psi"):  # issue 21: drift in the Model quality row
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
     rule_out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, sort_keys=False),

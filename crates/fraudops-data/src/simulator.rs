@@ -84,6 +84,11 @@ pub struct SimulatorConfig {
     pub radius: f64,
     /// Everything random derives from this; the same seed gives the same data on any machine.
     pub seed: u64,
+    /// Drift on purpose: every amount is multiplied by this as the day is handed out, after the fraud
+    /// scenarios have labelled it (prices moved — inflation, a currency change — but who commits fraud did
+    /// not). A model trained at 1.0 then sees larger amounts than it learned and flags genuine spending:
+    /// its score distribution shifts and its precision falls. 1.0 (the default) changes nothing.
+    pub amount_scale: f64,
 }
 
 impl Default for SimulatorConfig {
@@ -95,6 +100,7 @@ impl Default for SimulatorConfig {
             start_date: NaiveDate::from_ymd_opt(2018, 4, 1).unwrap_or_default(),
             radius: 5.0,
             seed: 0,
+            amount_scale: 1.0,
         }
     }
 }
@@ -111,6 +117,9 @@ pub enum SimulatorError {
     /// The radius must be a positive finite distance.
     #[error("radius must be a positive finite number, got {0}")]
     BadRadius(f64),
+    /// The amount scale must be a positive finite factor.
+    #[error("amount scale must be a positive finite number, got {0}")]
+    BadAmountScale(f64),
     /// Ids are kept as 32-bit integers internally.
     #[error("{what} = {value} is more than the simulator supports ({max})")]
     TooLarge {
@@ -246,6 +255,9 @@ impl Profiles {
         if !(config.radius.is_finite() && config.radius > 0.0) {
             return Err(SimulatorError::BadRadius(config.radius));
         }
+        if !(config.amount_scale.is_finite() && config.amount_scale > 0.0) {
+            return Err(SimulatorError::BadAmountScale(config.amount_scale));
+        }
         for (what, value) in [
             ("n_customers", config.n_customers),
             ("n_terminals", config.n_terminals),
@@ -346,6 +358,8 @@ fn terminals_in_reach(
 struct Engine {
     profiles: Profiles,
     seed: u64,
+    /// [`SimulatorConfig::amount_scale`], applied as a day is handed out.
+    amount_scale: f64,
     /// Epoch seconds of `start_date` at midnight.
     start_epoch: EpochSeconds,
     /// `Some(n_days)` for a dataset: nothing at or past this day exists, so scenario-3 windows are cut there.
@@ -370,6 +384,7 @@ impl Engine {
         Self {
             profiles,
             seed: config.seed,
+            amount_scale: config.amount_scale,
             start_epoch,
             horizon,
             pending: VecDeque::with_capacity(CUSTOMER_COMPROMISE_DAYS as usize + 1),
@@ -403,7 +418,14 @@ impl Engine {
         }
         self.compromise_customers(day);
         self.next_day_to_emit += 1;
-        self.pending.pop_front()
+        let mut txs = self.pending.pop_front()?;
+        // After every scenario has labelled the day, so the labels are those of the unscaled world.
+        if self.amount_scale != 1.0 {
+            for tx in &mut txs {
+                tx.tx_amount = round_cents(tx.tx_amount * self.amount_scale);
+            }
+        }
+        Some(txs)
     }
 
     /// One day's genuine transactions, sorted, numbered, with scenarios 1 and 2 applied.
@@ -665,6 +687,14 @@ mod tests {
             .unwrap_err();
             assert!(err.to_string().contains("radius"));
         }
+        for amount_scale in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = generate(&SimulatorConfig {
+                amount_scale,
+                ..ok.clone()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains("amount scale"));
+        }
         assert!(
             TransactionStream::new(&SimulatorConfig {
                 n_customers: 0,
@@ -676,6 +706,24 @@ mod tests {
             generate(&SimulatorConfig { n_days: 0, ..ok }).map(|v| v.len()),
             Ok(0)
         );
+    }
+
+    #[test]
+    fn amount_scale_multiplies_amounts_and_keeps_every_label() {
+        let base = generate(&small()).unwrap();
+        let scaled = generate(&SimulatorConfig {
+            amount_scale: 1.5,
+            ..small()
+        })
+        .unwrap();
+        assert_eq!(base.len(), scaled.len());
+        for (a, b) in base.iter().zip(&scaled) {
+            assert_eq!(b.tx_amount, round_cents(a.tx_amount * 1.5));
+            assert_eq!(
+                (a.transaction_id, a.tx_fraud, a.tx_fraud_scenario),
+                (b.transaction_id, b.tx_fraud, b.tx_fraud_scenario)
+            );
+        }
     }
 
     #[test]

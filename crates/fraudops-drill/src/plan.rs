@@ -130,7 +130,7 @@ pub(crate) fn plan(args: &DrillArgs) -> Result<Plan, DrillError> {
                     rules_dir.join("alerts.yaml").display()
                 ))
             })?;
-    let alert_for = rules::max_for(&alerts)
+    let alert_for = rules::alert_for(&alerts, ADMIN_ALERT)
         .unwrap_or(Duration::from_secs(300))
         .mul_f64(time_scale);
     let scale_up_period = hpa

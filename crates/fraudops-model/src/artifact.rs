@@ -7,6 +7,8 @@ use fraudops_features::FEATURE_NAMES;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::reference::Reference;
+
 /// Artifact layout version; a server refuses layouts it does not know.
 pub const ARTIFACT_FORMAT: u32 = 1;
 
@@ -48,6 +50,9 @@ pub enum ArtifactError {
         /// Feature names of this build.
         expected: Vec<String>,
     },
+    /// The drift reference does not fit the features (wrong count, unordered edges).
+    #[error("model artifact has an invalid drift reference: {0}")]
+    Reference(String),
     /// The trees are malformed (bad indices, cycles, non-finite values).
     #[error("model artifact has an invalid tree {tree}: {reason}")]
     Tree {
@@ -145,6 +150,11 @@ pub struct ModelArtifact {
     pub metrics: ModelMetrics,
     /// Probability at or above which a transaction is flagged.
     pub decision_threshold: f64,
+    /// Score and feature distributions at training time, for drift (PSI) while serving. Absent in
+    /// artifacts written before it existed: left out of the JSON when `None`, so their checksums (over the
+    /// serialized content) still verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
     /// The trees.
     pub ensemble: EnsembleSpec,
     /// SHA-256 of this artifact serialized with an empty `checksum`, hex.
@@ -171,11 +181,19 @@ impl ModelArtifact {
             training,
             metrics,
             decision_threshold,
+            reference: None,
             ensemble,
             checksum: String::new(),
         };
         artifact.checksum = artifact.compute_checksum();
         artifact
+    }
+
+    /// The same artifact with a drift reference, resealed (the version, from the trees, is unchanged).
+    pub fn with_reference(mut self, reference: Reference) -> Self {
+        self.reference = Some(reference);
+        self.checksum = self.compute_checksum();
+        self
     }
 
     /// Parses artifact JSON without verifying it (see [`ModelArtifact::verify`]).
@@ -224,6 +242,129 @@ impl ModelArtifact {
                 expected: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
             });
         }
+        if let Some(reference) = &self.reference {
+            if reference.features.len() != self.feature_names.len() {
+                return Err(ArtifactError::Reference(format!(
+                    "{} feature histograms for {} features",
+                    reference.features.len(),
+                    self.feature_names.len()
+                )));
+            }
+            let names = std::iter::once("score").chain(FEATURE_NAMES);
+            let hists = std::iter::once(&reference.score).chain(&reference.features);
+            if let Some((name, _)) = names.zip(hists).find(|(_, h)| !h.is_consistent()) {
+                return Err(ArtifactError::Reference(format!(
+                    "the histogram of {name} has unordered edges or bad shares"
+                )));
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::{Histogram, Reference};
+
+    /// A one-leaf model, as any trainer of format 1 would write it.
+    fn tiny() -> ModelArtifact {
+        ModelArtifact::seal(
+            "test 1.0".into(),
+            BTreeMap::new(),
+            TrainingWindow {
+                train_start: "2018-07-25".into(),
+                train_days: 7,
+                delay_days: 7,
+                test_days: 7,
+                data_sha256: "sha".into(),
+            },
+            ModelMetrics {
+                roc_auc: 0.5,
+                average_precision: 0.5,
+                card_precision_at_100: 0.5,
+                train_rows: 1,
+                test_rows: 1,
+                train_seconds: 1.0,
+            },
+            0.5,
+            EnsembleSpec {
+                base_score: -2.0,
+                trees: vec![TreeSpec {
+                    split_feature: vec![-1],
+                    split_value: vec![0.0],
+                    left: vec![0],
+                    right: vec![0],
+                    missing: vec![0],
+                    leaf_value: vec![0.25],
+                }],
+            },
+        )
+    }
+
+    fn reference() -> Reference {
+        let values: Vec<f64> = (0..100).map(f64::from).collect();
+        Reference::fit(
+            &values,
+            "test window",
+            &vec![1.0; 100 * FEATURE_NAMES.len()],
+            FEATURE_NAMES.len(),
+            "training window",
+        )
+    }
+
+    #[test]
+    fn artifacts_without_a_reference_keep_the_format_1_bytes_and_checksum() {
+        let old = tiny();
+        let json = old.to_json();
+        assert!(!json.contains("reference"), "no key at all: {json}");
+        // The checksum a format-1 trainer from before drift references computed for these bytes; if this
+        // changes, every artifact already in a registry stops verifying.
+        assert_eq!(
+            old.checksum,
+            "ab5445b92b4ef6736b313ada3cb55292d2a4990a65bac1a2fe2ca88f23b74531"
+        );
+        let loaded = ModelArtifact::from_json(json.as_bytes()).expect("parses");
+        assert_eq!(loaded.reference, None);
+        loaded.verify().expect("verifies");
+    }
+
+    #[test]
+    fn a_reference_is_covered_by_the_checksum_and_leaves_the_version_alone() {
+        let with = tiny().with_reference(reference());
+        assert_eq!(with.model_version, tiny().model_version);
+        with.verify().expect("verifies");
+        let back = ModelArtifact::from_json(with.to_json().as_bytes()).expect("parses");
+        assert_eq!(back, with);
+
+        let mut edited = with.clone();
+        if let Some(r) = edited.reference.as_mut() {
+            r.score.shares[0] += 0.1;
+        }
+        assert!(matches!(
+            edited.verify(),
+            Err(ArtifactError::Checksum { .. })
+        ));
+
+        let mut short = with.clone();
+        if let Some(r) = short.reference.as_mut() {
+            r.features.pop();
+        }
+        short.checksum = short.compute_checksum();
+        assert!(matches!(short.verify(), Err(ArtifactError::Reference(_))));
+
+        let mut unordered = with;
+        if let Some(r) = unordered.reference.as_mut() {
+            r.score = Histogram {
+                edges: vec![2.0, 1.0],
+                shares: vec![0.5, 0.25, 0.25, 0.0],
+                rows: 4,
+            };
+        }
+        unordered.checksum = unordered.compute_checksum();
+        assert!(matches!(
+            unordered.verify(),
+            Err(ArtifactError::Reference(_))
+        ));
     }
 }

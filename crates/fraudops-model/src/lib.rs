@@ -2,6 +2,7 @@
 //!
 //! * [`artifact`] — the versioned, self-describing, checksummed file a trainer writes and a server loads;
 //! * [`ensemble`] — the compiled tree ensemble: complete trees walked eight at a time, without allocation;
+//! * [`reference`] — the score and feature distributions at training time, and the PSI against them;
 //! * [`Model`] — both together, plus the decision rule, ready to score a [`FeatureVector`].
 //!
 //! Architecture invariant: this crate knows nothing about training libraries, HTTP, Kafka or MLflow; the
@@ -9,12 +10,14 @@
 
 pub mod artifact;
 pub mod ensemble;
+pub mod reference;
 
 use std::path::Path;
 
 pub use artifact::{ArtifactError, ModelArtifact, ModelMetrics, TrainingWindow};
 pub use ensemble::Ensemble;
 use fraudops_features::FeatureVector;
+pub use reference::{Histogram, Reference};
 
 /// The model the binary was built with, trained by `fraudops train` on simulated data (see README).
 pub const EMBEDDED_MODEL_JSON: &str = include_str!("../../../models/default/model.json");

@@ -57,6 +57,10 @@ pub struct ServeConfig {
     /// then write them back to back (see `dispatch.rs`); `false` writes each as soon as it is ready.
     #[arg(long, env = "COALESCE_WRITES", default_value_t = true, action = clap::ArgAction::Set)]
     pub coalesce_writes: bool,
+    /// Drift window, seconds: `ml_model_score_psi` and `ml_model_feature_psi` compare the predictions of
+    /// the last half to whole window with the model's reference (the older half is dropped every half).
+    #[arg(long, env = "DRIFT_WINDOW_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(2..))]
+    pub drift_window_seconds: u64,
     /// The online feature store: requests with `customer_id`, `terminal_id`, `tx_datetime` and no
     /// `history` are scored with the windows it holds, and recorded there.
     #[command(flatten)]
@@ -88,6 +92,7 @@ impl ServeConfig {
             },
             cpu_limit_cores: None,
             coalesce_writes: true,
+            drift_window_seconds: 600,
         }
     }
 

@@ -151,7 +151,7 @@ mod tests {
                 422,
             ),
             (
-                r#"{"transaction_id": 1, "amount": 1, "merchant_category": "casino"}"#,
+                r#"{"transaction_id": 1, "amount": 1, "merchant_category": ""}"#,
                 "merchant_category",
                 422,
             ),

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use fraudops_features::FeatureVector;
 use fraudops_wire::TransactionId;
 
 use crate::model_store::ServedModel;
@@ -16,6 +17,8 @@ pub struct PredictionMade<'a> {
     pub served: &'a ServedModel,
     /// The request's transaction id.
     pub transaction_id: &'a TransactionId,
+    /// The feature vector the model scored (counted into the drift window).
+    pub features: &'a FeatureVector,
     /// The model's fraud probability.
     pub fraud_probability: f64,
     /// The probability of the predicted class.
@@ -28,6 +31,8 @@ pub struct PredictionMade<'a> {
     pub processing_time_ms: f64,
     /// The replica that answered.
     pub replica_id: &'a str,
+    /// The request's merchant category was one the model does not know (scored as missing).
+    pub unknown_merchant_category: bool,
 }
 
 impl PredictionMade<'_> {
@@ -37,6 +42,12 @@ impl PredictionMade<'_> {
         metrics.fraud_probability.observe(self.fraud_probability);
         metrics.confidence.observe(self.confidence);
         self.served.count(self.is_fraud);
+        if let Some(window) = &self.served.drift {
+            window.record(self.features, self.fraud_probability);
+        }
+        if self.unknown_merchant_category {
+            metrics.unknown_category.inc();
+        }
         tracing::info!(
             event = "prediction_made",
             transaction_id = %DisplayId(self.transaction_id),
@@ -56,6 +67,8 @@ pub struct ModelInstalled<'a> {
     pub version: &'a str,
     /// Where it came from.
     pub source: &'a str,
+    /// Whether its artifact carries a drift reference (without one no PSI is exported).
+    pub drift_reference: bool,
 }
 
 impl ModelInstalled<'_> {
@@ -66,12 +79,14 @@ impl ModelInstalled<'_> {
                 event = "model_swapped",
                 from,
                 to = self.version,
-                source = self.source
+                source = self.source,
+                drift_reference = self.drift_reference
             ),
             None => tracing::info!(
                 event = "model_loaded",
                 model_version = self.version,
-                source = self.source
+                source = self.source,
+                drift_reference = self.drift_reference
             ),
         }
         metrics.reloads.with_label_values(&[RELOAD_SUCCESS]).inc();

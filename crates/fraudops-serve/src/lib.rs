@@ -9,6 +9,8 @@
 //! * `events` — every observable event as a type whose `emit` logs and counts together;
 //! * `logging` — JSON log lines, formatted by hand and written to stdout in batches;
 //! * `model_store` — the served model behind an atomic pointer, its sources and the hot-swap poller;
+//! * `drift` — the served model's sliding window of live scores and features, and their PSI against the
+//!   reference in its artifact;
 //! * `dispatch` — the service each connection runs: scoring routes straight from hyper, the rest
 //!   through the axum router;
 //! * `protection` — load shedding, per-client rate limits (admission to the scoring routes);
@@ -24,6 +26,7 @@
 
 mod config;
 mod dispatch;
+mod drift;
 mod error;
 mod events;
 mod logging;

@@ -11,6 +11,7 @@ use arc_swap::ArcSwapOption;
 use fraudops_model::Model;
 use prometheus::IntCounter;
 
+use crate::drift::LiveWindow;
 use crate::events::{ModelInstalled, ModelRefused, RegistryUnreachable};
 use crate::telemetry::{Metrics, RESULT_FRAUD, RESULT_LEGIT};
 
@@ -20,6 +21,9 @@ pub struct ServedModel {
     pub model: Model,
     /// Where it came from (`embedded`, a path, `models:/name/3`).
     pub source: String,
+    /// Live score and feature counts against the artifact's drift reference; `None` for artifacts
+    /// without one (no PSI is exported then).
+    pub drift: Option<LiveWindow>,
     fraud: IntCounter,
     legit: IntCounter,
 }
@@ -103,6 +107,11 @@ impl ModelStore {
                 .metrics
                 .predictions
                 .with_label_values(&[&version, RESULT_LEGIT]),
+            drift: model
+                .artifact()
+                .reference
+                .as_ref()
+                .and_then(LiveWindow::new),
             model,
             source,
         };
@@ -114,6 +123,7 @@ impl ModelStore {
             source.as_str(),
             self.replica_id.as_str(),
         ];
+        let offline = served.model.artifact().metrics;
         let previous = self.current.swap(Some(Arc::new(served)));
         if let Some(old) = &previous {
             let old_labels = [
@@ -127,10 +137,18 @@ impl ModelStore {
             }
         }
         self.metrics.info.with_label_values(&info_labels).set(1);
+        for (gauge, value) in self.metrics.offline.iter().zip([
+            offline.roc_auc,
+            offline.average_precision,
+            offline.card_precision_at_100,
+        ]) {
+            gauge.set(value);
+        }
         ModelInstalled {
             previous: previous.as_ref().map(|old| old.model.version()),
             version: &version,
             source: &source,
+            drift_reference: self.get().is_some_and(|m| m.drift.is_some()),
         }
         .emit(&self.metrics);
     }
@@ -155,6 +173,29 @@ impl ModelStore {
             ModelSource::Registry(_) => {}
         }
         Ok(())
+    }
+}
+
+/// Starts a new half of the served model's drift window every `half_window` (see `drift`).
+pub async fn rotate_drift(store: Arc<ModelStore>, half_window: Duration) {
+    loop {
+        tokio::time::sleep(half_window).await;
+        if let Some(window) = store.get().as_ref().and_then(|m| m.drift.as_ref()) {
+            window.rotate();
+        }
+    }
+}
+
+/// Refreshes the drift gauges from the served model's window (called when `/metrics` is read).
+pub fn export_drift(store: &ModelStore) {
+    match store.get().as_ref().and_then(|m| m.drift.as_ref()) {
+        Some(window) => {
+            let reading = window.reading();
+            store
+                .metrics
+                .set_drift(reading.samples, reading.psi.as_ref().map(|(s, f)| (*s, f)));
+        }
+        None => store.metrics.set_drift(0, None),
     }
 }
 

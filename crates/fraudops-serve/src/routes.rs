@@ -21,8 +21,8 @@ use fraudops_wire::{
 use crate::error::ApiError;
 use crate::events::{FeatureStoreFailed, PredictionMade};
 use crate::model_store::{ModelStore, ServedModel};
-use crate::telemetry::{Metrics, STORE_OP_OBSERVE};
-use fraudops_store::{FeatureStore, Observation};
+use crate::telemetry::{Metrics, STORE_OP_OBSERVE, STORE_OP_RECORD};
+use fraudops_store::{FeatureStore, Observation, ScoreRecord, ScoreRecorder, StoredScore};
 
 /// What every handler shares.
 pub struct AppInner {
@@ -42,6 +42,9 @@ pub struct AppInner {
     pub openapi_json: String,
     /// The online feature store, when FEATURE_STORE_URL is set.
     pub features: Option<FeatureStore>,
+    /// Writes the scores of transactions recorded in the store, off the response path, for the label
+    /// consumer's online evaluation (with `features`).
+    pub scores: Option<ScoreRecorder>,
 }
 
 /// Cheap-to-clone handle on [`AppInner`].
@@ -140,14 +143,34 @@ fn score(
     PredictionMade {
         served,
         transaction_id: &tx.id,
+        features: &features,
         fraud_probability: p.fraud_probability,
         confidence: p.confidence,
         is_fraud: p.is_fraud,
         scoring_seconds: scored.duration_since(t0).as_secs_f64(),
         processing_time_ms,
         replica_id: &state.replica_id,
+        unknown_merchant_category: tx.unknown_merchant_category,
     }
     .emit(&state.metrics);
+    if let (Some(recorder), Some(key)) = (&state.scores, tx.store_key) {
+        let queued = recorder.record(ScoreRecord {
+            transaction_id: tx.id.to_string(),
+            time: key.time,
+            score: StoredScore {
+                fraud_probability: p.fraud_probability,
+                is_fraud: p.is_fraud,
+                model_version: served.model.version().to_owned(),
+            },
+        });
+        if !queued {
+            state
+                .metrics
+                .feature_store_errors
+                .with_label_values(&[STORE_OP_RECORD])
+                .inc();
+        }
+    }
     PredictResponse {
         transaction_id: tx.id,
         is_fraud: p.is_fraud,
@@ -361,11 +384,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// Prometheus metrics, text exposition format.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    metrics_text(&state.metrics)
+    metrics_text(&state.store, &state.metrics)
 }
 
 /// The `/metrics` response for any listener.
-pub fn metrics_text(metrics: &Metrics) -> Response {
+pub fn metrics_text(store: &ModelStore, metrics: &Metrics) -> Response {
+    crate::model_store::export_drift(store);
     (
         [(
             header::CONTENT_TYPE,

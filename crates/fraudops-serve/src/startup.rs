@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
-use fraudops_store::FeatureStore;
+use fraudops_store::{FeatureStore, ScoreRecorder};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
@@ -20,12 +20,16 @@ use utoipa::OpenApi;
 
 use crate::config::ServeConfig;
 use crate::dispatch::Dispatch;
-use crate::model_store::{ModelSource, ModelStore, watch};
+use crate::model_store::{ModelSource, ModelStore, rotate_drift, watch};
 use crate::openapi::ApiDoc;
 use crate::protection::{Admission, ClientRateLimit};
 use crate::routes::{self, AppInner, AppState};
 use crate::system::{CpuSampler, cpu_limit_cores, resident_memory_bytes};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, STORE_OP_RECORD};
+
+/// Scores queued for the store at most (about 100 bytes each); past it, scores are dropped and counted
+/// (`ml_model_feature_store_errors_total{op="record"}`), never waited for.
+const SCORE_QUEUE: usize = 65_536;
 use crate::tracking::TrackLayer;
 
 /// A store URL for logs: without the password (`redis://:secret@host` → `redis://***@host`).
@@ -69,7 +73,19 @@ impl Server {
             ),
             None => None,
         };
+        // The scores of direct calls, for the label consumer: written in batches by a task of their own.
+        let scores = features.clone().map(|store| {
+            let metrics = metrics.clone();
+            ScoreRecorder::spawn(store, SCORE_QUEUE, move |n, _| {
+                metrics
+                    .feature_store_errors
+                    .with_label_values(&[STORE_OP_RECORD])
+                    .inc_by(n as u64);
+            })
+            .0
+        });
         let state = Arc::new(AppInner {
+            scores,
             features,
             store,
             metrics,
@@ -174,6 +190,10 @@ impl Server {
             Duration::from_secs(self.config.model_poll_seconds.max(1)),
         ));
         let sampler = tokio::spawn(sample_system(state.metrics.clone(), limit));
+        let drift = tokio::spawn(rotate_drift(
+            state.store.clone(),
+            Duration::from_secs(self.config.drift_window_seconds / 2),
+        ));
         let janitor = self.rate_limit.clone().map(|limit| {
             tokio::spawn(async move {
                 loop {
@@ -196,10 +216,10 @@ impl Server {
         };
 
         let metrics_server = self.metrics_listener.map(|listener| {
-            let metrics = state.metrics.clone();
+            let (store, metrics) = (state.store.clone(), state.metrics.clone());
             let app = Router::new().route(
                 "/metrics",
-                get(move || async move { routes::metrics_text(&metrics) }),
+                get(move || async move { routes::metrics_text(&store, &metrics) }),
             );
             tokio::spawn(
                 axum::serve(listener, app)
@@ -218,6 +238,7 @@ impl Server {
         }
         watcher.abort();
         sampler.abort();
+        drift.abort();
         if let Some(j) = janitor {
             j.abort();
         }

@@ -1,8 +1,9 @@
 //! The SPEC §4.1 metrics — every name and label written once, here (JSON logging is in `logging`).
 
+use fraudops_features::{FEATURE_NAMES, N_FEATURES};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets from 50 µs to 10 s: scoring takes microseconds, an overloaded pod seconds.
@@ -68,6 +69,9 @@ pub const RELOAD_FAILURE: &str = "failure";
 
 /// `ml_model_feature_store_errors_total{op}` of reading windows and recording transactions.
 pub const STORE_OP_OBSERVE: &str = "observe";
+/// `ml_model_feature_store_errors_total{op}` of recording scores for the label consumer: scores not
+/// recorded (queue full, or their batch failed); the answer is unaffected.
+pub const STORE_OP_RECORD: &str = "record";
 
 /// `ml_model_predictions_total{result}` of a transaction scored as fraud.
 pub const RESULT_FRAUD: &str = "fraud";
@@ -120,11 +124,24 @@ pub struct Metrics {
     pub info: IntGaugeVec,
     /// `ml_model_reloads_total{result}`: model swaps (`success`) and refused artifacts (`failure`).
     pub reloads: IntCounterVec,
+    /// `ml_model_offline_{roc_auc,average_precision,card_precision_at_100}`: the served model's test
+    /// metrics from its artifact, what the online metrics of `fraudops labels` are compared with.
+    pub offline: [Gauge; 3],
+    /// `ml_model_unknown_category_total`: transactions scored with a merchant category the model does not
+    /// know (scored as missing instead of refused).
+    pub unknown_category: IntCounter,
     /// `ml_model_feature_store_errors_total{op}`: store calls that gave no answer (the request was
     /// scored without history).
     pub feature_store_errors: IntCounterVec,
     /// `ml_model_feature_store_duration_seconds`: one store round trip (all of a request's transactions).
     pub feature_store_duration: Histogram,
+    /// `ml_model_score_psi`: PSI of the live fraud probability against the model's reference. A vector
+    /// without labels so the series can be absent (no reference, too few predictions), not a fake 0.
+    score_psi: GaugeVec,
+    /// `ml_model_feature_psi{feature}`: PSI of each live feature, labelled by its `FEATURE_NAMES` name.
+    feature_psi: GaugeVec,
+    /// `ml_model_drift_window_predictions`: predictions in the drift window (0 without a reference).
+    drift_window: IntGauge,
     /// Pre-resolved handles for [`SCORING_ENDPOINTS`] (a label lookup hashes every label per call).
     scoring: Vec<ScoringRoute>,
 }
@@ -231,6 +248,24 @@ impl Metrics {
                 ),
                 &["result"],
             )?,
+            unknown_category: IntCounter::new(
+                "ml_model_unknown_category_total",
+                "Transactions scored with a merchant category the model has never seen (scored as unknown).",
+            )?,
+            offline: [
+                Gauge::new(
+                    "ml_model_offline_roc_auc",
+                    "ROC AUC of the served model on its test window (from the artifact).",
+                )?,
+                Gauge::new(
+                    "ml_model_offline_average_precision",
+                    "Average precision of the served model on its test window (from the artifact).",
+                )?,
+                Gauge::new(
+                    "ml_model_offline_card_precision_at_100",
+                    "Card Precision@100 of the served model on its test window (from the artifact).",
+                )?,
+            ],
             feature_store_errors: IntCounterVec::new(
                 Opts::new(
                     "ml_model_feature_store_errors_total",
@@ -242,6 +277,24 @@ impl Metrics {
                 "ml_model_feature_store_duration_seconds",
                 "Time of one feature store round trip (read the windows and record the transactions).",
                 LATENCY_BUCKETS.to_vec(),
+            )?,
+            score_psi: GaugeVec::new(
+                Opts::new(
+                    "ml_model_score_psi",
+                    "Population stability index of the live fraud probability against the served model's training-time reference (absent without a reference or with too few predictions).",
+                ),
+                &[],
+            )?,
+            feature_psi: GaugeVec::new(
+                Opts::new(
+                    "ml_model_feature_psi",
+                    "Population stability index of each live feature against the served model's training-time reference.",
+                ),
+                &["feature"],
+            )?,
+            drift_window: IntGauge::new(
+                "ml_model_drift_window_predictions",
+                "Predictions in the sliding window the PSI gauges are computed over.",
             )?,
             registry,
             scoring: Vec::new(),
@@ -292,8 +345,15 @@ impl Metrics {
         r.register(Box::new(self.active_requests.clone()))?;
         r.register(Box::new(self.info.clone()))?;
         r.register(Box::new(self.reloads.clone()))?;
+        for g in &self.offline {
+            r.register(Box::new(g.clone()))?;
+        }
         r.register(Box::new(self.feature_store_errors.clone()))?;
+        r.register(Box::new(self.unknown_category.clone()))?;
         r.register(Box::new(self.feature_store_duration.clone()))?;
+        r.register(Box::new(self.score_psi.clone()))?;
+        r.register(Box::new(self.feature_psi.clone()))?;
+        r.register(Box::new(self.drift_window.clone()))?;
         Ok(())
     }
 
@@ -340,6 +400,25 @@ impl Metrics {
             && endpoint.starts_with("/predict")
         {
             self.failed_predictions.inc();
+        }
+    }
+
+    /// Sets the drift gauges: `psi` is the score's and each feature's PSI, `None` removes the series
+    /// (no reference, or too few predictions to say anything).
+    pub fn set_drift(&self, samples: u64, psi: Option<(f64, &[f64; N_FEATURES])>) {
+        self.drift_window
+            .set(i64::try_from(samples).unwrap_or(i64::MAX));
+        match psi {
+            Some((score, features)) => {
+                self.score_psi.with_label_values(&[] as &[&str]).set(score);
+                for (name, &value) in FEATURE_NAMES.iter().zip(features) {
+                    self.feature_psi.with_label_values(&[name]).set(value);
+                }
+            }
+            None => {
+                self.score_psi.reset();
+                self.feature_psi.reset();
+            }
         }
     }
 

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fraudops_data::EpochSeconds;
-use fraudops_features::definition::{CustomerWindows, MicroAmount, TerminalWindows, to_micro};
+use fraudops_features::definition::{CustomerWindows, DAY, MicroAmount, TerminalWindows, to_micro};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::StoreError;
 use crate::keys;
-use crate::scripts::{LABEL, OBSERVE, OBSERVE_WIDTH, TERMINAL_TTL_SECONDS, observe_header};
+use crate::scripts::{
+    LABEL, OBSERVE, OBSERVE_WIDTH, SCORE_TTL_SECONDS, TERMINAL_TTL_SECONDS, observe_header,
+};
 
 /// After a failed call the store is not asked for this long: a store that is down costs each request
 /// nothing, and one that is back is used again within this pause.
@@ -43,6 +45,56 @@ pub struct Label {
     pub time: EpochSeconds,
     /// Fraud or not.
     pub fraud: bool,
+}
+
+/// A scored transaction, recorded so that its label can be joined with its score when it arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRecord {
+    /// The transaction id, as the label will name it.
+    pub transaction_id: String,
+    /// Event time (the day of the hash it goes to; the label carries the same time).
+    pub time: EpochSeconds,
+    /// What the model said.
+    pub score: StoredScore,
+}
+
+/// A prediction as the store keeps it for the label consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredScore {
+    /// The fraud probability.
+    pub fraud_probability: f64,
+    /// The decision at the model's threshold.
+    pub is_fraud: bool,
+    /// The model that scored.
+    pub model_version: String,
+}
+
+impl StoredScore {
+    /// `probability|0 or 1|version`; the probability in Rust's shortest round-trip form, so it reads back
+    /// bit for bit.
+    fn encode(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.fraud_probability,
+            u8::from(self.is_fraud),
+            self.model_version
+        )
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, '|');
+        let fraud_probability = parts.next()?.parse().ok()?;
+        let is_fraud = match parts.next()? {
+            "1" => true,
+            "0" => false,
+            _ => return None,
+        };
+        Some(Self {
+            fraud_probability,
+            is_fraud,
+            model_version: parts.next()?.to_owned(),
+        })
+    }
 }
 
 /// The windows of one transaction, its own amount included in the customer's.
@@ -129,22 +181,65 @@ impl FeatureStore {
     }
 
     /// Applies confirmed outcomes to terminal risk in one round trip; idempotent, so a label delivered
-    /// twice (at-least-once) counts once.
-    pub async fn apply_labels(&self, labels: &[Label]) -> Result<(), StoreError> {
+    /// twice (at-least-once) counts once. Returns, per label, the score recorded for its transaction
+    /// ([`Self::record_scores`]; `None` if no scorer recorded one or it expired).
+    pub async fn apply_labels(
+        &self,
+        labels: &[Label],
+    ) -> Result<Vec<Option<StoredScore>>, StoreError> {
         if labels.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut call = LABEL.prepare_invoke();
         call.arg(labels.len()).arg(TERMINAL_TTL_SECONDS);
         for l in labels {
             call.key(keys::terminal(l.terminal_id))
-                .key(keys::terminal_fraud(l.terminal_id));
+                .key(keys::terminal_fraud(l.terminal_id))
+                .key(keys::scores(l.time.div_euclid(DAY)));
             call.arg(l.time)
                 .arg(l.transaction_id.as_str())
                 .arg(u8::from(l.fraud));
         }
         let mut conn = self.conn.clone();
-        let _: i64 = self.guard(call.invoke_async(&mut conn)).await?;
+        let stored: Vec<Option<String>> = self.guard(call.invoke_async(&mut conn)).await?;
+        if stored.len() != labels.len() {
+            return Err(StoreError::Protocol {
+                expected: labels.len(),
+                got: stored.len(),
+            });
+        }
+        Ok(stored
+            .iter()
+            .map(|s| s.as_deref().and_then(StoredScore::decode))
+            .collect())
+    }
+
+    /// Records scored transactions for the label consumer in one pipelined round trip: one `HSET` per
+    /// event-time day into that day's hash, which expires [`SCORE_TTL_SECONDS`] after its last write
+    /// (longer than any label delay). Scoring the same transaction again overwrites its entry.
+    pub async fn record_scores(&self, records: &[ScoreRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut by_day: std::collections::BTreeMap<i64, Vec<&ScoreRecord>> =
+            std::collections::BTreeMap::new();
+        for r in records {
+            by_day.entry(r.time.div_euclid(DAY)).or_default().push(r);
+        }
+        let mut pipe = redis::pipe();
+        for (day, rows) in &by_day {
+            let key = keys::scores(*day);
+            let fields: Vec<(&str, String)> = rows
+                .iter()
+                .map(|r| (r.transaction_id.as_str(), r.score.encode()))
+                .collect();
+            pipe.hset_multiple(&key, &fields)
+                .ignore()
+                .expire(&key, SCORE_TTL_SECONDS)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        let () = self.guard(pipe.query_async(&mut conn)).await?;
         Ok(())
     }
 
@@ -196,5 +291,33 @@ fn windows(v: &[i64]) -> Windows {
             [count(9), count(10), count(11)],
             [count(12), count(13), count(14)],
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_score_reads_back_bit_for_bit() {
+        for p in [
+            0.0,
+            1.0,
+            0.123_456_789_012_345_67,
+            1e-17,
+            0.999_999_999_999_999_9,
+        ] {
+            let s = StoredScore {
+                fraud_probability: p,
+                is_fraud: p > 0.5,
+                model_version: "gbdt-0123456789ab".into(),
+            };
+            let back = StoredScore::decode(&s.encode()).unwrap();
+            assert_eq!(back.fraud_probability.to_bits(), p.to_bits());
+            assert_eq!(back, s);
+        }
+        assert_eq!(StoredScore::decode("x|1|v"), None);
+        assert_eq!(StoredScore::decode("0.5|2|v"), None);
+        assert_eq!(StoredScore::decode("0.5|1"), None);
     }
 }

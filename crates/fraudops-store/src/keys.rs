@@ -17,3 +17,9 @@ pub fn terminal(id: u64) -> String {
 pub fn terminal_fraud(id: u64) -> String {
     format!("{PREFIX}:f:{id}")
 }
+
+/// The scores recorded for the transactions of one event-time day (hash tx id → score), read back by the
+/// label consumer when the transaction's label arrives.
+pub fn scores(day: i64) -> String {
+    format!("{PREFIX}:s:{day}")
+}

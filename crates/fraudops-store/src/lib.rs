@@ -9,7 +9,9 @@
 //! * `keys` — the Redis key layout (one place);
 //! * `scripts` — the two Lua scripts (`observe.lua`, `label.lua`) and the arguments they take from
 //!   `fraudops_features::definition`, which stays the only place a window is defined;
-//! * `client` — [`FeatureStore`]: the deadline, the circuit breaker and the typed results.
+//! * `client` — [`FeatureStore`]: the deadline, the circuit breaker and the typed results;
+//! * `recorder` — [`ScoreRecorder`]: scores written in batches off the response path, read back by the
+//!   label script when a label arrives (online evaluation).
 //!
 //! Architecture invariant: one script call per batch of events is the only way state changes; a script
 //! runs alone in Redis, so no reader sees half an update, and a restart loses at most the updates the
@@ -20,10 +22,12 @@ mod client;
 mod config;
 mod error;
 mod keys;
+mod recorder;
 mod scripts;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use client::{FeatureStore, Label, Observation, Windows};
+pub use client::{FeatureStore, Label, Observation, ScoreRecord, StoredScore, Windows};
 pub use config::StoreArgs;
 pub use error::StoreError;
+pub use recorder::ScoreRecorder;

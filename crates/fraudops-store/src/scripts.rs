@@ -29,6 +29,10 @@ pub const CUSTOMER_TTL_SECONDS: i64 = CUSTOMER_RETENTION + LATE_EVENT_SLACK + DA
 /// See [`CUSTOMER_TTL_SECONDS`].
 pub const TERMINAL_TTL_SECONDS: i64 = TERMINAL_RETENTION + LATE_EVENT_SLACK + DAY;
 
+/// A day's scores expire this long after their last write (wall clock): the longest label delay (7 days,
+/// the terminal delay every label must beat) and a day of slack, so every label finds its score.
+pub const SCORE_TTL_SECONDS: i64 = TERMINAL_DELAY_DAYS * DAY + DAY;
+
 /// The definition's numbers, in the order `observe.lua` reads them (`ARGV[2..13]`).
 pub fn observe_header() -> [i64; 12] {
     [

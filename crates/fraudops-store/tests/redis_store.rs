@@ -9,7 +9,9 @@ use fraudops_features::batch::{compute, processing_order};
 use fraudops_features::definition::{DAY, FeatureRow};
 use fraudops_features::{FEATURE_NAMES, FeatureVector};
 use fraudops_store::testing::RedisServer;
-use fraudops_store::{FeatureStore, Label, Observation, StoreError, Windows};
+use fraudops_store::{
+    FeatureStore, Label, Observation, ScoreRecord, ScoreRecorder, StoreError, StoredScore, Windows,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -181,6 +183,63 @@ async fn a_redelivered_transaction_or_label_counts_once_and_a_reversed_label_is_
         .await
         .expect("observe");
     assert_eq!(w[0].terminal.risk, [0.0, 0.0, 0.0]);
+}
+
+#[tokio::test]
+async fn a_label_comes_back_with_the_score_recorded_for_its_transaction() {
+    let Some(server) = RedisServer::start_or_skip("label_scores", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let scored = tx(1, START + DAY - 1, 7, 3, 10.0, true);
+    let next_day = tx(2, START + DAY, 7, 3, 11.0, false);
+    let unscored = tx(3, START + DAY, 8, 4, 12.0, false);
+    let score = |p: f64| StoredScore {
+        fraud_probability: p,
+        is_fraud: p >= 0.5,
+        model_version: "gbdt-0123456789ab".into(),
+    };
+    // Through the batching writer, as the scorers do; it writes what is queued before it ends.
+    let errors = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (recorder, task) = ScoreRecorder::spawn(store.clone(), 16, {
+        let errors = errors.clone();
+        move |n, _| {
+            errors.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    for (t, p) in [(&scored, 0.912_345_678_901_234_5), (&next_day, 0.03)] {
+        assert!(recorder.record(ScoreRecord {
+            transaction_id: t.transaction_id.to_string(),
+            time: t.tx_datetime,
+            score: score(p),
+        }));
+    }
+    drop(recorder);
+    task.await.expect("writer");
+    assert_eq!(errors.load(std::sync::atomic::Ordering::Relaxed), 0);
+    let joined = store
+        .apply_labels(&[label(&scored), label(&next_day), label(&unscored)])
+        .await
+        .expect("labels");
+    assert_eq!(
+        joined,
+        [
+            Some(score(0.912_345_678_901_234_5)),
+            Some(score(0.03)),
+            None
+        ]
+    );
+    // One hash per event-time day, kept past the longest label delay (7 days) plus a day.
+    let mut conn = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("admin connection");
+    for day in [START / DAY, START / DAY + 1] {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(format!("fraudops:v1:s:{day}"))
+            .query(&mut conn)
+            .expect("ttl");
+        assert!((7 * DAY..=8 * DAY).contains(&ttl), "day {day}: ttl {ttl}");
+    }
 }
 
 #[tokio::test]

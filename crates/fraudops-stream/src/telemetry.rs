@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::routing::get;
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 
@@ -44,8 +44,30 @@ pub const LABELS_INVALID: &str = "fraudops_labels_invalid_total";
 /// Failed feature-store calls of the label consumer (each retried until it succeeds).
 pub const LABELS_STORE_ERRORS: &str = "fraudops_labels_store_errors_total";
 
+/// Online evaluation of `fraudops labels` over its sliding event-time window (see `labels::evaluation`).
+pub const ONLINE_ROC_AUC: &str = "ml_model_online_roc_auc";
+/// See [`ONLINE_ROC_AUC`].
+pub const ONLINE_AVERAGE_PRECISION: &str = "ml_model_online_average_precision";
+/// See [`ONLINE_ROC_AUC`].
+pub const ONLINE_CARD_PRECISION: &str = "ml_model_online_card_precision_at_100";
+/// See [`ONLINE_ROC_AUC`].
+pub const ONLINE_PRECISION: &str = "ml_model_online_precision";
+/// See [`ONLINE_ROC_AUC`].
+pub const ONLINE_RECALL: &str = "ml_model_online_recall";
+/// Labels joined with the score of their transaction (a redelivered label counts again).
+pub const ONLINE_LABELLED: &str = "ml_model_online_labelled_total";
+/// Labels for which no score was recorded (scored without a store, its entry lost or expired).
+pub const ONLINE_UNSCORED: &str = "ml_model_online_unscored_total";
+/// Labelled samples in the window now, and the frauds among them (the alert's "enough samples").
+pub const ONLINE_WINDOW_SAMPLES: &str = "ml_model_online_window_samples";
+/// See [`ONLINE_WINDOW_SAMPLES`].
+pub const ONLINE_WINDOW_FRAUDS: &str = "ml_model_online_window_frauds";
+
 /// Feature-store calls of the worker that gave no answer (those events were scored without history).
 pub const STREAM_STORE_ERRORS: &str = "stream_feature_store_errors_total";
+/// Scores the worker could not record in the feature store for the label consumer (queue full or the
+/// store failed); their labels count as unscored in the online evaluation.
+pub const STREAM_SCORES_NOT_RECORDED: &str = "stream_scores_not_recorded_total";
 /// One feature-store round trip of the worker (a batch of events).
 pub const STREAM_STORE_DURATION: &str = "stream_feature_store_duration_seconds";
 
@@ -69,6 +91,7 @@ pub struct KafkaMetrics {
     attack_errors: IntCounterVec,
     store_errors: IntCounter,
     store_duration: Histogram,
+    scores_not_recorded: IntCounter,
     /// Second of the last `feature_store_failed` line.
     store_logged_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
@@ -129,6 +152,10 @@ impl KafkaMetrics {
             STREAM_STORE_ERRORS,
             "Feature store calls that failed or timed out; those events were scored without history.",
         )?;
+        let scores_not_recorded = IntCounter::new(
+            STREAM_SCORES_NOT_RECORDED,
+            "Scores not recorded in the feature store for the label consumer (queue full or store failed).",
+        )?;
         let store_duration = Histogram::with_opts(
             HistogramOpts::new(
                 STREAM_STORE_DURATION,
@@ -140,6 +167,7 @@ impl KafkaMetrics {
             Box::new(consumed.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(store_errors.clone()),
             Box::new(store_duration.clone()),
+            Box::new(scores_not_recorded.clone()),
             Box::new(produced.clone()),
             Box::new(lag.clone()),
             Box::new(queue_length.clone()),
@@ -164,6 +192,7 @@ impl KafkaMetrics {
             attack_errors,
             store_errors,
             store_duration,
+            scores_not_recorded,
             store_logged_at: Default::default(),
         })
     }
@@ -243,6 +272,11 @@ impl KafkaMetrics {
 
     /// A feature store call failed; its `events` are scored without history. Counted every time,
     /// logged at most once per second (a store that is down fails every batch).
+    pub fn scores_not_recorded(&self, n: usize) {
+        self.scores_not_recorded.inc_by(n as u64);
+    }
+
+    /// A feature store call failed for a batch of `events`: counted, and logged at most once a second.
     pub fn feature_store_failed(&self, error: &fraudops_store::StoreError, events: usize) {
         self.store_errors.inc();
         let now = std::time::SystemTime::now()
@@ -366,6 +400,99 @@ impl LabelMetrics {
     /// One failed store call.
     pub fn store_error(&self) {
         self.store_errors.inc();
+    }
+}
+
+/// The online evaluation's gauges and counters (`fraudops labels`). A metric that is undefined over the
+/// window (one class only) reads NaN, which no alert threshold compares true with.
+pub struct EvaluationMetrics {
+    gauges: [Gauge; 5],
+    samples: IntGauge,
+    frauds: IntGauge,
+    labelled: IntCounter,
+    unscored: IntCounter,
+}
+
+impl EvaluationMetrics {
+    /// Registers them in `kafka`'s registry; the gauges start at NaN (nothing measured yet).
+    pub fn register(kafka: &KafkaMetrics) -> Result<Self, StreamError> {
+        let gauge = |name: &str, help: &str| -> Result<Gauge, StreamError> {
+            let g = Gauge::new(name, help)?;
+            g.set(f64::NAN);
+            kafka.registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let window = "over the labelled transactions of the sliding event-time window";
+        let gauges = [
+            gauge(
+                ONLINE_ROC_AUC,
+                &format!("ROC AUC of the served scores {window}."),
+            )?,
+            gauge(
+                ONLINE_AVERAGE_PRECISION,
+                &format!("Average precision of the served scores {window}."),
+            )?,
+            gauge(
+                ONLINE_CARD_PRECISION,
+                &format!("Card Precision@100, mean over days, {window}."),
+            )?,
+            gauge(
+                ONLINE_PRECISION,
+                &format!("Precision at the serving threshold {window}."),
+            )?,
+            gauge(
+                ONLINE_RECALL,
+                &format!("Recall at the serving threshold {window}."),
+            )?,
+        ];
+        let samples = IntGauge::new(ONLINE_WINDOW_SAMPLES, "Labelled samples in the window.")?;
+        let frauds = IntGauge::new(ONLINE_WINDOW_FRAUDS, "Fraud labels in the window.")?;
+        let labelled = IntCounter::new(
+            ONLINE_LABELLED,
+            "Labels joined with the score their transaction was given.",
+        )?;
+        let unscored = IntCounter::new(
+            ONLINE_UNSCORED,
+            "Labels whose transaction has no recorded score (not joined).",
+        )?;
+        for c in [
+            Box::new(samples.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(frauds.clone()),
+            Box::new(labelled.clone()),
+            Box::new(unscored.clone()),
+        ] {
+            kafka.registry.register(c)?;
+        }
+        Ok(Self {
+            gauges,
+            samples,
+            frauds,
+            labelled,
+            unscored,
+        })
+    }
+
+    /// Labels joined (`labelled`) and not (`unscored`) in one batch.
+    pub fn joined(&self, labelled: u64, unscored: u64) {
+        self.labelled.inc_by(labelled);
+        self.unscored.inc_by(unscored);
+    }
+
+    /// The window's metrics now.
+    pub fn set(&self, s: &crate::labels::evaluation::Summary) {
+        let values = [
+            s.roc_auc,
+            s.average_precision,
+            Some(s.card_precision_at_100).filter(|_| s.samples > 0),
+            s.precision,
+            s.recall,
+        ];
+        for (g, v) in self.gauges.iter().zip(values) {
+            g.set(v.unwrap_or(f64::NAN));
+        }
+        self.samples
+            .set(i64::try_from(s.samples).unwrap_or(i64::MAX));
+        self.frauds.set(i64::try_from(s.frauds).unwrap_or(i64::MAX));
     }
 }
 

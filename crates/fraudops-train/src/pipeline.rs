@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use fraudops_data::Transaction;
 use fraudops_features::{FeatureMatrix, N_FEATURES, batch};
-use fraudops_model::{Model, ModelArtifact, ModelMetrics, TrainingWindow};
+use fraudops_model::{Model, ModelArtifact, ModelMetrics, Reference, TrainingWindow};
 
 use crate::booster::{self, BoosterError, BoosterParams, LIBRARY};
 use crate::metrics::{ScoredCard, average_precision, card_precision_at_k, roc_auc};
@@ -95,13 +95,16 @@ pub fn prepare<'a>(
 
 /// Scores the test window with `model` exactly as it will be served.
 pub fn evaluate(model: &Model, data: &Prepared<'_>) -> Evaluation {
-    let scores: Vec<f64> = data
-        .split
+    evaluate_scores(&test_scores(model, data), data)
+}
+
+/// The served probabilities of the test window, aligned with `data.split.test`.
+fn test_scores(model: &Model, data: &Prepared<'_>) -> Vec<f64> {
+    data.split
         .test
         .iter()
         .map(|&i| model.predict(data.features.row(i)).fraud_probability)
-        .collect();
-    evaluate_scores(&scores, data)
+        .collect()
 }
 
 /// The test-window metrics of any scorer, given its scores aligned with `data.split.test`: lets the
@@ -183,7 +186,11 @@ pub fn train(
     };
     // Evaluate the compiled, served form — not the library's — so the recorded metrics are the served ones.
     let model = Model::from_artifact(seal(provisional, ensemble.clone()))?;
-    let eval = evaluate(&model, data);
+    let scores = test_scores(&model, data);
+    let eval = evaluate_scores(&scores, data);
+    // Drift reference: features as the model learned them (training window), the score as it is served on
+    // data the model has not seen (test window), since training scores are overfit towards 0 and 1.
+    let reference = Reference::fit(&scores, "test window", &x, N_FEATURES, "training window");
     Ok(seal(
         ModelMetrics {
             roc_auc: eval.roc_auc,
@@ -192,5 +199,6 @@ pub fn train(
             ..provisional
         },
         ensemble,
-    ))
+    )
+    .with_reference(reference))
 }

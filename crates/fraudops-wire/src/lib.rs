@@ -33,6 +33,6 @@ pub use schema::{
     PredictResponse, ServiceInfo, TerminalHistory, TransactionId,
 };
 pub use validation::{
-    MAX_AMOUNT, MAX_BALANCE, MAX_ID_LEN, MAX_WINDOW_COUNT, StoreKey, ValidTransaction, parse_batch,
-    parse_single,
+    MAX_AMOUNT, MAX_BALANCE, MAX_CATEGORY_LEN, MAX_ID_LEN, MAX_WINDOW_COUNT, StoreKey,
+    ValidTransaction, parse_batch, parse_single,
 };

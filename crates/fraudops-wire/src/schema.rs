@@ -138,11 +138,16 @@ pub struct PredictRequest {
     /// Event time, `YYYY-MM-DD HH:MM:SS` (or ISO 8601 with `T`/`Z`); gives the weekend and night flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_datetime: Option<String>,
-    /// Merchant category, one of grocery, restaurant, gas_station, online_retail, electronics, travel,
-    /// entertainment, health, clothing, utilities.
+    /// Merchant category: grocery, restaurant, gas_station, online_retail, electronics, travel,
+    /// entertainment, health, clothing, utilities. Any other name (a new kind of merchant) is scored as an
+    /// unknown category and counted (`ml_model_unknown_category_total`), never refused: a fraud API that
+    /// refuses an unfamiliar merchant fails open. Empty, longer than 64 characters or with control
+    /// characters is malformed (422).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
-        pattern = "^(grocery|restaurant|gas_station|online_retail|electronics|travel|entertainment|health|clothing|utilities)$"
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
     )]
     pub merchant_category: Option<String>,
     /// Hour of day 0–23; used when `tx_datetime` is absent.

@@ -21,6 +21,8 @@ use crate::schema::{
 pub const MAX_AMOUNT: f64 = 1e9;
 /// Largest absolute account balance accepted: beyond it a balance is a unit or encoding bug, not data.
 pub const MAX_BALANCE: f64 = 1e12;
+/// Longest merchant category name accepted: a name, not a document.
+pub const MAX_CATEGORY_LEN: usize = 64;
 /// Longest string transaction id accepted: ids are echoed in responses and logs, so they are bounded.
 pub const MAX_ID_LEN: usize = 128;
 /// Largest window count accepted in precomputed history: more is no card's real history, and the model
@@ -35,6 +37,8 @@ pub struct ValidTransaction {
     pub id: TransactionId,
     /// Model input.
     pub row: FeatureRow,
+    /// The request named a merchant category the model does not know (scored as missing, counted).
+    pub unknown_merchant_category: bool,
     /// Where the online feature store keeps this transaction's windows: set when the request names the
     /// card, the terminal and the time and brings no `history` (a direct call from a payment flow), so
     /// the API reads and records the windows there. `None` when the caller supplied history (the stream
@@ -266,12 +270,24 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
             req.hour.map(is_night_hour),
         ),
     };
-    let merchant_category = req
-        .merchant_category
-        .as_deref()
-        .map(str::parse::<MerchantCategory>)
-        .transpose()
-        .map_err(|e| ValidationError::invalid(f("merchant_category"), e.to_string()))?;
+    let (merchant_category, unknown_merchant_category) = match req.merchant_category.as_deref() {
+        None => (None, false),
+        Some(name)
+            if name.trim().is_empty()
+                || name.chars().count() > MAX_CATEGORY_LEN
+                || name.chars().any(char::is_control) =>
+        {
+            return Err(ValidationError::invalid(
+                f("merchant_category"),
+                format!("must be 1–{MAX_CATEGORY_LEN} printable characters"),
+            ));
+        }
+        // A category the model has never seen is a merchant, not an error: scored as unknown.
+        Some(name) => match name.parse::<MerchantCategory>() {
+            Ok(c) => (Some(c), false),
+            Err(_) => (None, true),
+        },
+    };
     if let Some(age) = req.user_age.filter(|a| !(0.0..=150.0).contains(a)) {
         return Err(ValidationError::invalid(
             f("user_age"),
@@ -317,6 +333,7 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
             account_balance: req.account_balance,
         },
         store_key,
+        unknown_merchant_category,
     })
 }
 

@@ -38,6 +38,11 @@ pub struct Args {
     /// Random seed; equal seeds give identical files.
     #[arg(long, env = "SIMULATE_SEED", default_value_t = 0)]
     pub seed: u64,
+    /// Drift on purpose: multiply every amount by this after the fraud scenarios labelled it (prices
+    /// moved, fraud did not). A model trained at 1.0 scores such data with a shifted distribution
+    /// (score PSI above 0.2 at 2.0) and a lower precision; see docs/model-monitoring.md.
+    #[arg(long, env = "SIMULATE_AMOUNT_SCALE", default_value_t = 1.0)]
+    pub amount_scale: f64,
 }
 
 /// Generates and writes the file, with a progress bar over days and a one-line summary.
@@ -49,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         start_date: args.start_date,
         radius: args.radius,
         seed: args.seed,
+        amount_scale: args.amount_scale,
     };
     let started = Instant::now();
     let pb = progress::bar(u64::from(args.days), "simulating", "days");

@@ -13,6 +13,7 @@
 mod attack;
 #[path = "../common/mod.rs"]
 mod common;
+mod evaluation;
 mod helpers;
 mod labels;
 mod stream;
@@ -85,6 +86,11 @@ const TESTS: &[Test] = &[
         "stream_three_workers_score_every_transaction_as_the_batch_definition",
         false,
         workers::three_workers_score_every_transaction_as_the_batch_definition,
+    ),
+    (
+        "labels_online_evaluation_of_direct_calls_equals_offline",
+        false,
+        evaluation::labels_consumer_exports_online_metrics_equal_to_offline,
     ),
     (
         "long_attack_20000_per_second_for_30_s",

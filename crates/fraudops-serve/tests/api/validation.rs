@@ -68,7 +68,13 @@ fn bad_single_requests() -> Vec<(&'static str, String, u16, Option<&'static str>
         invalid("hour 24", "hour", json!(24)),
         invalid("day of week 7", "day_of_week", json!(7)),
         invalid("age 200", "user_age", json!(200)),
-        invalid("unknown category", "merchant_category", json!("casino")),
+        invalid("empty category", "merchant_category", json!(" ")),
+        invalid("huge category", "merchant_category", json!("x".repeat(65))),
+        invalid(
+            "control character in category",
+            "merchant_category",
+            json!("a\u{7}b"),
+        ),
         invalid("absurd balance", "account_balance", json!(1e30)),
         (
             "terminal risk above 1",
@@ -215,4 +221,37 @@ async fn unknown_fields_are_ignored_for_forward_compatibility() {
         .post_json("/predict", &with("channel", json!("mobile")))
         .await;
     assert_eq!(response.status(), 200);
+}
+
+/// A merchant category the model has never seen (a new kind of merchant) is scored as unknown and
+/// counted, not refused: refusing would let exactly the unfamiliar traffic through unscored.
+#[tokio::test]
+async fn an_unknown_merchant_category_is_scored_and_counted() {
+    let server = TestServer::embedded().await;
+    let mut body = transaction("new-merchant");
+    body["merchant_category"] = json!("casino");
+    let answer = server.post_json("/predict", &body).await;
+    assert_eq!(answer.status(), 200);
+    let prediction: serde_json::Value = answer.json().await.expect("json");
+    assert!(
+        prediction["fraud_probability"]
+            .as_f64()
+            .is_some_and(|p| (0.0..=1.0).contains(&p))
+    );
+    // Scored exactly as a transaction without a category.
+    let mut without = transaction("no-category");
+    without
+        .as_object_mut()
+        .map(|o| o.remove("merchant_category"));
+    let reference = server.post_for_json("/predict", &without).await;
+    assert_eq!(
+        prediction["fraud_probability"],
+        reference["fraud_probability"]
+    );
+    server
+        .assert_samples(&[
+            ("ml_model_unknown_category_total", 1.0),
+            ("ml_model_errors_total{type=\"validation\"}", 0.0),
+        ])
+        .await;
 }

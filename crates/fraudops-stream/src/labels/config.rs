@@ -28,6 +28,16 @@ pub struct LabelsConfig {
     /// Labels applied in one store call at most (the messages ready when a batch starts, up to this).
     #[arg(long, env = "LABELS_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
+    /// Online evaluation: event-time days of labelled transactions the metrics are computed over.
+    #[arg(long, env = "EVAL_WINDOW_DAYS", default_value_t = 7)]
+    pub eval_window_days: u32,
+    /// Online evaluation: labelled samples kept at most (about 50 bytes each); past it the oldest days
+    /// of the window are dropped.
+    #[arg(long, env = "EVAL_MAX_SAMPLES", default_value_t = 1_000_000)]
+    pub eval_max_samples: usize,
+    /// Online evaluation: how often the metrics are recomputed when labels arrived (a sort of the window).
+    #[arg(long, env = "EVAL_INTERVAL", default_value = "10s", value_parser = crate::phases::parse_duration)]
+    pub eval_interval: std::time::Duration,
     /// Identity in the Kafka client id and the logs; the pod name in Kubernetes.
     #[arg(long, env = "REPLICA_ID")]
     pub replica_id: Option<String>,
@@ -68,5 +78,6 @@ mod tests {
         assert_eq!(c.group, "fraudops-labels");
         assert_eq!(c.store.url.as_deref(), Some("redis://r:6379/0"));
         assert_eq!(c.kafka.partitions, 12, "deploy/k8s/base/kafka-topics.yaml");
+        assert_eq!(c.eval_window_days, 7, "the label delay is at most 7 days");
     }
 }

@@ -21,10 +21,18 @@
 //!   that is not one) is logged, counted in `fraudops_labels_invalid_total` and skipped, and its offset is
 //!   committed with the batch: a label that can never be applied must not stop every label behind it.
 //!
+//! * **online evaluation** — the store returns each label's recorded score (the scorers write it,
+//!   `fraudops_store::ScoreRecorder`); the joined samples of the last `--eval-window-days` of event time
+//!   give `ml_model_online_*` (ROC AUC, AP, Card Precision@100, precision and recall at the serving
+//!   threshold) on `/metrics`, recomputed every `--eval-interval`; labels without a score are counted
+//!   apart (`evaluation`). One replica sees every partition, so its metrics are the whole window's
+//!   (deploy/k8s/base/labels-deployment.yaml runs one; see docs/model-monitoring.md).
+//!
 //! * [`config`] — the options; [`run`](run()) — the loop and graceful shutdown (SIGTERM: stop reading,
 //!   finish the batch in hand, commit).
 
 pub mod config;
+pub(crate) mod evaluation;
 mod run;
 
 pub use config::LabelsConfig;

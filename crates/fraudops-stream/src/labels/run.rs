@@ -13,7 +13,10 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::error::StreamError;
 use crate::labels::config::LabelsConfig;
-use crate::telemetry::{KafkaMetrics, LabelMetrics, bind_metrics, serve_metrics};
+use crate::labels::evaluation::{Sample, Window};
+use crate::telemetry::{
+    EvaluationMetrics, KafkaMetrics, LabelMetrics, bind_metrics, serve_metrics,
+};
 
 /// First pause before applying a batch again after the store failed; doubled per attempt. Longer than
 /// the store client's breaker pause (250 ms), so a retry is a real call rather than a refusal.
@@ -38,6 +41,10 @@ pub struct LabelsSummary {
     pub invalid: u64,
     /// Failed store calls (each retried).
     pub store_errors: u64,
+    /// Labels joined with their transaction's recorded score (online evaluation).
+    pub scored: u64,
+    /// Labels without a recorded score.
+    pub unscored: u64,
     /// True if every message read was applied (or skipped) and its offset committed before exit.
     pub drained: bool,
 }
@@ -65,8 +72,8 @@ impl ConsumerContext for LabelsContext {
     }
 }
 
-/// A message's payload as a store label, or why it is not one.
-fn parse_label(payload: &[u8]) -> Result<Label, String> {
+/// A message's payload as a store label and its card, or why it is not one.
+fn parse_label(payload: &[u8]) -> Result<(Label, u64), String> {
     let event: LabelEvent = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
     let time = event.time().ok_or_else(|| {
         format!(
@@ -80,18 +87,23 @@ fn parse_label(payload: &[u8]) -> Result<Label, String> {
             "transaction_id must be 1 to {MAX_ID_LEN} characters"
         ));
     }
-    Ok(Label {
-        transaction_id,
-        terminal_id: event.terminal_id,
-        time,
-        fraud: event.tx_fraud,
-    })
+    Ok((
+        Label {
+            transaction_id,
+            terminal_id: event.terminal_id,
+            time,
+            fraud: event.tx_fraud,
+        },
+        event.customer_id,
+    ))
 }
 
 /// One batch read from the topic: the labels to apply and, per partition, the offset after the batch.
 #[derive(Default)]
 struct Batch {
     labels: Vec<Label>,
+    /// The card of each label (Card Precision@k of the online evaluation).
+    customers: Vec<u64>,
     next_offsets: BTreeMap<i32, i64>,
     read: usize,
 }
@@ -102,8 +114,9 @@ impl Batch {
         let next = self.next_offsets.entry(partition).or_insert(offset + 1);
         *next = (*next).max(offset + 1);
         match parse_label(payload) {
-            Ok(label) => {
+            Ok((label, customer)) => {
                 self.labels.push(label);
+                self.customers.push(customer);
                 true
             }
             Err(reason) => {
@@ -142,6 +155,11 @@ pub async fn run(
         .map_err(|e| StreamError::Config(e.to_string()))?;
     let metrics = KafkaMetrics::new()?;
     let label_metrics = LabelMetrics::register(&metrics)?;
+    let eval_metrics = EvaluationMetrics::register(&metrics)?;
+    let mut window = Window::new(config.eval_window_days, config.eval_max_samples);
+    let mut window_changed = false;
+    let mut eval_tick = tokio::time::interval(config.eval_interval.max(Duration::from_millis(10)));
+    eval_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let listener = bind_metrics(config.metrics_port).await?;
     let metrics_addr = listener.local_addr().ok();
     let metrics_task = tokio::spawn(serve_metrics(listener, metrics.clone()));
@@ -173,7 +191,7 @@ pub async fn run(
         }
     }
     tracing::info!(event = "labels_started", replica_id = %replica_id, group = %config.group,
-        topic, metrics_addr = ?metrics_addr, batch_size = config.batch_size,
+        topic, metrics_addr = metrics_addr.map(tracing::field::display), batch_size = config.batch_size,
         store_timeout_ms = config.store.timeout.as_millis() as u64);
 
     let mut summary = LabelsSummary {
@@ -185,6 +203,12 @@ pub async fn run(
         let first = tokio::select! {
             biased;
             () = &mut shutdown => break 'read,
+            _ = eval_tick.tick() => {
+                if std::mem::take(&mut window_changed) {
+                    evaluate(&window, &eval_metrics);
+                }
+                continue 'read;
+            }
             m = consumer.recv() => m,
         };
         let mut batch = Batch::default();
@@ -228,9 +252,13 @@ pub async fn run(
 
         // Apply; while the store fails, wait and apply again. Nothing is committed meanwhile.
         let mut backoff = STORE_BACKOFF_START;
+        let mut stored = Vec::new();
         while !batch.labels.is_empty() {
             match store.apply_labels(&batch.labels).await {
-                Ok(()) => break,
+                Ok(scores) => {
+                    stored = scores;
+                    break;
+                }
                 Err(e) => {
                     summary.store_errors += 1;
                     label_metrics.store_error();
@@ -249,6 +277,30 @@ pub async fn run(
                 }
             }
         }
+        // Online evaluation: each label with the score its transaction was given.
+        let (mut scored, mut unscored) = (0u64, 0u64);
+        for ((label, &customer_id), score) in batch.labels.iter().zip(&batch.customers).zip(stored)
+        {
+            let Some(score) = score else {
+                unscored += 1;
+                continue;
+            };
+            scored += 1;
+            window.insert(
+                &label.transaction_id,
+                label.time,
+                Sample {
+                    customer_id,
+                    score: score.fraud_probability,
+                    predicted_fraud: score.is_fraud,
+                    fraud: label.fraud,
+                },
+            );
+        }
+        eval_metrics.joined(scored, unscored);
+        window_changed |= scored > 0;
+        summary.scored += scored;
+        summary.unscored += unscored;
         let fraud = batch.labels.iter().filter(|l| l.fraud).count() as u64;
         let genuine = batch.labels.len() as u64 - fraud;
         label_metrics.applied(true, fraud);
@@ -295,9 +347,23 @@ pub async fn run(
         genuine = summary.genuine,
         invalid = summary.invalid,
         store_errors = summary.store_errors,
+        scored = summary.scored,
+        unscored = summary.unscored,
+        window_samples = window.len(),
         drained = summary.drained
     );
     Ok(summary)
+}
+
+/// Recomputes the window's metrics and exports them.
+fn evaluate(window: &Window, metrics: &EvaluationMetrics) {
+    let started = std::time::Instant::now();
+    let s = window.summary();
+    metrics.set(&s);
+    tracing::debug!(event = "online_evaluation", samples = s.samples, frauds = s.frauds,
+        roc_auc = ?s.roc_auc, average_precision = ?s.average_precision,
+        card_precision_at_100 = s.card_precision_at_100, precision = ?s.precision, recall = ?s.recall,
+        seconds = started.elapsed().as_secs_f64());
 }
 
 #[cfg(test)]
@@ -306,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_label_event_becomes_a_store_label() {
-        let label = parse_label(
+        let (label, customer) = parse_label(
             br#"{"transaction_id":17,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true}"#,
         )
         .unwrap();
@@ -317,7 +383,8 @@ mod tests {
             fraudops_data::writer::parse_datetime("2018-04-02 03:04:05").unwrap()
         );
         assert!(label.fraud);
-        let text = parse_label(
+        assert_eq!(customer, 42);
+        let (text, _) = parse_label(
             br#"{"transaction_id":"tx-1","customer_id":1,"terminal_id":2,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":false}"#,
         )
         .unwrap();

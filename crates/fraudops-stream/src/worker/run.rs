@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fraudops_features::FeatureRow;
 use fraudops_model::Model;
-use fraudops_store::FeatureStore;
+use fraudops_store::{FeatureStore, ScoreRecord, ScoreRecorder, StoredScore};
 use fraudops_wire::{DeadLetter, PredictionEvent};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -125,6 +125,8 @@ fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, topic: &str, offsets: 
 
 /// How often finished offsets are handed to librdkafka (commits happen at the commit interval).
 const STORE_EVERY: Duration = Duration::from_millis(50);
+/// Scores queued for the feature store at most; past it they are dropped and counted, never waited for.
+const SCORE_QUEUE: usize = 65_536;
 
 /// What every event task needs.
 struct Shared {
@@ -138,6 +140,8 @@ struct Shared {
     predicted: AtomicU64,
     dead_lettered: AtomicU64,
     last_done: Mutex<Option<Instant>>,
+    /// Records each prediction's score in the feature store for the label consumer (with a store).
+    scores: Option<ScoreRecorder>,
 }
 
 impl Shared {
@@ -202,6 +206,20 @@ async fn process(
 ) {
     match scorer.score(&event, row.as_ref()).await {
         Ok((prediction, scored_by)) => {
+            if let Some(recorder) = &shared.scores {
+                let queued = recorder.record(ScoreRecord {
+                    transaction_id: event.id.to_string(),
+                    time: event.tx.tx_datetime,
+                    score: StoredScore {
+                        fraud_probability: prediction.fraud_probability,
+                        is_fraud: prediction.is_fraud,
+                        model_version: prediction.model_version.clone(),
+                    },
+                });
+                if !queued {
+                    shared.metrics.scores_not_recorded(1);
+                }
+            }
             let message = PredictionEvent {
                 prediction,
                 customer_id: event.tx.customer_id,
@@ -386,6 +404,13 @@ pub async fn run(
         replica_id: replica_id.clone(),
         predicted: AtomicU64::new(0),
         dead_lettered: AtomicU64::new(0),
+        scores: feature_store.clone().map(|store| {
+            let metrics = metrics.clone();
+            ScoreRecorder::spawn(store, SCORE_QUEUE, move |n, _| {
+                metrics.scores_not_recorded(n)
+            })
+            .0
+        }),
         last_done: Mutex::new(None),
     });
     // The one place offsets are stored from, so a stored offset never goes backwards.

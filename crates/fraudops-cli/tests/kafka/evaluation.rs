@@ -1,0 +1,265 @@
+//! Online evaluation end to end (issue 21): `fraudops serve` with the feature store scores a simulated
+//! file's transactions as direct `POST /predict` calls (`fraudops eval-online`), recording each score in
+//! Redis off the response path; the labels go to `fraud-labels` 3 days (event time) later and
+//! `fraudops labels` joins each with its recorded score. Its `/metrics` must then show the online metrics
+//! of its event-time window equal to the same metrics computed offline (batch features, the same
+//! model, training's metric functions) on the same transactions: those labelled on the topic, of the last
+//! WINDOW_DAYS event-time days that have labels.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fraudops_data::reader::read_transactions;
+use fraudops_features::batch;
+use fraudops_features::definition::DAY;
+use fraudops_model::Model;
+use fraudops_train::metrics::{ScoredCard, average_precision, card_precision_at_k, roc_auc};
+use fraudops_wire::{LabelEvent, TransactionId};
+
+use crate::common::http_get;
+use crate::helpers::{Broker, Proc, Redis, fraudops, free_port, metric, wait_for, wait_until};
+
+const NAME: &str = "online evaluation of direct calls";
+
+/// The evaluation window here: labels come 3 days (event time) after their transaction, so the last
+/// labelled day is the test week's fourth (2018-08-11), and a 4-day window is 2018-08-08 .. 08-11: days
+/// whose transactions have their full history in the replay (it starts 37 days before the test week, the
+/// longest reach of a window; earlier days were scored with part of it, as the replay intends).
+const WINDOW_DAYS: i64 = 4;
+/// 2018-08-08 00:00:00 UTC, the test week's first second (SPEC §3.3's default split).
+const TEST_START: i64 = 1_533_686_400;
+
+/// The served model: the embedded default, from its file.
+fn model_path() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/default/model.json"
+    )
+    .to_owned()
+}
+
+pub fn labels_consumer_exports_online_metrics_equal_to_offline() {
+    let broker = Broker::start();
+    let Some(redis) = Redis::start_or_skip(&broker, NAME) else {
+        return;
+    };
+    // The file of scripts/test-eval-online.sh: it covers SPEC §3.3's default split and the 37 days before
+    // its test week (about 30,000 transactions replayed).
+    let data = broker.path("small.csv");
+    let out = fraudops(&[
+        "simulate",
+        "--out",
+        data.to_str().expect("utf-8 path"),
+        "--customers",
+        "300",
+        "--terminals",
+        "600",
+        "--days",
+        "56",
+        "--start-date",
+        "2018-06-20",
+        "--seed",
+        "7",
+    ])
+    .output()
+    .expect("run fraudops simulate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let api_port = free_port();
+    let mut cmd = fraudops(&[
+        "serve",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &api_port.to_string(),
+    ]);
+    cmd.env("RUST_LOG", "warn")
+        .env("MODEL_PATH", model_path())
+        .env("FEATURE_STORE_URL", redis.url())
+        .env("FEATURE_STORE_TIMEOUT", "5s")
+        .env("MAX_IN_FLIGHT", "4096");
+    let _api = Proc::spawn(cmd, "api", broker.dir.path());
+    let api = format!("127.0.0.1:{api_port}");
+    wait_for("the API to be ready", Duration::from_secs(20), || {
+        http_get(&api, "/ready").starts_with("HTTP/1.1 200")
+    });
+    let labels_port = free_port();
+    let _labels = broker.spawn(
+        "labels",
+        &[
+            "labels",
+            "--metrics-port",
+            &labels_port.to_string(),
+            "--feature-store-timeout",
+            "5s",
+            "--eval-interval",
+            "200ms",
+            "--eval-window-days",
+            &WINDOW_DAYS.to_string(),
+        ],
+        &[
+            ("FEATURE_STORE_URL", redis.url().as_str()),
+            ("RUST_LOG", "warn"),
+        ],
+    );
+    wait_for(
+        "the label consumer's /metrics",
+        Duration::from_secs(20),
+        || metric(labels_port, "ml_model_online_labelled_total", &[]).is_some(),
+    );
+
+    let mut replay = fraudops(&[
+        "eval-online",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--model",
+        &model_path(),
+        "--api-url",
+        &format!("http://{api}"),
+    ]);
+    replay.env("KAFKA_BOOTSTRAP_SERVERS", &broker.addr);
+    let out = replay.output().expect("run fraudops eval-online");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "eval-online failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in stdout
+        .lines()
+        .filter(|l| l.contains("differently") || l.starts_with('|'))
+    {
+        println!("    eval-online: {line}");
+    }
+    let labels_sent: f64 = stdout
+        .lines()
+        .find_map(|l| {
+            let rest = l.split(" labels, ").next()?;
+            rest.rsplit(", ").next()?.parse().ok()
+        })
+        .unwrap_or(0.0);
+
+    // Offline: the transactions whose labels reached `fraud-labels` (the replay's last 3 days have none
+    // yet), of the last WINDOW_DAYS event-time days that have labels: the consumer's window. Scored with
+    // batch features.
+    let labelled: HashMap<u64, i64> = broker
+        .read("fraud-labels")
+        .iter()
+        .map(|r| serde_json::from_slice::<LabelEvent>(&r.payload).expect("label JSON"))
+        .map(|l| {
+            let id = match &l.transaction_id {
+                TransactionId::Number(n) => *n,
+                TransactionId::Text(t) => t.parse().expect("numeric id"),
+            };
+            (id, l.time().expect("label time").div_euclid(DAY))
+        })
+        .collect();
+    let newest = labelled.values().copied().max().expect("labels were sent");
+    let first_day = newest - (WINDOW_DAYS - 1);
+    assert!(
+        first_day >= TEST_START / DAY,
+        "the window starts on day {first_day}, before the test week: those days lack history"
+    );
+    let txs = read_transactions(&data).expect("read").transactions;
+    let features = batch::compute(&txs);
+    let model = Model::load(std::path::Path::new(&model_path())).expect("model");
+    let (mut scores, mut labels, mut flagged, mut cards) = (vec![], vec![], vec![], vec![]);
+    for (i, t) in txs.iter().enumerate() {
+        let Some(&day) = labelled.get(&t.transaction_id) else {
+            continue;
+        };
+        if day < first_day {
+            continue;
+        }
+        let p = model.predict(features.row(i));
+        scores.push(p.fraud_probability);
+        labels.push(t.tx_fraud);
+        flagged.push(p.is_fraud);
+        cards.push(ScoredCard {
+            day: (day - first_day) as u32,
+            customer_id: t.customer_id,
+            score: p.fraud_probability,
+            fraud: t.tx_fraud,
+        });
+    }
+    let n = scores.len() as f64;
+    let tp = (0..scores.len())
+        .filter(|&i| labels[i] && flagged[i])
+        .count() as f64;
+    let expected: HashMap<&str, f64> = HashMap::from([
+        (
+            "ml_model_online_roc_auc",
+            roc_auc(&scores, &labels).expect("both classes"),
+        ),
+        (
+            "ml_model_online_average_precision",
+            average_precision(&scores, &labels).expect("frauds"),
+        ),
+        (
+            "ml_model_online_card_precision_at_100",
+            card_precision_at_k(&cards, 100),
+        ),
+        (
+            "ml_model_online_precision",
+            tp / flagged.iter().filter(|&&f| f).count() as f64,
+        ),
+        (
+            "ml_model_online_recall",
+            tp / labels.iter().filter(|&&f| f).count() as f64,
+        ),
+        ("ml_model_online_window_samples", n),
+        (
+            "ml_model_online_window_frauds",
+            labels.iter().filter(|&&f| f).count() as f64,
+        ),
+    ]);
+
+    // Every label joined with its score, none unscored, the window the last 7 labelled days.
+    wait_until(
+        "the online metrics of the labelled window",
+        Duration::from_secs(60),
+        || {
+            let got = |name: &str| metric(labels_port, name, &[]).unwrap_or(f64::NAN);
+            let mut off = Vec::new();
+            for (name, want) in &expected {
+                let v = got(name);
+                if (v - want).abs().is_nan() || (v - want).abs() > 1e-9 {
+                    off.push(format!("{name} = {v}, offline {want}"));
+                }
+            }
+            let (joined, unscored) = (
+                got("ml_model_online_labelled_total"),
+                got("ml_model_online_unscored_total"),
+            );
+            if unscored != 0.0 {
+                off.push(format!("{unscored} labels without a score"));
+            }
+            if labels_sent > 0.0 && joined < labels_sent {
+                off.push(format!("{joined} of {labels_sent} labels joined"));
+            }
+            if off.is_empty() {
+                Ok(())
+            } else {
+                Err(off.join("; "))
+            }
+        },
+    );
+    println!(
+        "    online = offline on {n} labelled transactions of {WINDOW_DAYS} days: AP {:.4}, ROC AUC {:.4}, CP@100 {:.4}",
+        expected["ml_model_online_average_precision"],
+        expected["ml_model_online_roc_auc"],
+        expected["ml_model_online_card_precision_at_100"]
+    );
+    // The scores were recorded by the API off the response path, without a failure.
+    let api_port_metrics = metric(
+        api_port,
+        "ml_model_feature_store_errors_total",
+        &["op=\"record\""],
+    )
+    .unwrap_or(0.0);
+    assert_eq!(api_port_metrics, 0.0, "scores the API could not record");
+}
