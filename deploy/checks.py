@@ -626,7 +626,7 @@ def cmd_dashboard(rule_out: Path) -> None:
                    "kafka_messages_consumed_total", "ml_model_fraud_probability_bucket", "ml_model_info"):
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
-    for needed in ("ml_model_score_psi", "ml_model_feature_psi"):  # issue 21: drift in the Model quality row
+    for needed in ("ml_model_score_psi", "ml_model_feature_psi"):  # drift in the Model quality row
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
     rule_out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, sort_keys=False),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Kafka suite (issue 4): `fraudops attack`, `fraudops stream` and `fraudops labels` against a real
+# The Kafka suite: `fraudops attack`, `fraudops stream` and `fraudops labels` against a real
 # Kafka-protocol broker (tansu, in-memory storage, a fresh one per test on a random port), with the real API,
 # a real Alertmanager and a real redis-server: rate accuracy, keys, exactly one prediction per input,
 # at-least-once across SIGKILL, dead letters, lag, the closed loop, labels after their delay and applied once.

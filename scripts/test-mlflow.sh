@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real-MLflow suites (issue 5): the MLflow REST client, `fraudops train` logging/registering/gating,
+# The real-MLflow suites: the MLflow REST client, `fraudops train` logging/registering/gating,
 # `serve` following models:/NAME@champion under load, and MLflow-down behaviour, each against a real
 # `mlflow server` (sqlite backend, proxied local artifact store) that the tests start and stop themselves.
 #

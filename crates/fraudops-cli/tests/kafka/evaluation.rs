@@ -1,4 +1,4 @@
-//! Online evaluation end to end (issue 21): `fraudops serve` with the feature store scores a simulated
+//! Online evaluation end to end: `fraudops serve` with the feature store scores a simulated
 //! file's transactions as direct `POST /predict` calls (`fraudops eval-online`), recording each score in
 //! Redis off the response path; the labels go to `fraud-labels` 3 days (event time) later and
 //! `fraudops labels` joins each with its recorded score. Its `/metrics` must then show the online metrics

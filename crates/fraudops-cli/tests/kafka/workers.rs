@@ -1,5 +1,5 @@
 //! Three stream workers in one consumer group, sharing one Redis feature store, score every transaction of
-//! a simulated file exactly as the batch definition (training) does (issue 20).
+//! a simulated file exactly as the batch definition (training) does.
 //!
 //! **What is compared.** A prediction carries the probability, not the vector; but a prediction is a pure
 //! function of the feature vector (the same embedded model, compiled trees, no randomness, no state), and

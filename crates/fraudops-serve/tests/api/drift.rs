@@ -1,4 +1,4 @@
-//! Drift, end to end (issue 21): a model trained on simulated data carries its reference histograms, a
+//! Drift, end to end: a model trained on simulated data carries its reference histograms, a
 //! real server scores replayed traffic, and `/metrics` reports the PSI of what it saw.
 //!
 //! * normal traffic — later days of the same simulation, never seen by training — keeps the score PSI
