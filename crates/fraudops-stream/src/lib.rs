@@ -8,6 +8,7 @@
 //!   the API's 4xx body) and the API request built from it; the JSON on the topics (transaction events,
 //!   predictions, dead letters) is `fraudops-wire`'s;
 //! * `telemetry` — the SPEC §4.1 Kafka metric names, written once, and the `/metrics` listener;
+//! * `commit` — how the consumers log librdkafka's commits;
 //! * `lag` — consumer lag and queue length of a group, read from the broker;
 //! * `phases` — the attack's `rate:duration` phases;
 //! * `source` — the events an attack sends: the simulator's endless stream or a looping file replay;
@@ -31,6 +32,7 @@
 mod admin;
 mod api_client;
 pub mod attack;
+mod commit;
 mod config;
 pub mod direct;
 mod error;

@@ -93,16 +93,7 @@ impl ConsumerContext for WorkerContext {
         result: rdkafka::error::KafkaResult<()>,
         offsets: &TopicPartitionList,
     ) {
-        match result {
-            Ok(()) => {
-                tracing::debug!(event = "offsets_committed", offsets = ?offsets.to_topic_map())
-            }
-            // Nothing stored since the last commit: not a failure.
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                tracing::warn!(event = "commit_failed", error = %e, offsets = ?offsets.to_topic_map())
-            }
-        }
+        crate::commit::log_commit(result, offsets);
     }
 }
 
