@@ -237,25 +237,25 @@ async fn with_stored_windows(state: &AppInner, txs: &mut [ValidTransaction]) {
     let Some(features) = &state.features else {
         return;
     };
-    let keyed: Vec<usize> = (0..txs.len())
-        .filter(|&i| txs[i].store_key.is_some())
-        .collect();
+    let (keyed, observations): (Vec<usize>, Vec<Observation>) = txs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, tx)| {
+            tx.store_key.map(|key| {
+                let observation = Observation {
+                    transaction_id: tx.id.to_string(),
+                    customer_id: key.customer_id,
+                    terminal_id: key.terminal_id,
+                    time: key.time,
+                    amount: tx.row.amount,
+                };
+                (i, observation)
+            })
+        })
+        .unzip();
     if keyed.is_empty() {
         return;
     }
-    let observations: Vec<Observation> = keyed
-        .iter()
-        .filter_map(|&i| {
-            let tx = &txs[i];
-            tx.store_key.map(|key| Observation {
-                transaction_id: tx.id.to_string(),
-                customer_id: key.customer_id,
-                terminal_id: key.terminal_id,
-                time: key.time,
-                amount: tx.row.amount,
-            })
-        })
-        .collect();
     let t0 = Instant::now();
     let result = features.observe(&observations).await;
     state

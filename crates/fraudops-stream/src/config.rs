@@ -57,3 +57,13 @@ impl KafkaArgs {
         config
     }
 }
+
+/// A process's replica id: `explicit` when given, else the host name (the pod name in Kubernetes), else
+/// `fallback` (the subcommand's name). Shared by the worker and the label consumer.
+pub fn replica_id(explicit: Option<&str>, fallback: &str) -> String {
+    explicit
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| fallback.into())
+}

@@ -46,11 +46,7 @@ pub struct LabelsConfig {
 impl LabelsConfig {
     /// The replica id: explicit, else the host name (the pod name in Kubernetes), else `labels`.
     pub fn resolved_replica_id(&self) -> String {
-        self.replica_id
-            .clone()
-            .filter(|s| !s.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "labels".into())
+        crate::config::replica_id(self.replica_id.as_deref(), "labels")
     }
 }
 

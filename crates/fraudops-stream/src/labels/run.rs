@@ -143,8 +143,7 @@ pub async fn run(
                     .into(),
             )
         })?;
-    let store = FeatureStore::connect(url, config.store.timeout)
-        .map_err(|e| StreamError::Config(e.to_string()))?;
+    let store = FeatureStore::connect(url, config.store.timeout)?;
     let metrics = KafkaMetrics::new()?;
     let label_metrics = LabelMetrics::register(&metrics)?;
     let eval_metrics = EvaluationMetrics::register(&metrics)?;

@@ -80,11 +80,7 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// The replica id: explicit, else the host name (the pod name in Kubernetes), else `stream`.
     pub fn resolved_replica_id(&self) -> String {
-        self.replica_id
-            .clone()
-            .filter(|s| !s.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "stream".into())
+        crate::config::replica_id(self.replica_id.as_deref(), "stream")
     }
 }
 
