@@ -45,6 +45,10 @@ struct Args {
     /// Keep-alive connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Connections opened before the run and held, idle, until its end (what an idle-connection flood
+    /// costs the server while it serves the load).
+    #[arg(long, default_value_t = 0)]
+    idle_connections: usize,
 }
 
 /// One keep-alive connection.
@@ -61,7 +65,12 @@ struct Connection {
 /// What the run saw.
 #[derive(Default)]
 struct Tally {
+    /// Every answer's latency, from when its request was due.
     latencies_ns: Vec<u64>,
+    /// The 200s' latencies.
+    ok_ns: Vec<u64>,
+    /// The 503s' latencies (shed requests).
+    shed_ns: Vec<u64>,
     non_200: u64,
     errors: u64,
 }
@@ -109,6 +118,11 @@ fn main() -> anyhow::Result<()> {
             unsent: Vec::new(),
         });
     }
+    // Held open and silent until the end of the run.
+    let idle_flood = (0..args.idle_connections)
+        .map(|_| std::net::TcpStream::connect(addr))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("opening {} idle connections", args.idle_connections))?;
     let mut idle: Vec<usize> = (0..args.connections).rev().collect();
     let mut waiting: VecDeque<Instant> = VecDeque::new();
     let mut tally = Tally::default();
@@ -161,9 +175,13 @@ fn main() -> anyhow::Result<()> {
                 conn.read.drain(..used);
                 let Some(due) = conn.due.take() else { break };
                 let latency = Instant::now().duration_since(due);
-                tally
-                    .latencies_ns
-                    .push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
+                let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+                tally.latencies_ns.push(ns);
+                match status {
+                    200 => tally.ok_ns.push(ns),
+                    503 => tally.shed_ns.push(ns),
+                    _ => {}
+                }
                 if status != 200 {
                     tally.non_200 += 1;
                 }
@@ -181,6 +199,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64().min(args.duration);
+    drop(idle_flood);
     report(&mut tally, &stalls, scheduled, elapsed, args.rate);
     Ok(())
 }
@@ -247,28 +266,49 @@ fn parse_response(bytes: &[u8]) -> anyhow::Result<Option<(u16, usize)>> {
     Ok((bytes.len() >= head + length).then_some((status, head + length)))
 }
 
-/// One JSON line: the rate asked for and held, latency percentiles, failures, the generator's own stalls.
+/// The `q` quantile of sorted `ns`, in milliseconds (NaN when empty).
+fn quantile_ms(ns: &[u64], q: f64) -> f64 {
+    if ns.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((q * ns.len() as f64).ceil() as usize).clamp(1, ns.len()) - 1;
+    ns[i] as f64 / 1e6
+}
+
+/// One JSON line: the rate asked for and held, latency percentiles (of all answers, of the 200s and of the
+/// 503s), failures, the generator's own stalls. NaN (no such answer) is written as null.
 fn report(tally: &mut Tally, stalls: &Stalls, scheduled: u64, elapsed: f64, rate: f64) {
-    tally.latencies_ns.sort_unstable();
+    for ns in [&mut tally.latencies_ns, &mut tally.ok_ns, &mut tally.shed_ns] {
+        ns.sort_unstable();
+    }
     let n = tally.latencies_ns.len();
-    let at = |q: f64| -> f64 {
-        if n == 0 {
-            return f64::NAN;
+    let ms = |v: f64| {
+        if v.is_nan() {
+            "null".to_owned()
+        } else {
+            format!("{v:.3}")
         }
-        let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-        tally.latencies_ns[i] as f64 / 1e6
     };
+    let all = |q| ms(quantile_ms(&tally.latencies_ns, q));
     println!(
         "{{\"target_rps\":{rate:.0},\"scheduled\":{scheduled},\"completed\":{n},\"achieved_rps\":{:.0},\
-         \"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\
+         \"ok_rps\":{:.0},\"shed_rps\":{:.0},\
+         \"p50_ms\":{},\"p90_ms\":{},\"p99_ms\":{},\"p999_ms\":{},\"max_ms\":{},\
+         \"ok_p50_ms\":{},\"ok_p99_ms\":{},\"shed_p50_ms\":{},\"shed_p99_ms\":{},\
          \"non_200\":{},\"errors\":{},\"generator_stalled_ms_per_s\":{:.2},\"generator_longest_stall_ms\":{:.3},\
          \"generator_stalls_over_1ms_per_s\":{:.2}}}",
         n as f64 / elapsed,
-        at(0.50),
-        at(0.90),
-        at(0.99),
-        at(0.999),
-        at(1.0),
+        tally.ok_ns.len() as f64 / elapsed,
+        tally.shed_ns.len() as f64 / elapsed,
+        all(0.50),
+        all(0.90),
+        all(0.99),
+        all(0.999),
+        all(1.0),
+        ms(quantile_ms(&tally.ok_ns, 0.50)),
+        ms(quantile_ms(&tally.ok_ns, 0.99)),
+        ms(quantile_ms(&tally.shed_ns, 0.50)),
+        ms(quantile_ms(&tally.shed_ns, 0.99)),
         tally.non_200,
         tally.errors,
         stalls.total.as_secs_f64() * 1e3 / elapsed,

@@ -29,6 +29,22 @@ pub struct ServeConfig {
     /// Prediction requests processed at once; more are shed with 503 at once.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
+    /// Longest a prediction request may wait for the CPU (from its connection's wake-up to being read),
+    /// milliseconds; past it the request is answered 503 + `Retry-After` at once. 0 disables. The default
+    /// is one CFS period: a replica at its CPU limit pauses up to 100 ms minus its quota, and a request
+    /// that waits out one pause is served in the next period, so only a queue longer than that is shed.
+    #[arg(long, env = "MAX_QUEUE_WAIT_MS", default_value_t = 100)]
+    pub max_queue_wait_ms: u64,
+    /// Client connections open at once; more are closed at accept (counted). Capped by the process's
+    /// file-descriptor limit, which start-up raises to its hard limit.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, idle keep-alive time included (hyper
+    /// times both with one timer): slow-header (slowloris) and idle connections are closed past it.
+    /// Longer than the 60 s a proxy such as ingress-nginx keeps idle upstream connections, so the proxy
+    /// closes first and never sends on a connection the server is closing.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 65, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_seconds: u64,
     /// Per-client request rate limit (requests/s); 0 disables rate limiting.
     #[arg(long, env = "RATE_LIMIT_RPS", default_value_t = 0)]
     pub rate_limit_rps: u32,
@@ -79,6 +95,9 @@ impl ServeConfig {
             mlflow_model_uri: None,
             model_poll_seconds: 30,
             max_in_flight: 256,
+            max_queue_wait_ms: 100,
+            max_connections: 16_384,
+            header_read_timeout_seconds: 65,
             rate_limit_rps: 0,
             rate_limit_burst: 100,
             rate_limit_key_header: None,

@@ -19,6 +19,7 @@ use fraudops_wire::ErrorBody;
 use tower::ServiceExt;
 
 use crate::protection::Admission;
+use crate::queue_wait;
 use crate::routes::{self, AppState};
 use crate::telemetry::SCORING_ENDPOINTS;
 use crate::tracking::InProgress;
@@ -99,13 +100,16 @@ impl Dispatch {
         B::Error: Into<BoxError>,
     {
         let started = Instant::now();
+        // Read first: the wait of the poll that brought this request (see `queue_wait`).
+        let queue_wait = queue_wait::current();
         let metrics = &self.state.metrics;
+        metrics.queue_wait.observe(queue_wait.as_secs_f64());
         let _in_progress = InProgress::enter(metrics.clone());
         let method = request.method().clone();
         let response = if method != Method::POST {
             method_not_allowed()
         } else {
-            match self.admission.admit(request.headers(), peer) {
+            match self.admission.admit(request.headers(), peer, queue_wait) {
                 Ok(_permit) => match route {
                     ScoringRoute::Single => routes::predict(&self.state, request, started)
                         .await

@@ -4,7 +4,10 @@
 //! stream worker shares); this module decides its status and how metrics count it, and its text is the
 //! body's `error` unchanged.
 
+use std::sync::LazyLock;
+
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fraudops_wire::{ErrorBody, ValidationError};
@@ -28,7 +31,8 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
-    /// Too many requests in flight: shed at once rather than queued.
+    /// Shed at once rather than queued: the request waited longer than MAX_QUEUE_WAIT_MS for the CPU, or
+    /// MAX_IN_FLIGHT requests are already in flight.
     #[error("server is at capacity; retry shortly")]
     Overloaded,
     /// This client exceeded its rate.
@@ -82,8 +86,40 @@ impl ApiError {
     }
 }
 
+/// The body of every shed request, serialized once: shedding must cost far less than scoring, and it
+/// happens exactly when the CPU is short.
+fn overloaded_body() -> Bytes {
+    static BODY: LazyLock<Bytes> = LazyLock::new(|| {
+        let body = ErrorBody {
+            error: ApiError::Overloaded.to_string(),
+            field: None,
+        };
+        serde_json::to_vec(&body).map_or_else(|_| Bytes::new(), Bytes::from)
+    });
+    BODY.clone()
+}
+
+/// The 503 of a shed request: a static body and `Retry-After: 1`, no serialization.
+fn overloaded_response() -> Response {
+    let mut response = Response::new(Body::from(overloaded_body()));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+        .extensions_mut()
+        .insert(ApiError::Overloaded.kind());
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self == Self::Overloaded {
+            return overloaded_response();
+        }
         let body = ErrorBody {
             error: self.to_string(),
             field: self.field(),

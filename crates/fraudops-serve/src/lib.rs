@@ -14,6 +14,8 @@
 //! * `dispatch` — the service each connection runs: scoring routes straight from hyper, the rest
 //!   through the axum router;
 //! * `protection` — load shedding, per-client rate limits (admission to the scoring routes);
+//! * `queue_wait` — how long each request waited for the CPU (the signal shedding acts on);
+//! * `connections` — the accept loop and the bounds on connections (count, header/idle timeout, buffer);
 //! * `tracking` — the tower layer that counts the router's requests by route template;
 //! * `system` — CPU (against the container limit) and memory sampling from cgroups and procfs;
 //! * `routes` — the handlers; `startup` — wiring, binding, graceful shutdown.
@@ -25,6 +27,7 @@
 //! path cannot fail once a transaction is validated.
 
 mod config;
+mod connections;
 mod dispatch;
 mod drift;
 mod error;
@@ -33,6 +36,7 @@ mod logging;
 mod model_store;
 mod openapi;
 mod protection;
+mod queue_wait;
 mod routes;
 mod startup;
 mod system;

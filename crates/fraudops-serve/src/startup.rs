@@ -1,6 +1,5 @@
 //! Wiring: build the router, bind the listeners, run until a shutdown signal, drain gracefully.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,14 +10,11 @@ use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
 use fraudops_store::{FeatureStore, ScoreRecorder};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
 use crate::config::ServeConfig;
+use crate::connections::{ConnectionLimits, serve_connections};
 use crate::dispatch::Dispatch;
 use crate::model_store::{ModelSource, ModelStore, rotate_drift, watch};
 use crate::openapi::ApiDoc;
@@ -143,7 +139,12 @@ impl Server {
     pub fn dispatch(&self) -> Dispatch {
         Dispatch::new(
             self.state.clone(),
-            Admission::new(self.config.max_in_flight, self.rate_limit.clone()),
+            Admission::new(
+                self.config.max_in_flight,
+                self.rate_limit.clone(),
+                (self.config.max_queue_wait_ms > 0)
+                    .then(|| Duration::from_millis(self.config.max_queue_wait_ms)),
+            ),
             self.router(),
             self.config.coalesce_writes,
         )
@@ -227,7 +228,20 @@ impl Server {
                     .into_future(),
             )
         });
-        let server = serve_connections(self.listener, dispatch, stopped(stop_rx.clone()));
+        let limits = ConnectionLimits::new(
+            self.config.max_connections,
+            Duration::from_secs(self.config.header_read_timeout_seconds),
+        );
+        tracing::info!(event = "connection_limits", max_connections = limits.max_connections,
+            header_read_timeout_seconds = self.config.header_read_timeout_seconds,
+            max_queue_wait_ms = self.config.max_queue_wait_ms, max_in_flight = self.config.max_in_flight);
+        let server = serve_connections(
+            self.listener,
+            dispatch,
+            limits,
+            state.metrics.clone(),
+            stopped(stop_rx.clone()),
+        );
         let deadline = async {
             stopped(stop_rx.clone()).await;
             tokio::time::sleep(grace).await;
@@ -248,63 +262,6 @@ impl Server {
         tracing::info!(event = "server_stopped");
         Ok(())
     }
-}
-
-/// Accepts connections and serves each with `dispatch` (HTTP/1.1 or HTTP/2, keep-alive) until `stop`
-/// resolves; then stops accepting, asks every connection to finish its request in flight and close,
-/// and returns when all have. What `axum::serve` does, with [`Dispatch`] in place of a router.
-async fn serve_connections(
-    listener: TcpListener,
-    dispatch: Arc<Dispatch>,
-    stop: impl Future<Output = ()>,
-) {
-    let builder = ConnectionBuilder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(stop);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    wait_after_accept_error(e).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        // Responses are written whole; never let Nagle hold the tail of a large one for an ACK.
-        let _ = stream.set_nodelay(true);
-        let dispatch = dispatch.clone();
-        let service = service_fn(move |request| {
-            let dispatch = dispatch.clone();
-            async move { Ok::<_, Infallible>(dispatch.handle(request, Some(peer)).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(event = "connection_error", peer = %peer, error = %e);
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-}
-
-/// A client that resets its connection before it is accepted is no reason to pause; running out of
-/// file descriptors (an attack, a leak) is: retrying at once would spin on the same error.
-async fn wait_after_accept_error(e: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(event = "accept_failed", error = %e, "pausing accepts for one second");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Refreshes the CPU and memory gauges every few seconds.

@@ -142,6 +142,13 @@ pub struct Metrics {
     feature_psi: GaugeVec,
     /// `ml_model_drift_window_predictions`: predictions in the drift window (0 without a reference).
     drift_window: IntGauge,
+    /// `http_request_queue_wait_seconds`: how long each scoring request waited for the CPU before it was
+    /// read (what MAX_QUEUE_WAIT_MS sheds on; its tail says how close the replica runs to shedding).
+    pub queue_wait: Histogram,
+    /// `http_connections_open`: client connections open now.
+    pub connections_open: IntGauge,
+    /// `http_connections_refused_total`: connections closed at accept because MAX_CONNECTIONS were open.
+    pub connections_refused: IntCounter,
     /// Pre-resolved handles for [`SCORING_ENDPOINTS`] (a label lookup hashes every label per call).
     scoring: Vec<ScoringRoute>,
 }
@@ -278,6 +285,19 @@ impl Metrics {
                 "Time of one feature store round trip (read the windows and record the transactions).",
                 LATENCY_BUCKETS.to_vec(),
             )?,
+            queue_wait: hist(
+                "http_request_queue_wait_seconds",
+                "Time a scoring request waited for the CPU (from its connection's wake-up to its first poll).",
+                LATENCY_BUCKETS.to_vec(),
+            )?,
+            connections_open: IntGauge::new(
+                "http_connections_open",
+                "Client connections open now.",
+            )?,
+            connections_refused: IntCounter::new(
+                "http_connections_refused_total",
+                "Connections closed at accept because MAX_CONNECTIONS were already open.",
+            )?,
             score_psi: GaugeVec::new(
                 Opts::new(
                     "ml_model_score_psi",
@@ -351,6 +371,9 @@ impl Metrics {
         r.register(Box::new(self.feature_store_errors.clone()))?;
         r.register(Box::new(self.unknown_category.clone()))?;
         r.register(Box::new(self.feature_store_duration.clone()))?;
+        r.register(Box::new(self.queue_wait.clone()))?;
+        r.register(Box::new(self.connections_open.clone()))?;
+        r.register(Box::new(self.connections_refused.clone()))?;
         r.register(Box::new(self.score_psi.clone()))?;
         r.register(Box::new(self.feature_psi.clone()))?;
         r.register(Box::new(self.drift_window.clone()))?;

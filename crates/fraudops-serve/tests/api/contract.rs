@@ -228,10 +228,17 @@ async fn metrics_export_every_contract_name() {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter(|l| {
-            // ml_model_online_*: the label consumer's online evaluation, not the API's.
-            !["kafka_", "stream_", "fraudops_labels_", "ml_model_online_"]
-                .iter()
-                .any(|p| l.starts_with(p))
+            // ml_model_online_*: the label consumer's online evaluation, not the API's;
+            // ml_model_retrain_*: pushed by `fraudops register` (crates/fraudops-cli/src/pushgateway.rs).
+            ![
+                "kafka_",
+                "stream_",
+                "fraudops_labels_",
+                "ml_model_online_",
+                "ml_model_retrain_",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
         });
     // The PSI gauges exist once the drift window holds enough predictions (tests/api/drift.rs).
     let api_names =

@@ -4,6 +4,7 @@ mod contract;
 mod drift;
 mod feature_store;
 mod lifecycle;
+mod overload;
 mod protection;
 mod support;
 mod validation;
