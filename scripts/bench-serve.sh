@@ -20,7 +20,8 @@
 # queue a stall leaves is what sets the p99 at half load.
 # Logs are on (info, the `prediction_made` event per prediction) and written to /dev/null, as in
 # production minus the collector. MIMALLOC_ARENA_EAGER_COMMIT=0 as in the image's Dockerfile.
-# Prints a markdown table; writes it to reports/bench-serve.md as well.
+# Prints a markdown table; writes it to reports/bench-serve.md as well. Then the overload table:
+# scripts/bench-overload.sh (past saturation, 2,000 connections, 10,000 idle; reports/bench-overload.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/common.sh  # free_port, median, parse_options, target_dir, scratch_with_children
@@ -161,3 +162,8 @@ mkdir -p reports
   echo "Open-model p99 per round, /predict: ${o_p99[*]} ms; floor: ${f_p99[*]} ms. The generator's own stalls (its core taken away), ms per second / longest ms, per round: /predict ${o_stall[*]}; floor ${f_stall[*]}."
   echo "The server's core, idle, before each round (core_stalls, 2 s): stalled ms per second / longest ms / stalls over 1 ms per second: ${core_stall[*]}. A stall of S ms at a server busy a fraction u of the time leaves a queue that takes about S·u/(1−u) more to drain, so the p99 stays under 1 ms only while stalls and their drains cover less than 1% of the time."
 } | tee reports/bench-serve.md
+
+# Past saturation: the open model at 0.5×, 2× and 3× over 2,000 connections with shedding on and off, and
+# 10,000 idle connections held while 0.5× is served (scripts/bench-overload.sh; reports/bench-overload.md).
+echo
+scripts/bench-overload.sh --duration 8

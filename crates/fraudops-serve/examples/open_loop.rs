@@ -278,7 +278,11 @@ fn quantile_ms(ns: &[u64], q: f64) -> f64 {
 /// One JSON line: the rate asked for and held, latency percentiles (of all answers, of the 200s and of the
 /// 503s), failures, the generator's own stalls. NaN (no such answer) is written as null.
 fn report(tally: &mut Tally, stalls: &Stalls, scheduled: u64, elapsed: f64, rate: f64) {
-    for ns in [&mut tally.latencies_ns, &mut tally.ok_ns, &mut tally.shed_ns] {
+    for ns in [
+        &mut tally.latencies_ns,
+        &mut tally.ok_ns,
+        &mut tally.shed_ns,
+    ] {
         ns.sort_unstable();
     }
     let n = tally.latencies_ns.len();

@@ -236,6 +236,7 @@ async fn metrics_export_every_contract_name() {
                 "fraudops_labels_",
                 "ml_model_online_",
                 "ml_model_retrain_",
+                "fraudops_retrain_trigger_",
             ]
             .iter()
             .any(|p| l.starts_with(p))
