@@ -50,8 +50,12 @@ impl ConnectionLimits {
             .and_then(|fds| usize::try_from(fds).ok())
             .unwrap_or(usize::MAX);
         if allowed < max_connections {
-            tracing::warn!(event = "max_connections_lowered", configured = max_connections, allowed,
-                "the file-descriptor limit allows fewer connections than MAX_CONNECTIONS");
+            tracing::warn!(
+                event = "max_connections_lowered",
+                configured = max_connections,
+                allowed,
+                "the file-descriptor limit allows fewer connections than MAX_CONNECTIONS"
+            );
         }
         Self {
             max_connections: max_connections.min(allowed).max(1),

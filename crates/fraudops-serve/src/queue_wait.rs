@@ -158,7 +158,10 @@ mod tests {
         let (first, second) = tokio::spawn(Timed::new(waits_seen()))
             .await
             .expect("the timed task runs");
-        assert!(first < Duration::from_millis(20), "first poll waited {first:?}");
+        assert!(
+            first < Duration::from_millis(20),
+            "first poll waited {first:?}"
+        );
         assert!(
             second < Duration::from_millis(20),
             "second poll waited {second:?}"

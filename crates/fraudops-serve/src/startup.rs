@@ -232,9 +232,13 @@ impl Server {
             self.config.max_connections,
             Duration::from_secs(self.config.header_read_timeout_seconds),
         );
-        tracing::info!(event = "connection_limits", max_connections = limits.max_connections,
+        tracing::info!(
+            event = "connection_limits",
+            max_connections = limits.max_connections,
             header_read_timeout_seconds = self.config.header_read_timeout_seconds,
-            max_queue_wait_ms = self.config.max_queue_wait_ms, max_in_flight = self.config.max_in_flight);
+            max_queue_wait_ms = self.config.max_queue_wait_ms,
+            max_in_flight = self.config.max_in_flight
+        );
         let server = serve_connections(
             self.listener,
             dispatch,

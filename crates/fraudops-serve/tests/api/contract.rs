@@ -230,6 +230,7 @@ async fn metrics_export_every_contract_name() {
         .filter(|l| {
             // ml_model_online_*: the label consumer's online evaluation, not the API's;
             // ml_model_retrain_*: pushed by `fraudops register` (crates/fraudops-cli/src/pushgateway.rs).
+            // fraudops_retrain_trigger_*: the bridge `fraudops retrain-trigger` (crates/fraudops-cli/src/retrain_trigger/).
             ![
                 "kafka_",
                 "stream_",

@@ -79,7 +79,10 @@ struct Flood {
 impl Flood {
     fn median_ok(&mut self) -> Duration {
         self.ok.sort_unstable();
-        self.ok.get(self.ok.len() / 2).copied().unwrap_or(Duration::MAX)
+        self.ok
+            .get(self.ok.len() / 2)
+            .copied()
+            .unwrap_or(Duration::MAX)
     }
 }
 
