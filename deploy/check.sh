@@ -202,8 +202,11 @@ am_routes() {
   route oncall-info alertname=ModelScaledToMax severity=info namespace=fraudops
   route blackhole alertname=Watchdog severity=none
   route oncall-warning alertname=SomethingUnlabelled
+  # The model alerts start a retraining through the bridge, and still reach on-call (`continue`).
+  route fraudops-retrain,oncall-warning alertname=ScoreDistributionDrift severity=warning job=fraudops-api
+  route fraudops-retrain,oncall-warning alertname=ModelQualityDegraded severity=warning
 }
-run "amtool config routes test (8 routing assertions)" am_routes
+run "amtool config routes test (10 routing assertions)" am_routes
 am_templates() {
   amtool template render --template.glob="$DEPLOY/monitoring/alertmanager/templates/*.tmpl" \
     --template.text='{{ template "fraudops.title" . }}{{ template "fraudops.text" . }}{{ template "fraudops.email.html" . }}{{ template "fraudops.telegram" . }}'

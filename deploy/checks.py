@@ -254,6 +254,41 @@ def cmd_invariants(paths: list[Path]) -> None:
         dash = find(objs, "ConfigMap", "fraudops-dashboard")
         if not dash or dash["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
             fail(f"{path.name}: dashboard ConfigMap with label grafana_dashboard=\"1\" missing")
+        _check_retrain_trigger(objs, path.name)
+
+
+def _check_retrain_trigger(objs: list[dict], where: str) -> None:
+    """The Alertmanager -> Airflow bridge (docs/retraining.md): the Service Alertmanager's receiver posts to
+    exists on that port, the pod is locked down like the others, and its credentials are files of a Secret."""
+    am = yaml.safe_load((MONITORING / "alertmanager/alertmanager.yaml").read_text(encoding="utf-8"))
+    hook = next(r for r in am["receivers"] if r["name"] == "fraudops-retrain")["webhook_configs"][0]["url"]
+    m = re.match(r"^http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc:(\d+)/", hook)
+    svc = find(objs, "Service", m.group(1)) if m else None
+    if not svc or m.group(2) != "fraudops" or not any(p["port"] == int(m.group(3)) for p in svc["spec"]["ports"]):
+        fail(f"{where}: no Service in namespace fraudops for Alertmanager's retrain webhook {hook}")
+    dep = find(objs, "Deployment", "fraudops-retrain-trigger")
+    if dep is None:
+        fail(f"{where}: no Deployment fraudops-retrain-trigger")
+        return
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+    if c.get("args") != ["retrain-trigger"]:
+        fail(f"{where}: fraudops-retrain-trigger args {c.get('args')}")
+    if not (psc.get("runAsNonRoot") and csc.get("readOnlyRootFilesystem") and csc.get("allowPrivilegeEscalation") is False
+            and csc.get("capabilities", {}).get("drop") == ["ALL"]):
+        fail(f"{where}: fraudops-retrain-trigger must run non-root, read-only, no privilege escalation, no capabilities")
+    if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/health":
+        fail(f"{where}: fraudops-retrain-trigger liveness must probe /health")
+    env = _env(c)
+    mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+    secrets = {v["name"] for v in pod.get("volumes", []) if v.get("secret", {}).get("secretName") == "fraudops-retrain-trigger"}
+    for var in ("AIRFLOW_PASSWORD_FILE", "RETRAIN_TRIGGER_TOKEN_FILE"):
+        value = env.get(var, {}).get("value", "")
+        if not any(value.startswith(mounts.get(name, "//") + "/") for name in secrets):
+            fail(f"{where}: fraudops-retrain-trigger {var}={value!r} is not a file of the Secret fraudops-retrain-trigger")
+    if any("PASSWORD" in name and not name.endswith("_FILE") for name in env):
+        fail(f"{where}: fraudops-retrain-trigger has a password in its environment")
 
 
 # --- the online feature store (SPEC §5) ---------------------------------------------------------------
@@ -626,7 +661,8 @@ def cmd_dashboard(rule_out: Path) -> None:
                    "kafka_messages_consumed_total", "ml_model_fraud_probability_bucket", "ml_model_info"):
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
-    for needed in ("ml_model_score_psi", "ml_model_feature_psi"):  # drift in the Model quality row
+    # Drift, and the retraining's age (pushed by `fraudops register`), in the Model quality row.
+    for needed in ("ml_model_score_psi", "ml_model_feature_psi", "ml_model_retrain_last_success_timestamp_seconds"):
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
     rule_out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, sort_keys=False),
@@ -637,6 +673,9 @@ def cmd_dashboard(rule_out: Path) -> None:
 # --- alertmanager --------------------------------------------------------------------------------------------
 LITERAL_SECRET_KEYS = {"smtp_auth_password", "auth_password", "auth_secret", "bot_token", "api_url",
                        "api_key", "routing_key", "service_key", "token", "password", "credentials", "url"}
+# A webhook `url` may be literal only as a plain in-cluster Service address (no user info, no query): such a
+# URL is no credential, and Alertmanager 0.25 (the one checking here) has no webhook url_file.
+IN_CLUSTER_URL = re.compile(r"^http://[a-z0-9-]+\.[a-z0-9-]+\.svc(\.cluster\.local)?(:\d+)?(/[A-Za-z0-9/_-]*)?$")
 
 
 def _walk(node, path=""):
@@ -656,7 +695,8 @@ def cmd_alertmanager(out: Path) -> None:
     cluster = yaml.safe_load(secret["stringData"]["alertmanager.yaml"])
     for label, config in (("alertmanager.yaml", source), ("cluster alertmanager.yaml", cluster)):
         for where, key, value in _walk(config):
-            if key in LITERAL_SECRET_KEYS and value:
+            if key in LITERAL_SECRET_KEYS and value and not (
+                    key == "url" and ".webhook_configs[" in where and IN_CLUSTER_URL.match(str(value))):
                 fail(f"{label}: literal secret field {where}; use {key}_file")
             if key.endswith("_file") and isinstance(value, str):
                 ok = value.startswith("secrets/") if config is source else value.startswith("/etc/alertmanager/secrets/")
@@ -668,6 +708,22 @@ def cmd_alertmanager(out: Path) -> None:
     for tg in admin.get("telegram_configs", []):
         if not tg.get("bot_token_file"):
             fail("cluster Telegram config must read bot_token_file")
+    # The model alerts reach the retraining bridge (docs/retraining.md): one group per alert name, a repeat at
+    # most daily, on-call still notified (`continue`); firing only, to the bridge's Service, token from a file.
+    route = next((r for r in source["route"].get("routes", []) if r.get("receiver") == "fraudops-retrain"), None)
+    if route is None:
+        fail("no route to the receiver fraudops-retrain")
+    else:
+        if route.get("group_by") not in (["alertname"], ["alertname", "model"]) or not route.get("continue"):
+            fail(f"fraudops-retrain route must group by alertname and continue: {route}")
+        hours = sum(int(n) * {"h": 1, "d": 24}[u] for n, u in re.findall(r"(\d+)([hd])", route.get("repeat_interval", "")))
+        if hours < 24:
+            fail(f"fraudops-retrain route repeat_interval {route.get('repeat_interval')!r} < 24h")
+    hooks = next((r for r in source["receivers"] if r["name"] == "fraudops-retrain"), {}).get("webhook_configs", [])
+    if len(hooks) != 1 or hooks[0].get("send_resolved") is not False \
+            or not hooks[0].get("url", "").startswith("http://fraudops-retrain-trigger.fraudops.svc:8080/") \
+            or not hooks[0].get("http_config", {}).get("authorization", {}).get("credentials_file"):
+        fail(f"fraudops-retrain must post firing alerts to the bridge's Service with a token file: {hooks}")
     # Alertmanager 0.25 (here) does not know telegram bot_token_file: check the rest of the cluster config.
     for r in cluster["receivers"]:
         r.pop("telegram_configs", None)

@@ -4,9 +4,11 @@
 #   1. both DAGs import with no errors, in both modes, and have the expected tasks, order, schedule, owner,
 #      retries, params and operators (deploy/airflow/tests/check_dag.py and check_attack_dag.py, plus
 #      `airflow dags list-import-errors`);
-#   2. `airflow dags test ml_model_retrain` in local mode runs a full retraining with the local binary:
+#   2. `airflow dags test ml_model_retrain` in local mode, with an alert in its conf as `fraudops retrain-trigger`
+#      starts it (the data end with the alert's day), runs a full retraining with the local binary:
 #      simulate -> train -> validate -> register/promote in MLflow -> notify (to a local webhook sink);
-#      then MLflow's REST API shows the registered version as champion and the run's gate decision;
+#      then MLflow's REST API shows the registered version as champion and the run's gate decision, and a
+#      real Prometheus Pushgateway holds the outcome register pushed (PUSHGATEWAY_URL);
 #   3. `airflow dags test kafka_attack_simulation` in local mode, short phases (200:5s,400:5s) and the
 #      closed loop (step 2, max_rate 3200, Alertmanager polled every 1 s), against tansu, the API
 #      (`fraudops serve`), the stream worker and a real Alertmanager (the admin alert is posted once the
@@ -31,7 +33,7 @@ AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
 MLFLOW_BIN="$(scripts/ensure/mlflow-venv.sh | tail -n1)"
 KAFKA_PY="$(scripts/ensure/kafka-bench-venv.sh | tail -n1)/python"
 TANSU_BIN="$(scripts/ensure/tansu.sh | tail -n1)"
-scripts/ensure/apt.sh prometheus-alertmanager:prometheus-alertmanager
+scripts/ensure/apt.sh prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway
 PY="$(dirname "$AIRFLOW_BIN")/python"
 echo "airflow: $("$PY" -c 'import airflow; print(airflow.__version__)')  mlflow: $("$MLFLOW_BIN" --version | tail -n1)"
 cargo build --locked -q -p fraudops-cli
@@ -73,6 +75,12 @@ pids+=($!)
 setsid "$PY" "$REPO/deploy/airflow/tests/webhook_sink.py" "$TMP/sink.port" "$TMP/sink.log" &
 pids+=($!)
 MLFLOW="http://127.0.0.1:$port"
+# The Pushgateway register pushes to (in memory: Debian's default persists to /var/lib).
+pgw_port="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PUSHGATEWAY="http://127.0.0.1:$pgw_port"
+setsid prometheus-pushgateway --web.listen-address="127.0.0.1:$pgw_port" --persistence.file= \
+  >"$TMP/pushgateway.log" 2>&1 &
+pids+=($!)
 
 # The attack's surroundings: tansu (in memory), Alertmanager, the API and the stream worker (which creates
 # the topics the DAG's check requires), each in its own process group; cwd $TMP keeps the repository's .env
@@ -119,13 +127,17 @@ for _ in $(seq 900); do
 done
 curl -sf "$MLFLOW/health" >/dev/null || { echo "MLflow did not start" >&2; tail -n 30 "$TMP/mlflow/server.log"; exit 1; }
 for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf "$PUSHGATEWAY/-/ready" >/dev/null && break; sleep 0.1; done
 echo "mlflow server up at $MLFLOW after $((SECONDS - t0)) s"
 
 # The connection (not MLFLOW_TRACKING_URI) is what the DAG resolves; small data keeps the run short.
-conf='{"customers": 500, "terminals": 1000, "days": 60, "end_date": "2018-06-01", "seed": 7}'
+# The run carries an alert, as `fraudops retrain-trigger` starts it: its data end with the alert's UTC day
+# (2018-05-31, so the exclusive end is 2018-06-01), not with the run's date.
+conf='{"customers": 500, "terminals": 1000, "days": 60, "seed": 7,
+  "alert": {"alertname": "ScoreDistributionDrift", "starts_at": "2018-05-31T23:40:12Z", "firing": 1}}'
 t1=$SECONDS
 if ! FRAUDOPS_AIRFLOW_MODE=local FRAUDOPS_WORK_DIR="$TMP/work" \
-  AIRFLOW_CONN_MLFLOW_DEFAULT="$MLFLOW" ALERT_WEBHOOK_URL="http://127.0.0.1:$(cat "$TMP/sink.port")/hook" \
+  AIRFLOW_CONN_MLFLOW_DEFAULT="$MLFLOW" PUSHGATEWAY_URL="$PUSHGATEWAY" ALERT_WEBHOOK_URL="http://127.0.0.1:$(cat "$TMP/sink.port")/hook" \
   timeout 900 "$AIRFLOW_BIN" dags test ml_model_retrain -c "$conf" >"$TMP/dags-test.log" 2>&1; then
   tail -n 80 "$TMP/dags-test.log"
   echo "FAIL: airflow dags test ml_model_retrain" >&2
@@ -134,10 +146,10 @@ fi
 echo "airflow dags test ml_model_retrain: $((SECONDS - t1)) s"
 
 # What happened, as Airflow, MLflow and the webhook saw it.
-FRAUDOPS_AIRFLOW_MODE=local "$PY" - "$MLFLOW" "$TMP/sink.log" <<'PY'
-import json, os, subprocess, sys, urllib.parse, urllib.request
+FRAUDOPS_AIRFLOW_MODE=local "$PY" - "$MLFLOW" "$TMP/sink.log" "$PUSHGATEWAY" <<'PY'
+import json, os, subprocess, sys, time, urllib.parse, urllib.request
 
-mlflow, sink = sys.argv[1], sys.argv[2]
+mlflow, sink, pushgateway = sys.argv[1], sys.argv[2], sys.argv[3]
 failures = []
 
 def check(name, ok, detail=""):
@@ -173,17 +185,30 @@ metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
 check("run logged by `fraudops register` from Airflow", rtags.get("fraudops.command") == "register"
       and rtags.get("mlflow.runName", "").startswith("airflow-manual"), rtags)
 check("run finished", run["info"]["status"] == "FINISHED", run["info"]["status"])
-check("training window from the DAG's window", params.get("train_start") == "2018-05-11", params)
+check("training window from the alert's day (data end 2018-06-01)", params.get("train_start") == "2018-05-11", params)
 check("metrics logged", all(k in metrics for k in ["roc_auc", "average_precision", "card_precision_at_100"]), metrics)
 files = rest("artifacts/list", run_id=alias["run_id"], path="model").get("files", [])
 check("artifact model/model.json", any(f["path"] == "model/model.json" for f in files), files)
+check("version registered from an MLflow 3 logged model", alias.get("source", "").startswith("models:/m-"), alias)
 
 with open(sink, encoding="utf-8") as f:
     posts = [json.loads(line) for line in f if line.strip()]
 check("notify posted the decision to the webhook", len(posts) == 1 and posts[0]["decision"]["promoted"] is True
       and "promoted to @champion" in posts[0]["text"], posts)
+check("notify names the alert that started the run",
+      bool(posts) and "after ScoreDistributionDrift (firing since 2018-05-31T23:40:12Z)" in posts[0]["text"], posts)
 if posts:
     print(f"     webhook text: {posts[0]['text']}")
+
+with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10) as r:
+    pushed = {}
+    for line in r.read().decode().splitlines():
+        if line.startswith("ml_model_retrain_") and 'job="fraudops-retrain"' in line:
+            series, value = line.rsplit(" ", 1)
+            pushed[series.split("{", 1)[0]] = float(value)
+check("register pushed: promoted", pushed.get("ml_model_retrain_last_promoted") == 1.0, pushed)
+age = time.time() - pushed.get("ml_model_retrain_last_success_timestamp_seconds", 0.0)
+check("register pushed: last success within the run", 0 <= age < 900, pushed)
 print(f"[dags test] {len(failures)} failed")
 sys.exit(1 if failures else 0)
 PY

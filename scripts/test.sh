@@ -43,6 +43,7 @@ fi
 stage "schemathesis against /openapi.json" scripts/test-schemathesis.sh
 stage "mlflow (real server)" scripts/test-mlflow.sh
 stage "airflow DAG (real airflow + mlflow)" scripts/test-airflow.sh
+stage "alert -> retraining (alertmanager, bridge, airflow)" scripts/test-retrain-trigger.sh
 if ((LONG)); then
   stage "kafka (real broker)" scripts/test-kafka.sh --long
 else

@@ -1,9 +1,12 @@
 //! `fraudops`: the one binary of the project. `main` only parses the command line and dispatches.
 
 mod cmd;
+mod mlmodel;
 mod progress;
 mod publish;
+mod pushgateway;
 mod registry;
+mod retrain_trigger;
 
 /// musl's allocator serialises threads; mimalloc keeps the static binary as fast as a glibc build.
 #[global_allocator]
@@ -46,6 +49,9 @@ enum Command {
     /// The local attack drill (SPEC §7.1): replicas under real CPU limits, the deployed HPA, Prometheus
     /// and Alertmanager, escalation until the administrator is notified; writes a report.
     Drill(cmd::drill::Args),
+    /// The Alertmanager → Airflow bridge: a model alert's webhook starts `ml_model_retrain` (one run per
+    /// incident) with the alert in the run's conf.
+    RetrainTrigger(cmd::retrain_trigger::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,5 +72,6 @@ fn main() -> anyhow::Result<()> {
         Command::EvalOnline(args) => cmd::eval_online::run(args),
         Command::Attack(args) => cmd::attack::run(args),
         Command::Drill(args) => cmd::drill::run(args),
+        Command::RetrainTrigger(args) => cmd::retrain_trigger::run(args),
     }
 }

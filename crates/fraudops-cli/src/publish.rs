@@ -1,9 +1,11 @@
 //! Publishing a trained model to MLflow (SPEC §6), shared by `fraudops train` (train, then publish)
 //! and `fraudops register` (publish an artifact an earlier step trained):
 //! a tracking run with parameters, metrics, tags and the artifact (uploaded through the server's
-//! artifact proxy), a new version of the registered model, and the champion gate, which scores the
-//! current champion on the same test window and moves the alias only if the new version is not
-//! worse than it by more than the tolerance.
+//! artifact proxy), an MLflow 3 logged model linked to the run (its artifacts: `MLmodel` with the
+//! `fraudops` flavor and the signature, `model.json`, `metrics.json`), a new version of the
+//! registered model made from that logged model, and the champion gate, which scores the current
+//! champion on the same test window and moves the alias only if the new version is not worse than
+//! it by more than the tolerance.
 //!
 //! Failure policy: every MLflow call is retried with exponential backoff by the client; a step that
 //! still fails ends the run as `FAILED` (best effort) and fails the command with the step named.
@@ -13,14 +15,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use fraudops_mlflow::{MlflowClient, MlflowError, ModelVersion, RunInfo, RunStatus};
+use fraudops_mlflow::{
+    LoggedModel, LoggedModelStatus, MLMODEL_FILE, MlflowClient, MlflowError, ModelVersion,
+    NewLoggedModel, RunInfo, RunStatus,
+};
 use fraudops_model::{Model, ModelArtifact};
 use fraudops_train::{Champion, Decision, Evaluation, GateMetric, Prepared, decide, evaluate};
 use serde_json::json;
 
+use crate::mlmodel::{self, METRICS_FILE};
 use crate::registry::MODEL_FILE;
 
-/// Where `model.json` goes inside the run's artifacts; a registered version's source is this folder.
+/// Where the run keeps its own copy of `model.json` and `metrics.json` (versions registered before
+/// logged models point at this folder; new versions point at their logged model).
 const MODEL_DIR: &str = "model";
 /// First backoff sleep between MLflow retries (then 1 s, 2 s, 4 s, ...).
 const RETRY_BASE: Duration = Duration::from_millis(500);
@@ -89,6 +96,8 @@ pub struct Tracker {
 pub struct Published {
     /// The tracking run.
     pub run_id: String,
+    /// The logged model (`m-...`) the version was registered from.
+    pub model_id: String,
     /// The new registered version.
     pub version: u64,
     /// The gate's verdict.
@@ -233,26 +242,56 @@ impl Tracker {
             ("test_rows", m.test_rows as f64),
             ("rows_seen", trained.rows_seen as f64),
         ];
-        client
-            .log_batch(run_id, &params, &metrics, &[])
-            .await
-            .map_err(|e| self.fail("logging parameters and metrics", e))?;
 
-        // The artifact, byte for byte what `serve` will load.
-        let json = artifact.to_json().into_bytes();
-        client
-            .upload_artifact(run, &format!("{MODEL_DIR}/{MODEL_FILE}"), json)
+        // The MLflow 3 logged model, linked to the run both ways (its source run; the run's
+        // outputs), with the run's params; the metrics are logged once, on both.
+        let logged = client
+            .create_logged_model(&NewLoggedModel {
+                experiment_id: &self.experiment_id,
+                name: &artifact.model_version,
+                source_run_id: Some(run_id),
+                model_type: None,
+                params: &params,
+                tags: &[("fraudops.model_version", artifact.model_version.as_str())],
+            })
             .await
-            .map_err(|e| self.fail("uploading model/model.json", e))?;
+            .map_err(|e| self.fail("creating the logged model", e))?;
+        client
+            .log_run_output(run_id, &logged.model_id, 0)
+            .await
+            .map_err(|e| self.fail("linking the logged model to the run", e))?;
+        client
+            .log_batch(run_id, &params, &[], &[])
+            .await
+            .map_err(|e| self.fail("logging parameters", e))?;
+        client
+            .log_model_metrics(run_id, &logged.model_id, &metrics)
+            .await
+            .map_err(|e| self.fail("logging metrics", e))?;
+
+        // The artifact, byte for byte what `serve` will load: the run's copy, then the model's.
+        let json = artifact.to_json().into_bytes();
         let metrics_json = serde_json::to_vec_pretty(&artifact.metrics)?;
         client
-            .upload_artifact(run, &format!("{MODEL_DIR}/metrics.json"), metrics_json)
+            .upload_artifact(run, &format!("{MODEL_DIR}/{MODEL_FILE}"), json.clone())
+            .await
+            .map_err(|e| self.fail("uploading model/model.json", e))?;
+        client
+            .upload_artifact(
+                run,
+                &format!("{MODEL_DIR}/{METRICS_FILE}"),
+                metrics_json.clone(),
+            )
             .await
             .map_err(|e| self.fail("uploading model/metrics.json", e))?;
+        self.upload_logged_model(&logged, artifact, json, metrics_json)
+            .await?;
         println!(
-            "mlflow: logged {} params, {} metrics, artifact {MODEL_DIR}/{MODEL_FILE}",
+            "mlflow: logged {} params, {} metrics, artifact {MODEL_DIR}/{MODEL_FILE}; logged model {} \
+             ({MLMODEL_FILE}, {MODEL_FILE}, {METRICS_FILE})",
             params.len(),
-            metrics.len()
+            metrics.len(),
+            logged.model_id
         );
 
         // The gate: score both on the same window, with the serving code.
@@ -279,11 +318,10 @@ impl Tracker {
             champion_eval.as_gate(),
         );
 
-        // Register (every version, promoted or not: the registry is the audit trail), then move
-        // the alias if the gate says so.
-        let source = format!("{}/{MODEL_DIR}", run.artifact_uri.trim_end_matches('/'));
+        // Register (every version, promoted or not: the registry is the audit trail) from the
+        // logged model, then move the alias if the gate says so.
         let version = client
-            .create_model_version(name, &source, run_id)
+            .create_model_version_from(name, &logged)
             .await
             .map_err(|e| self.fail("registering the model version", e))?;
         println!("mlflow: registered {name} version {}", version.version);
@@ -306,6 +344,7 @@ impl Tracker {
             ("fraudops.gate.explanation", decision.explain()),
             ("fraudops.registered_model", name.into()),
             ("fraudops.registered_version", version.version.to_string()),
+            ("fraudops.logged_model_id", logged.model_id.clone()),
         ];
         if let Some(value) = decision.champion {
             run_tags.push(("fraudops.gate.champion", text(value)));
@@ -352,10 +391,52 @@ impl Tracker {
             .map_err(|e| self.fail("finishing the run", e))?;
         Ok(Published {
             run_id: run_id.to_owned(),
+            model_id: logged.model_id,
             version: version.version,
             decision,
             previous_champion: previous,
         })
+    }
+
+    /// Uploads the logged model's artifacts (`MLmodel` last, so a model whose description is there
+    /// is complete) and marks it `READY`; a failed upload marks it `FAILED` (best effort), as
+    /// MLflow's own `log_model` does.
+    async fn upload_logged_model(
+        &self,
+        logged: &LoggedModel,
+        artifact: &ModelArtifact,
+        json: Vec<u8>,
+        metrics_json: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let client = &self.client;
+        let uploaded = async {
+            let description = mlmodel::describe(artifact, logged)
+                .to_yaml()
+                .map_err(|e| self.fail("describing the model", e))?;
+            for (path, bytes) in [
+                (MODEL_FILE, json),
+                (METRICS_FILE, metrics_json),
+                (MLMODEL_FILE, description.into_bytes()),
+            ] {
+                client
+                    .upload_model_artifact(logged, path, bytes)
+                    .await
+                    .map_err(|e| self.fail(&format!("uploading {path} to the logged model"), e))?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = uploaded {
+            let _ = client
+                .finalize_logged_model(&logged.model_id, LoggedModelStatus::Failed)
+                .await;
+            return Err(e);
+        }
+        client
+            .finalize_logged_model(&logged.model_id, LoggedModelStatus::Ready)
+            .await
+            .map_err(|e| self.fail("marking the logged model READY", e))?;
+        Ok(())
     }
 
     /// Downloads and scores the champion. A champion this build cannot load is `Unusable` (the
@@ -412,6 +493,7 @@ impl Tracker {
                 "tracking_uri": self.uri,
                 "experiment_id": self.experiment_id,
                 "run_id": published.run_id,
+                "model_id": published.model_id,
                 "model_name": name,
                 "version": published.version,
                 "alias": args.alias,

@@ -7,7 +7,9 @@ use anyhow::Context;
 use fraudops_mlflow::{MlflowClient, ModelUri};
 use fraudops_serve::{FetchFuture, Fetched, ModelSource, RegistryFetcher};
 
-/// The artifact file every registered version holds (written by `fraudops train`).
+/// The artifact file every registered version holds at the root of its source (written by
+/// `fraudops train`): its logged model's artifacts (`models:/m-...`, beside `MLmodel`) or, for
+/// versions registered before logged models, the run's `model/` folder. Both are read the same way.
 pub const MODEL_FILE: &str = "model.json";
 
 /// Follows one registry URI on one tracking server.

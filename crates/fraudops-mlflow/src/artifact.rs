@@ -7,10 +7,12 @@
 //! - `http(s)://<host>[/prefix]/api/2.0/mlflow-artifacts/artifacts/<path>` (the same, spelled as a
 //!   URL; only the path is used, the request goes to the client's tracking server);
 //! - `runs:/<run_id>/<path>`, resolved through the run's `artifact_uri`, which must be one of the
-//!   above.
+//!   above;
+//! - `models:/<model_id>`, an MLflow 3 logged model (what `fraudops train` registers), resolved
+//!   through the logged model's `artifact_uri`, which must be one of the above.
 //!
 //! Not supported, on purpose: direct object-store or file URIs (`s3://`, `gs://`, `wasbs://`,
-//! `file://`, local paths) and MLflow 3 logged-model sources (`models:/m-...`). Serving those would
+//! `file://`, local paths), and `models:/<name>/<version>` as a source. Serving the former would
 //! mean cloud SDKs in the API server; the proxy keeps the credentials on the MLflow server.
 
 use crate::MlflowError;
@@ -26,6 +28,11 @@ pub(crate) enum ArtifactSource {
         run_id: String,
         /// Path inside the run's artifact root; empty for the root itself.
         path: String,
+    },
+    /// `models:/<model_id>`: an MLflow 3 logged model; its `artifact_uri` is the root.
+    LoggedModel {
+        /// The logged model's id (`m-...`).
+        model_id: String,
     },
 }
 
@@ -44,6 +51,22 @@ pub(crate) fn parse_source(source: &str) -> Result<ArtifactSource, MlflowError> 
         return Ok(ArtifactSource::Run {
             run_id: run_id.to_owned(),
             path: normalize(source, path)?,
+        });
+    }
+    if let Some(rest) = source.strip_prefix("models:/") {
+        // MLflow's rule (`_parse_model_uri`): one path segment without `@` is a model id (MLflow
+        // makes them `m-<32 hex>`); `<name>/<version>` and `<name>@<alias>` name registered
+        // versions, which are not a model's storage.
+        let model_id = rest.trim_start_matches('/');
+        let id_like = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if model_id.is_empty() || !model_id.bytes().all(id_like) {
+            return Err(MlflowError::InvalidUri(format!(
+                "artifact source {source:?}: only MLflow 3 logged models (models:/<model_id>) are \
+                 supported as a models:/ source"
+            )));
+        }
+        return Ok(ArtifactSource::LoggedModel {
+            model_id: model_id.to_owned(),
         });
     }
     proxied_root(source).map(ArtifactSource::Proxied)
@@ -185,13 +208,35 @@ mod tests {
             "gs://bucket/x",
             "file:///tmp/mlruns/1/abc/artifacts",
             "/tmp/mlruns/1",
-            "models:/m-0123",
             "http://mlflow:5000/some/other/path",
             "http://mlflow:5000/api/2.0/mlflow-artifacts/artifactsX/1",
         ] {
             match parse_source(source) {
                 Err(MlflowError::InvalidUri(msg)) => {
                     assert!(msg.contains("--serve-artifacts"), "{source}: {msg}")
+                }
+                other => panic!("{source}: expected InvalidUri, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn logged_model_sources() {
+        assert_eq!(
+            parse_source("models:/m-0123456789abcdef").expect("valid"),
+            ArtifactSource::LoggedModel {
+                model_id: "m-0123456789abcdef".into()
+            }
+        );
+        for source in [
+            "models:/",
+            "models:/fraud-detector/3",
+            "models:/fraud-detector@champion",
+            "models:/..",
+        ] {
+            match parse_source(source) {
+                Err(MlflowError::InvalidUri(msg)) => {
+                    assert!(msg.contains("models:/<model_id>"), "{source}: {msg}")
                 }
                 other => panic!("{source}: expected InvalidUri, got {other:?}"),
             }

@@ -1,8 +1,9 @@
 //! [`MlflowClient`]: one request helper (retries, error mapping) and one method per MLflow call
 //! the trainer and the API server need.
 //!
-//! Why one file of ~740 lines: one method per MLflow call, all through the same request helper; ~100 of
-//! them are tests of the helper's retry and error mapping.
+//! Why one file of ~800 lines: one method per MLflow call, all through the same request helper; ~100 of
+//! them are tests of the helper's retry and error mapping. MLflow 3's logged models are the child
+//! module `logged_model` (same helper, its own section of the API).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,10 @@ use serde_json::{Value, json};
 
 use crate::artifact::{self, ArtifactSource};
 use crate::{MlflowError, ModelSelector, ModelUri, wire};
+
+mod logged_model;
+
+pub use logged_model::{LoggedModel, LoggedModelStatus, NewLoggedModel};
 
 /// Connecting to a healthy server on the cluster network takes milliseconds; longer means it is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +51,10 @@ pub struct ModelVersion {
     pub source: String,
     /// Registry status: `READY`, `PENDING_REGISTRATION` or `FAILED_REGISTRATION`.
     pub status: String,
+    /// The MLflow 3 logged model it was registered from (`m-...`): the server's `model_id` or,
+    /// as open-source servers do not store that field, the id in a `models:/<model_id>` source.
+    /// `None` for versions registered from a run's artifact folder.
+    pub model_id: Option<String>,
     /// Aliases pointing at this version (e.g. `champion`); may be empty when the endpoint omits them.
     pub aliases: Vec<String>,
 }
@@ -173,9 +182,10 @@ impl MlflowClient {
 
     /// The bytes of one artifact file (e.g. `model.json`) under a version's `source`, read through
     /// the tracking server's artifact proxy. Supported sources: `mlflow-artifacts:/...`,
-    /// `http(s)://.../api/2.0/mlflow-artifacts/artifacts/...` and `runs:/<run_id>/...` (whose run
-    /// `artifact_uri` must be one of the former). Anything else (`s3://`, `file://`, MLflow 3
-    /// `models:/m-...`) is [`MlflowError::InvalidUri`]: the server must run with `--serve-artifacts`.
+    /// `http(s)://.../api/2.0/mlflow-artifacts/artifacts/...`, `runs:/<run_id>/...` (whose run
+    /// `artifact_uri` must be one of the former) and MLflow 3 logged models `models:/<model_id>`
+    /// (whose `artifact_uri` must be one of the former). Anything else (`s3://`, `file://`) is
+    /// [`MlflowError::InvalidUri`]: the server must run with `--serve-artifacts`.
     pub async fn download_artifact(
         &self,
         version: &ModelVersion,
@@ -191,6 +201,10 @@ impl MlflowClient {
                     (true, false) => path,
                     (false, false) => format!("{run_root}/{path}"),
                 }
+            }
+            ArtifactSource::LoggedModel { model_id } => {
+                let model = self.get_logged_model(&model_id).await?;
+                artifact::proxied_root(&model.artifact_uri)?
             }
         };
         let path = artifact::join(&root, relative_path)?;
@@ -243,6 +257,20 @@ impl MlflowClient {
         metrics: &[(&str, f64)],
         tags: &[(&str, &str)],
     ) -> Result<(), MlflowError> {
+        self.log_batch_for(run_id, None, params, metrics, tags)
+            .await
+    }
+
+    /// [`Self::log_batch`], with every metric linked to the logged model `model_id` when given
+    /// (MLflow 3 then records it on the run and on the model).
+    async fn log_batch_for(
+        &self,
+        run_id: &str,
+        model_id: Option<&str>,
+        params: &[(&str, String)],
+        metrics: &[(&str, f64)],
+        tags: &[(&str, &str)],
+    ) -> Result<(), MlflowError> {
         let timestamp = now_ms();
         let (mut params, mut metrics, mut tags) = (params, metrics, tags);
         while !(params.is_empty() && metrics.is_empty() && tags.is_empty()) {
@@ -257,12 +285,18 @@ impl MlflowClient {
                     .collect::<Vec<_>>(),
                 "metrics": metrics[..m]
                     .iter()
-                    .map(|&(key, value)| json!({
-                        "key": key,
-                        "value": metric_value(value),
-                        "timestamp": timestamp,
-                        "step": 0,
-                    }))
+                    .map(|&(key, value)| {
+                        let mut metric = json!({
+                            "key": key,
+                            "value": metric_value(value),
+                            "timestamp": timestamp,
+                            "step": 0,
+                        });
+                        if let Some(model_id) = model_id {
+                            metric["model_id"] = json!(model_id);
+                        }
+                        metric
+                    })
                     .collect::<Vec<_>>(),
                 "tags": key_values(&tags[..t]),
             });
@@ -287,7 +321,19 @@ impl MlflowClient {
         relative_path: &str,
         bytes: Vec<u8>,
     ) -> Result<(), MlflowError> {
-        let root = artifact::proxied_root(&run.artifact_uri)?;
+        self.upload_under(&run.artifact_uri, relative_path, bytes)
+            .await
+    }
+
+    /// `PUT` of `bytes` as `<artifact_uri>/<relative_path>` through the artifact proxy; the root
+    /// must be a proxied one (`mlflow-artifacts:/...`).
+    async fn upload_under(
+        &self,
+        artifact_uri: &str,
+        relative_path: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), MlflowError> {
+        let root = artifact::proxied_root(artifact_uri)?;
         let path = artifact::join(&root, relative_path)?;
         self.request(
             Method::PUT,
@@ -330,6 +376,11 @@ impl MlflowClient {
         run_id: &str,
     ) -> Result<ModelVersion, MlflowError> {
         let body = json!({ "name": name, "source": source, "run_id": run_id });
+        self.register_version(name, body).await
+    }
+
+    /// `model-versions/create` with `body`, then polls until the version is `READY`.
+    async fn register_version(&self, name: &str, body: Value) -> Result<ModelVersion, MlflowError> {
         let mut current = self
             .post::<wire::ModelVersionResponse>("model-versions/create", body)
             .await?
@@ -451,7 +502,7 @@ impl MlflowClient {
     /// `POST /api/2.0/mlflow/<method>` with a JSON body, decoded as `T`.
     async fn post<T: DeserializeOwned>(&self, method: &str, body: Value) -> Result<T, MlflowError> {
         let payload = serde_json::to_vec(&body)
-            .map_err(|e| MlflowError::InvalidResponse(format!("encoding {method} request: {e}")))?;
+            .map_err(|e| MlflowError::Encoding(format!("the {method} request: {e}")))?;
         let body = self
             .request(Method::POST, API, method, &[], Payload::Json(payload))
             .await?;
@@ -584,12 +635,20 @@ fn convert_version(wire: wire::ModelVersion) -> Result<ModelVersion, MlflowError
             wire.version, wire.name
         ))
     })?;
+    let model_id =
+        wire.model_id.filter(|id| !id.is_empty()).or_else(|| {
+            match artifact::parse_source(&wire.source) {
+                Ok(ArtifactSource::LoggedModel { model_id }) => Some(model_id),
+                _ => None,
+            }
+        });
     Ok(ModelVersion {
         name: wire.name,
         version,
         run_id: wire.run_id.filter(|id| !id.is_empty()),
         source: wire.source,
         status: wire.status,
+        model_id,
         aliases: wire.aliases,
     })
 }

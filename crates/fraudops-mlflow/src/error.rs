@@ -34,6 +34,9 @@ pub enum MlflowError {
     /// The server answered 2xx but with a body this client does not understand.
     #[error("unexpected MLflow response: {0}")]
     InvalidResponse(String),
+    /// A request body or document this client builds (e.g. an `MLmodel` file) could not be encoded.
+    #[error("cannot encode {0}")]
+    Encoding(String),
     /// A request timed out (after all retries) or a bounded wait (model version to become READY)
     /// ran out.
     #[error("timed out waiting for {what}")]

@@ -9,6 +9,10 @@
 //! errors, 5xx and 429 with exponential backoff and maps MLflow's error JSON
 //! (`{"error_code": ..., "message": ...}`) to [`MlflowError`] in one place.
 //!
+//! MLflow 3 logged models ([`LoggedModel`]) and their `MLmodel` description ([`MlModel`]: flavors
+//! and signature) are what make a registered version a model MLflow's own clients can describe
+//! (`mlflow.models.get_model_info`), not just a folder of files.
+//!
 //! Artifacts are read and written only through the tracking server's proxy
 //! (`/api/2.0/mlflow-artifacts/artifacts/...`), so the server must serve artifacts (the default;
 //! `--serve-artifacts`). Direct object-store access (`s3://`, `gs://`, ...) is deliberately absent.
@@ -16,11 +20,15 @@
 mod artifact;
 mod client;
 mod error;
+mod mlmodel;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod uri;
 mod wire;
 
-pub use client::{MlflowClient, ModelVersion, RunInfo, RunStatus};
+pub use client::{
+    LoggedModel, LoggedModelStatus, MlflowClient, ModelVersion, NewLoggedModel, RunInfo, RunStatus,
+};
 pub use error::MlflowError;
+pub use mlmodel::{ColSpec, ColumnType, MLMODEL_FILE, MlModel, Signature};
 pub use uri::{ModelSelector, ModelUri};

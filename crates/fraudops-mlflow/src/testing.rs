@@ -154,6 +154,58 @@ pub fn shared(test: &str) -> Option<String> {
     guard.as_ref().map(|s| s.uri().to_owned())
 }
 
+/// What MLflow's own Python client says about `model_uri` (e.g. `models:/NAME@champion`):
+/// `mlflow.models.get_model_info` run by the `python` beside `MLFLOW_BIN` (the venv's; `python3`
+/// when there is none) with `MLFLOW_TRACKING_URI` set, as JSON with the keys `inputs` and
+/// `outputs` (the signature's column lists, `null` without one), `flavors`, `model_uri`,
+/// `model_id`, `run_id`, `metrics` (the logged model's metric names) and `params`.
+///
+/// Why: "Python users can read the signature" is only shown by Python reading it. Panics (with
+/// Python's stderr) when the call fails; only for tests that already hold a server.
+pub fn python_model_info(tracking_uri: &str, model_uri: &str) -> serde_json::Value {
+    const SCRIPT: &str = r#"
+import json, sys
+import mlflow
+info = mlflow.models.get_model_info(sys.argv[1])
+sig = info.signature
+print(json.dumps({
+    "inputs": sig.inputs.to_dict() if sig is not None and sig.inputs is not None else None,
+    "outputs": sig.outputs.to_dict() if sig is not None and sig.outputs is not None else None,
+    "flavors": info.flavors,
+    "model_uri": info.model_uri,
+    "model_id": info.model_id,
+    "run_id": info.run_id,
+    "metrics": sorted({m.key for m in (info.metrics or [])}),
+    "params": info.params,
+}))
+"#;
+    let bin = std::env::var_os(BIN_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let python = bin
+        .parent()
+        .map(|dir| dir.join("python"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let output = Command::new(&python)
+        .args(["-c", SCRIPT, model_uri])
+        .env("MLFLOW_TRACKING_URI", tracking_uri)
+        .env_remove("MLFLOW_REGISTRY_URI")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{} get_model_info({model_uri}) failed: {}\n{stdout}\n{}",
+        python.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("get_model_info output {last:?}: {e}"))
+}
+
 /// `MLFLOW_BIN` as a path, or `None` after printing the skip line.
 fn bin_or_skip(test: &str) -> Option<PathBuf> {
     match std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {

@@ -69,4 +69,33 @@ pub(crate) struct ModelVersion {
     pub status_message: Option<String>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// MLflow 3: the logged model the version was registered from.
+    #[serde(default)]
+    pub model_id: Option<String>,
+}
+
+/// `POST logged-models`, `GET`/`PATCH logged-models/{id}` (MLflow 3).
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoggedModelResponse {
+    pub model: LoggedModel,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoggedModel {
+    pub info: LoggedModelInfo,
+}
+
+/// Proto enums arrive as their names (`LOGGED_MODEL_READY`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoggedModelInfo {
+    pub model_id: String,
+    pub experiment_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub artifact_uri: String,
+    #[serde(default)]
+    pub source_run_id: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
 }

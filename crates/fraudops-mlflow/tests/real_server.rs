@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 
 use fraudops_mlflow::testing;
 use fraudops_mlflow::testing::rest::{self, kv};
-use fraudops_mlflow::{MlflowClient, MlflowError, ModelUri, RunInfo, RunStatus};
-use serde_json::Value;
+use fraudops_mlflow::{
+    ColSpec, ColumnType, LoggedModelStatus, MLMODEL_FILE, MlModel, MlflowClient, MlflowError,
+    ModelUri, NewLoggedModel, RunInfo, RunStatus, Signature,
+};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn tracking_run_with_params_metrics_tags_and_artifact() {
@@ -248,6 +251,211 @@ async fn registry_versions_aliases_and_artifact_download() {
     )
     .await;
     assert_eq!(alias["model_version"]["version"], "2");
+}
+
+/// MLflow 3's logged-model sequence (create, link to the run, metrics, artifacts, READY, register
+/// by `models:/<id>`), read back through REST, through the client's download (what `serve` does)
+/// and through MLflow's own Python client.
+#[tokio::test]
+async fn logged_model_registered_by_id_is_described_to_python_mlflow() {
+    let Some(uri) = testing::shared("logged_model_registered_by_id_is_described_to_python_mlflow")
+    else {
+        return;
+    };
+    let client = MlflowClient::new(&uri).expect("client");
+    let name = "client-logged-model";
+    let experiment = client
+        .get_or_create_experiment("client-logged-models")
+        .await
+        .expect("experiment");
+    let run = client
+        .create_run(&experiment, "logged", &[])
+        .await
+        .expect("run");
+
+    // More params than one create call takes.
+    let params: Vec<(String, String)> = (0..130)
+        .map(|i| (format!("p{i:03}"), format!("v{i}")))
+        .collect();
+    let params: Vec<(&str, String)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let model = client
+        .create_logged_model(&NewLoggedModel {
+            experiment_id: &experiment,
+            name: "tiny-model",
+            source_run_id: Some(&run.run_id),
+            model_type: Some("test"),
+            params: &params,
+            tags: &[("origin", "test")],
+        })
+        .await
+        .expect("create logged model");
+    assert!(model.model_id.starts_with("m-"), "{model:?}");
+    assert_eq!(model.status, Some(LoggedModelStatus::Pending));
+    assert!(
+        model.artifact_uri.starts_with("mlflow-artifacts:/")
+            && model.artifact_uri.contains(&model.model_id),
+        "{model:?}"
+    );
+    client
+        .log_run_output(&run.run_id, &model.model_id, 0)
+        .await
+        .expect("run output");
+    client
+        .log_model_metrics(&run.run_id, &model.model_id, &[("auc", 0.875)])
+        .await
+        .expect("model metrics");
+
+    let weights = b"the model's own bytes".to_vec();
+    client
+        .upload_model_artifact(&model, "model.json", weights.clone())
+        .await
+        .expect("upload model.json");
+    let mut flavor = serde_json::Map::new();
+    flavor.insert("artifact".into(), json!("model.json"));
+    flavor.insert("format_version".into(), json!(1));
+    let description = MlModel::new(&model.model_id, &model.artifact_uri, Some(&run.run_id))
+        .with_flavor("custom", flavor)
+        .with_signature(Signature {
+            inputs: vec![
+                ColSpec::required("amount", ColumnType::Double),
+                ColSpec::required("count", ColumnType::Long),
+            ],
+            outputs: vec![ColSpec::required("probability", ColumnType::Double)],
+        });
+    client
+        .upload_model_artifact(
+            &model,
+            MLMODEL_FILE,
+            description.to_yaml().expect("yaml").into_bytes(),
+        )
+        .await
+        .expect("upload MLmodel");
+    let ready = client
+        .finalize_logged_model(&model.model_id, LoggedModelStatus::Ready)
+        .await
+        .expect("finalize");
+    assert_eq!(ready.status, Some(LoggedModelStatus::Ready));
+
+    client.ensure_registered_model(name).await.expect("create");
+    let version = client
+        .create_model_version_from(name, &model)
+        .await
+        .expect("register from the logged model");
+    assert_eq!((version.version, version.status.as_str()), (1, "READY"));
+    assert_eq!(version.source, format!("models:/{}", model.model_id));
+    assert_eq!(version.model_id.as_deref(), Some(model.model_id.as_str()));
+    assert_eq!(version.run_id.as_deref(), Some(run.run_id.as_str()));
+    client.set_alias(name, "champion", 1).await.expect("alias");
+    client
+        .end_run(&run.run_id, RunStatus::Finished)
+        .await
+        .expect("end run");
+
+    // What serve does: resolve the alias, download model.json from the version's source.
+    let champion: ModelUri = format!("models:/{name}@champion").parse().expect("uri");
+    let resolved = client.resolve(&champion).await.expect("resolve");
+    assert_eq!(
+        client
+            .download_artifact(&resolved, "model.json")
+            .await
+            .expect("download through the logged model"),
+        weights
+    );
+
+    // Read back through REST: the model, its run and its version know each other.
+    let got = rest::get(&uri, &format!("logged-models/{}", model.model_id), &[]).await;
+    let info = &got["model"]["info"];
+    assert_eq!(info["status"], "LOGGED_MODEL_READY", "{got}");
+    assert_eq!(info["source_run_id"].as_str(), Some(run.run_id.as_str()));
+    assert_eq!(info["name"], "tiny-model");
+    assert_eq!(kv(&info["tags"], "origin"), Some(&json!("test")));
+    let versions: Value = serde_json::from_str(
+        kv(&info["tags"], "mlflow.modelVersions")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("mlflow.modelVersions tag: {got}")),
+    )
+    .expect("JSON tag");
+    assert_eq!(versions, json!([{"name": name, "version": "1"}]));
+    let data = &got["model"]["data"];
+    assert_eq!(data["params"].as_array().map(Vec::len), Some(130), "{got}");
+    assert_eq!(kv(&data["params"], "p129"), Some(&json!("v129")));
+    let metric = data["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["key"] == "auc"))
+        .unwrap_or_else(|| panic!("auc on the model: {got}"));
+    assert_eq!(metric["value"], 0.875);
+    let got_run = rest::get(&uri, "runs/get", &[("run_id", &run.run_id)]).await;
+    assert_eq!(
+        got_run["run"]["outputs"]["model_outputs"][0]["model_id"].as_str(),
+        Some(model.model_id.as_str()),
+        "{got_run}"
+    );
+    assert_eq!(
+        kv(&got_run["run"]["data"]["metrics"], "auc"),
+        Some(&json!(0.875)),
+        "the run has the metric too: {got_run}"
+    );
+    let got_version = rest::get(
+        &uri,
+        "model-versions/get",
+        &[("name", name), ("version", "1")],
+    )
+    .await;
+    let mv = &got_version["model_version"];
+    assert_eq!(mv["source"], json!(format!("models:/{}", model.model_id)));
+    assert_eq!(mv["run_id"].as_str(), Some(run.run_id.as_str()));
+
+    // MLflow's own Python client describes the champion from the MLmodel file.
+    let described = testing::python_model_info(&uri, &format!("models:/{name}@champion"));
+    assert_eq!(
+        described["inputs"],
+        json!([
+            {"type": "double", "name": "amount", "required": true},
+            {"type": "long", "name": "count", "required": true},
+        ]),
+        "{described}"
+    );
+    assert_eq!(
+        described["outputs"],
+        json!([{"type": "double", "name": "probability", "required": true}])
+    );
+    assert_eq!(
+        described["flavors"]["custom"],
+        json!({"artifact": "model.json", "format_version": 1})
+    );
+    assert_eq!(
+        described["model_id"].as_str(),
+        Some(model.model_id.as_str())
+    );
+    assert_eq!(described["run_id"].as_str(), Some(run.run_id.as_str()));
+    assert_eq!(described["metrics"], json!(["auc"]));
+
+    // A failed upload is marked so.
+    let broken = client
+        .create_logged_model(&NewLoggedModel {
+            experiment_id: &experiment,
+            name: "broken",
+            source_run_id: None,
+            model_type: None,
+            params: &[],
+            tags: &[],
+        })
+        .await
+        .expect("create");
+    let failed = client
+        .finalize_logged_model(&broken.model_id, LoggedModelStatus::Failed)
+        .await
+        .expect("finalize failed");
+    assert_eq!(failed.status, Some(LoggedModelStatus::Failed));
+    assert!(matches!(
+        client
+            .get_logged_model("m-00000000000000000000000000000000")
+            .await,
+        Err(MlflowError::NotFound { .. })
+    ));
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-"""ml_model_retrain: the weekly retraining of the fraud model (SPEC §6).
+"""ml_model_retrain: the weekly retraining of the fraud model (SPEC §6), also started by the model alerts.
 
 fetch_data -> train -> validate -> register_promote -> notify
 
@@ -6,11 +6,14 @@ Every step but notify is one `fraudops` subcommand; this file only wires them (t
 Rust, where it is tested):
 
   fetch_data        fraudops simulate   the newest `days` days of transactions, ending at the run's
-                                        date (the simulator stands in for the transaction store)
+                                        date, or with the alert's day for an alert's run (below) (the
+                                        simulator stands in for the transaction store)
   train             fraudops train      --no-mlflow: features, time split, fit, evaluation -> model.json
   validate          fraudops validate   the artifact loads as `serve` would and clears quality floors
   register_promote  fraudops register   MLflow run (params, metrics, artifact), new registered version,
-                                        champion gate on the same test window, alias moved or not
+                                        champion gate on the same test window, alias moved or not; with
+                                        PUSHGATEWAY_URL, the outcome to the Pushgateway (the dashboard's
+                                        time since the last successful retraining)
   notify            (Python)            the gate's decision to the log and to ALERT_WEBHOOK_URL if set
 
 Two modes, chosen by FRAUDOPS_AIRFLOW_MODE:
@@ -22,9 +25,17 @@ Two modes, chosen by FRAUDOPS_AIRFLOW_MODE:
                         on PATH) in FRAUDOPS_WORK_DIR; scripts/test-airflow.sh runs the DAG like this
                         with `airflow dags test` against a real MLflow server.
 
+Runs started by an alert: Alertmanager's receiver fraudops-retrain posts ModelQualityDegraded and
+ScoreDistributionDrift to `fraudops retrain-trigger`, which starts this DAG through Airflow's REST API with
+run id `alert__<alertname>__<startsAt>__<group hash>` (one run per incident) and conf
+{"alert": {"alertname": ..., "starts_at": "<RFC 3339>", ...}}. Such a run's data end with the alert's UTC
+day (`window`): the test window, on which the gate scores champion and candidate, is the most recent one
+and holds the days the alert saw. An explicit `end_date` still wins. docs/retraining.md.
+
 MLflow: the Airflow connection `mlflow_default` (e.g. AIRFLOW_CONN_MLFLOW_DEFAULT=http://mlflow:5000), else
-MLFLOW_TRACKING_URI. Runs never overlap (max_active_runs=1): two gates racing for the alias would compare
-against a champion that is about to change.
+MLFLOW_TRACKING_URI. Pushgateway (optional): PUSHGATEWAY_URL in Airflow's environment (e.g.
+http://prometheus-pushgateway.monitoring.svc:9091), passed to register in both modes. Runs never overlap
+(max_active_runs=1): two gates racing for the alias would compare against a champion that is about to change.
 """
 
 from __future__ import annotations
@@ -64,10 +75,41 @@ def anchor(dag_run) -> date:
     return datetime.now(timezone.utc).date()
 
 
+def alert_starts_at(params) -> datetime | None:
+    """The `startsAt` of the alert that started this run (conf `alert.starts_at`, RFC 3339), in UTC; None
+    for a run without an alert. A malformed alert fails the task: guessing a window would train on the
+    wrong days."""
+    alert = params.get("alert")
+    if not alert:
+        return None
+    if not isinstance(alert, dict) or not alert.get("starts_at"):
+        raise ValueError(f"conf alert must be an object with starts_at (RFC 3339), got {alert!r}")
+    text = str(alert["starts_at"]).strip()
+    try:
+        starts = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError as error:
+        raise ValueError(f"conf alert.starts_at {text!r} is not RFC 3339: {error}") from None
+    if starts.tzinfo is None:
+        raise ValueError(f"conf alert.starts_at {text!r} has no time zone")
+    return starts.astimezone(timezone.utc)
+
+
+def end_of_data(dag_run, params) -> date:
+    """The day the data end (exclusive): `end_date` if given; for an alert's run the day after the alert's
+    UTC day, so the data (and the test window, the last `test_days`) include the day the alert fired and
+    the days before it, which hold what the alert saw; else `anchor`, the run's date (scheduled runs)."""
+    if params.get("end_date"):
+        return date.fromisoformat(params["end_date"])
+    starts = alert_starts_at(params)
+    if starts is not None:
+        return starts.date() + timedelta(days=1)
+    return anchor(dag_run)
+
+
 def window(dag_run, params) -> dict:
-    """The data and training windows of a run, all ending at `anchor`: the newest `days` days are
+    """The data and training windows of a run, all ending at `end_of_data`: the newest `days` days are
     fetched, and training/test windows are laid so that the test window ends with the data."""
-    end = date.fromisoformat(params["end_date"]) if params.get("end_date") else anchor(dag_run)
+    end = end_of_data(dag_run, params)
     days = int(params["days"])
     span = int(params["train_days"]) + int(params["delay_days"]) + int(params["test_days"])
     if span >= days:
@@ -97,6 +139,11 @@ def mlflow_tracking_uri() -> str:
     if not uri:
         raise RuntimeError(f"no MLflow: define the Airflow connection {MLFLOW_CONN_ID} or set MLFLOW_TRACKING_URI")
     return uri
+
+
+def pushgateway_url() -> str:
+    """Where register pushes the retraining's outcome (PUSHGATEWAY_URL); empty: no push."""
+    return os.environ.get("PUSHGATEWAY_URL", "").strip()
 
 
 # --- the steps: one argument list each, identical in both modes (Jinja-rendered by either operator) -----------
@@ -143,21 +190,27 @@ STEPS: dict[str, list[str]] = {
 
 def run_fraudops(argv: list[str], decision: str | None = None):
     """Local mode: runs one step with the local binary, its output streamed into the task log; `register`
-    gets the MLflow tracking server in its environment. Returns the gate decision (parsed from `decision`) for
-    register_promote, so notify reads it from XCom as in the cluster."""
-    env = {"MLFLOW_TRACKING_URI": mlflow_tracking_uri()} if argv[0] == "register" else {}
+    gets the MLflow tracking server and the Pushgateway in its environment. Returns the gate decision (parsed
+    from `decision`) for register_promote, so notify reads it from XCom as in the cluster."""
+    env = {}
+    if argv[0] == "register":
+        env = {"MLFLOW_TRACKING_URI": mlflow_tracking_uri(), "PUSHGATEWAY_URL": pushgateway_url()}
     return run_local(argv, WORK_ROOT, env=env, results=decision, tail_lines=15)
 
 
 def retrain_pod(task_id: str, argv: list[str]) -> KubernetesPodOperator:
     """Cluster mode: one step as a pod of the fraudops image (fraudops_dag_common.pod_step) with the work
-    volume at /work; only register's pod gets MLflow and hands its decision over through XCom."""
+    volume at /work; only register's pod gets MLflow (and the Pushgateway) and hands its decision over through
+    XCom."""
     register = argv[0] == "register"
     return pod_step(
         task_id,
         argv,
         app="fraudops-retrain",
-        env_vars={"MLFLOW_TRACKING_URI": "{{ mlflow_tracking_uri() }}"} if register else {},
+        env_vars=(
+            {"MLFLOW_TRACKING_URI": "{{ mlflow_tracking_uri() }}", "PUSHGATEWAY_URL": "{{ pushgateway_url() }}"}
+            if register else {}
+        ),
         volumes=[
             k8s.V1Volume(
                 name="work", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=PVC)
@@ -177,8 +230,10 @@ def notify(**context) -> str:
     if not decision:
         raise RuntimeError("register_promote left no decision")
     verdict = "promoted to @{alias}".format(**decision) if decision["promoted"] else "NOT promoted"
+    alert = context["params"].get("alert") or {}
+    cause = f" after {alert.get('alertname')} (firing since {alert.get('starts_at')})" if alert else ""
     text = (
-        f"{DAG_ID} {context['run_id']}: {decision['model_name']} version {decision['version']} {verdict} "
+        f"{DAG_ID} {context['run_id']}{cause}: {decision['model_name']} version {decision['version']} {verdict} "
         f"({decision['explanation']}); MLflow run {decision['run_id']}"
     )
     log.info("%s", text)
@@ -195,15 +250,19 @@ def notify(**context) -> str:
 
 with DAG(
     dag_id=DAG_ID,
-    description="Weekly retraining: fetch data, train, validate, register in MLflow, promote past the champion gate",
+    description="Weekly (and on model alerts) retraining: fetch data, train, validate, register in MLflow, "
+                "promote past the champion gate",
     schedule="@weekly",
-    **dag_settings(macros={"window": window, "mlflow_tracking_uri": mlflow_tracking_uri}),
+    **dag_settings(macros={"window": window, "mlflow_tracking_uri": mlflow_tracking_uri,
+                           "pushgateway_url": pushgateway_url}),
     tags=["fraudops", "mlops", "retraining"],
     params={
         "customers": Param(5000, type="integer", minimum=1, description="simulated customers"),
         "terminals": Param(10000, type="integer", minimum=1, description="simulated terminals"),
         "days": Param(120, type="integer", minimum=2, description="days of data ending at the run's date"),
-        "end_date": Param("", type="string", description="YYYY-MM-DD the data ends; empty: the run's date"),
+        "end_date": Param(
+            "", type="string", description="YYYY-MM-DD the data ends; empty: the alert's day + 1, else the run's date"
+        ),
         "seed": Param("", type=["string", "integer"], description="simulator seed; empty: from end_date"),
         "train_days": Param(7, type="integer", minimum=1),
         "delay_days": Param(7, type="integer", minimum=0),
@@ -216,6 +275,11 @@ with DAG(
             "average_precision", enum=["average_precision", "roc_auc", "card_precision_at_100"]
         ),
         "gate_tolerance": Param(0.0, type="number", minimum=0, description="how much worse than the champion"),
+        # Set by `fraudops retrain-trigger` (conf {"alert": {...}}): the alert that started the run.
+        "alert": Param(
+            None, type=["null", "object"],
+            description="the alert that started the run (alertname, starts_at RFC 3339); its day ends the data",
+        ),
     },
     doc_md=__doc__,
 ) as dag:

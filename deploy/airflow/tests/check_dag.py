@@ -5,11 +5,13 @@
 Checks (with fraudops_checks.py): no import errors, both DAGs parsed from the folder and their shared module
 not parsed as a DAG; the five tasks in a chain; weekly, catchup off, one run at a time; owner mlops-team,
 1 retry after 5 minutes; per mode the operator type and what it runs (the fraudops image with the right
-subcommand in cluster mode, the local binary otherwise). Prints one line per check; exits non-zero on failure.
+subcommand in cluster mode, the local binary otherwise); the data window of a scheduled run and of a run
+started by an alert (conf from `fraudops retrain-trigger`: the data end with the alert's UTC day). Prints one line per check; exits non-zero on failure.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -22,6 +24,8 @@ dags_folder, mode, check = dag_check_args()
 # The MLflow connection as the Helm values define it (an AIRFLOW_CONN_* variable), and a decoy it must win over.
 os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = "http://mlflow.example:5000"
 os.environ["MLFLOW_TRACKING_URI"] = "http://decoy.example:5000"
+# The Pushgateway as the Helm values define it: register's pod gets it, the other steps do not.
+os.environ["PUSHGATEWAY_URL"] = "http://pushgateway.example:9091"
 
 dag = load_dag(check, dags_folder, "ml_model_retrain")
 
@@ -52,7 +56,8 @@ if mode == "kubernetes":
         "params": {key: dag.params[key] for key in dag.params},
         "run_id": "scheduled__2018-06-01T00:00:00+00:00",
     }
-    rendered = render(dag, subcommands, context)
+    # Rendered on a copy: rendering replaces the templates in the tasks, and the alert run below renders too.
+    rendered = render(copy.deepcopy(dag), subcommands, context)
     args = {t: " ".join(task.arguments) for t, task in rendered.items()}
     work = "/work/scheduled__2018-06-01T00_00_00_00_00"
     check("fetch: the 120 days before the run", "--start-date 2018-02-01 --seed 20180601" in args["fetch_data"],
@@ -66,5 +71,47 @@ if mode == "kubernetes":
     check("register: MLflow from the connection mlflow_default", env.get("MLFLOW_TRACKING_URI") == "http://mlflow.example:5000",
           env)
     check("train: no MLflow in its environment", "MLFLOW_TRACKING_URI" not in {e.name for e in rendered["train"].env_vars})
+    check("register: the Pushgateway from PUSHGATEWAY_URL", env.get("PUSHGATEWAY_URL") == "http://pushgateway.example:9091",
+          env)
+    check("train: no Pushgateway in its environment", "PUSHGATEWAY_URL" not in {e.name for e in rendered["train"].env_vars})
+
+# A run started by an alert, as `fraudops retrain-trigger` creates it (REST API, logical date null, run a week
+# after the alert, e.g. queued behind another run): the data end with the alert's UTC day, not the run's.
+alert = {"alertname": "ScoreDistributionDrift", "starts_at": "2018-06-01T23:40:12Z", "group_key": "{}:{}",
+         "labels": {"alertname": "ScoreDistributionDrift", "severity": "warning"}, "firing": 1}
+check("param alert: absent by default (scheduled runs)", dag.params["alert"] is None, dag.params["alert"])
+window = dag.user_defined_macros["window"]
+defaults = {key: dag.params[key] for key in dag.params}
+late_run = SimpleNamespace(data_interval_end=None, logical_date=None, run_after=datetime(2018, 6, 9, 8, tzinfo=timezone.utc))
+alert_window = {"data_start": "2018-02-02", "train_start": "2018-05-12", "seed": "20180602"}
+check("alert run: data end with the alert's UTC day (120 days to 2018-06-01 inclusive)",
+      window(late_run, {**defaults, "alert": alert}) == alert_window, window(late_run, {**defaults, "alert": alert}))
+check("alert run: startsAt with an offset is read in UTC",
+      window(late_run, {**defaults, "alert": {**alert, "starts_at": "2018-06-02T01:40:12+02:00"}}) == alert_window)
+check("alert run: a notification repeated days later gives the same window",
+      window(SimpleNamespace(run_after=datetime(2018, 6, 3, tzinfo=timezone.utc)), {**defaults, "alert": alert})
+      == alert_window)
+check("alert run: an explicit end_date still wins",
+      window(late_run, {**defaults, "alert": alert, "end_date": "2018-06-01"})["train_start"] == "2018-05-11")
+check("no alert: the run's date (unchanged)", window(late_run, defaults)["seed"] == "20180609")
+for what, bad in (("no starts_at", {"alertname": "X"}), ("starts_at not a time", {**alert, "starts_at": "yesterday"}),
+                  ("starts_at without a zone", {**alert, "starts_at": "2018-06-01T23:40:12"})):
+    try:
+        window(late_run, {**defaults, "alert": bad})
+        check(f"alert run: refused when {what}", False, f"accepted {bad}")
+    except ValueError:
+        check(f"alert run: refused when {what}", True)
+if mode == "kubernetes":
+    context = {"dag_run": late_run, "params": {**defaults, "alert": alert},
+               "run_id": "alert__ScoreDistributionDrift__20180601T234012Z__0123456789ab"}
+    rendered = render(copy.deepcopy(dag), subcommands, context)
+    args = {t: " ".join(task.arguments) for t, task in rendered.items()}
+    check("alert run rendered: fetch the 120 days up to the alert's day",
+          "--start-date 2018-02-02 --seed 20180602" in args["fetch_data"], args["fetch_data"])
+    check("alert run rendered: train/test window ends with the alert's day",
+          "--train-start 2018-05-12 --train-days 7" in args["train"], args["train"])
+    check("alert run rendered: register names the alert's run",
+          "--run-name airflow-alert__ScoreDistributionDrift__20180601T234012Z__0123456789ab" in args["register_promote"],
+          args["register_promote"])
 
 check.exit()

@@ -5,6 +5,7 @@ pub mod drill;
 pub mod eval_online;
 pub mod labels;
 pub mod register;
+pub mod retrain_trigger;
 pub mod serve;
 pub mod simulate;
 pub mod stream;

@@ -4,6 +4,9 @@
 //! Why a separate step: the Airflow DAG trains, validates, and only then registers, each a task
 //! that can be retried and inspected on its own. The gate needs the test window, so the data file
 //! is read again and must be the one the model was trained on (its checksum is in the artifact).
+//!
+//! With `--pushgateway-url` the outcome is also pushed for the dashboard (`crate::pushgateway`); a
+//! failed push is a warning, not a failed registration.
 
 use std::path::PathBuf;
 
@@ -15,6 +18,7 @@ use fraudops_train::{SplitConfig, prepare};
 
 use crate::cmd::train::file_sha256;
 use crate::publish::{MlflowArgs, Tracker, Trained};
+use crate::pushgateway::Pushgateway;
 
 /// The artifact, its data, and where to publish it.
 #[derive(Debug, clap::Args)]
@@ -28,6 +32,10 @@ pub struct Args {
     /// MLflow tracking, registry and champion gate (MLFLOW_TRACKING_URI is required here).
     #[command(flatten)]
     pub mlflow: MlflowArgs,
+    /// Prometheus Pushgateway (http://host:9091) that receives the outcome of a run that registered a
+    /// version (time, promoted or not, the gate's two values) as job `fraudops-retrain`; unset: no push.
+    #[arg(long, env = "PUSHGATEWAY_URL")]
+    pub pushgateway_url: Option<String>,
 }
 
 /// Loads and verifies the artifact, re-creates its test window and publishes it.
@@ -42,6 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let artifact = ModelArtifact::from_json(&bytes)
         .and_then(|a| a.verify().map(|()| a))
         .with_context(|| format!("{} is not a valid model artifact", args.model.display()))?;
+    // Checked before anything runs: a malformed URL is a configuration error, not a push failure.
+    let pushgateway = args
+        .pushgateway_url
+        .as_deref()
+        .filter(|url| !url.is_empty())
+        .map(Pushgateway::new)
+        .transpose()?;
     let tracker = Tracker::connect(uri, &args.mlflow)?;
 
     let sha = file_sha256(&args.data)?;
@@ -78,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         artifact.ensemble.trees.len(),
         prepared.split.test.len()
     );
-    tracker.publish(&Trained {
+    let published = tracker.publish(&Trained {
         artifact: &artifact,
         data: &prepared,
         data_path: &args.data,
@@ -86,5 +101,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rows_skipped: outcome.report.total_skipped(),
         command: "register",
     })?;
+    if let Some(gateway) = pushgateway {
+        // The version is registered (and the alias moved) already: a failed push must not fail the
+        // task, or Airflow would retry the registration.
+        match gateway.push_success(&published.decision) {
+            Ok(()) => println!(
+                "pushgateway: pushed the outcome of version {} to {}",
+                published.version,
+                gateway.endpoint()
+            ),
+            Err(e) => eprintln!(
+                "warning: pushgateway: {e:#}; version {} stays registered, the dashboard's last \
+                 retraining time is not updated",
+                published.version
+            ),
+        }
+    }
     Ok(())
 }

@@ -4,9 +4,12 @@
 //! `fraudops labels` joins each with its recorded score. Its `/metrics` must then show the online metrics
 //! of its event-time window equal to the same metrics computed offline (batch features, the same
 //! model, training's metric functions) on the same transactions: those labelled on the topic, of the last
-//! WINDOW_DAYS event-time days that have labels.
+//! WINDOW_DAYS event-time days that have labels. Run twice: on normal traffic, and with every amount
+//! doubled, where the API's score PSI and the consumer's online AP must show the shift (issue 21's proof
+//! through the real servers and `fraud-labels`).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fraudops_data::reader::read_transactions;
@@ -29,27 +32,13 @@ const WINDOW_DAYS: i64 = 4;
 /// 2018-08-08 00:00:00 UTC, the test week's first second (SPEC §3.3's default split).
 const TEST_START: i64 = 1_533_686_400;
 
-/// The served model: the embedded default, from its file.
-fn model_path() -> String {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/default/model.json"
-    )
-    .to_owned()
-}
-
-pub fn labels_consumer_exports_online_metrics_equal_to_offline() {
-    let broker = Broker::start();
-    let Some(redis) = Redis::start_or_skip(&broker, NAME) else {
-        return;
-    };
-    // The file of scripts/test-eval-online.sh: it covers SPEC §3.3's default split and the 37 days before
-    // its test week (about 30,000 transactions replayed).
-    let data = broker.path("small.csv");
+/// Simulates the evaluation file (amounts scaled by `amount_scale`) into `path`: SPEC §3.3's default split
+/// and the 37 days before its test week (about 30,000 transactions).
+fn simulate(path: &Path, amount_scale: f64) {
     let out = fraudops(&[
         "simulate",
         "--out",
-        data.to_str().expect("utf-8 path"),
+        path.to_str().expect("utf-8 path"),
         "--customers",
         "300",
         "--terminals",
@@ -60,6 +49,8 @@ pub fn labels_consumer_exports_online_metrics_equal_to_offline() {
         "2018-06-20",
         "--seed",
         "7",
+        "--amount-scale",
+        &amount_scale.to_string(),
     ])
     .output()
     .expect("run fraudops simulate");
@@ -68,6 +59,100 @@ pub fn labels_consumer_exports_online_metrics_equal_to_offline() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The served model: trained on the normal file's 14 days before the split's delay, so its reference
+/// histograms describe this population (the embedded model's describe the default simulation's, ten
+/// times larger: a different score distribution, as PSI rightly says).
+fn train_model(dir: &Path) -> PathBuf {
+    let data = dir.join("normal.csv");
+    simulate(&data, 1.0);
+    let model_dir = dir.join("model");
+    let out = fraudops(&[
+        "train",
+        "--no-mlflow",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--out",
+        model_dir.to_str().expect("utf-8 path"),
+        "--train-start",
+        "2018-07-18",
+        "--train-days",
+        "14",
+    ])
+    .output()
+    .expect("run fraudops train");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    model_dir.join("model.json")
+}
+
+/// What a replay showed on the label consumer's and the API's `/metrics`.
+struct Replayed {
+    /// `ml_model_online_average_precision`: the labelled window's AP.
+    online_ap: f64,
+    /// `ml_model_offline_average_precision`: the served model's own test AP, what `ModelQualityDegraded`
+    /// compares with.
+    champion_ap: f64,
+    /// `ml_model_score_psi` of the API after the replay.
+    score_psi: f64,
+}
+
+/// `ModelQualityDegraded`'s tolerance under the champion's offline AP (deploy/monitoring/rules/alerts.yaml).
+const AP_TOLERANCE: f64 = 0.05;
+
+/// Normal traffic, then the same file with every amount doubled (`fraudops simulate --amount-scale 2`:
+/// prices moved, fraud did not), each through its own real API, feature store, broker and label consumer.
+/// Both times the consumer's online metrics equal the offline ones; normal traffic keeps the online AP
+/// above `ModelQualityDegraded`'s line; the shifted replay pushes the API's score PSI over
+/// `ScoreDistributionDrift`'s 0.2 (and well over normal traffic's) and lowers the online AP the consumer
+/// computes from `fraud-labels` by more than that alert's tolerance.
+pub fn labels_consumer_exports_online_metrics_equal_to_offline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = train_model(dir.path());
+    let Some(normal) = replay(1.0, &model) else {
+        return;
+    };
+    let Some(shifted) = replay(2.0, &model) else {
+        return;
+    };
+    assert!(
+        normal.online_ap >= normal.champion_ap - AP_TOLERANCE,
+        "normal traffic: online AP {} under the champion's {} by more than {AP_TOLERANCE}",
+        normal.online_ap,
+        normal.champion_ap
+    );
+    // The API's PSI here covers the whole replay, five weeks of it scored while the store still filled
+    // (part of their history), so normal traffic's level is not steady traffic's; tests/api/drift.rs
+    // shows that under 0.1. What doubling the amounts does to it is the point here.
+    assert!(
+        shifted.score_psi > 0.2 && shifted.score_psi > 2.0 * normal.score_psi,
+        "amounts doubled: score PSI {} (normal traffic {}): not above 0.2 and twice the normal level",
+        shifted.score_psi,
+        normal.score_psi
+    );
+    assert!(
+        shifted.online_ap < normal.online_ap - AP_TOLERANCE,
+        "amounts doubled: online AP {} not under normal traffic's {} by {AP_TOLERANCE}",
+        shifted.online_ap,
+        normal.online_ap
+    );
+}
+
+/// Simulates the evaluation file with amounts scaled by `amount_scale`, replays it as direct calls to a
+/// real API with the feature store, labels through `fraud-labels` to a real label consumer, and checks the
+/// consumer's online metrics equal the offline ones on the same labelled window. `None` when skipped.
+fn replay(amount_scale: f64, model_path: &Path) -> Option<Replayed> {
+    let model_path = || model_path.to_str().expect("utf-8 path").to_owned();
+    let broker = Broker::start();
+    let redis = Redis::start_or_skip(&broker, NAME)?;
+    // The file of scripts/test-eval-online.sh: it covers SPEC §3.3's default split and the 37 days before
+    // its test week (about 30,000 transactions replayed).
+    let data = broker.path("small.csv");
+    simulate(&data, amount_scale);
 
     let api_port = free_port();
     let mut cmd = fraudops(&[
@@ -123,6 +208,8 @@ pub fn labels_consumer_exports_online_metrics_equal_to_offline() {
     ]);
     replay.env("KAFKA_BOOTSTRAP_SERVERS", &broker.addr);
     let out = replay.output().expect("run fraudops eval-online");
+    let score_psi = metric(api_port, "ml_model_score_psi", &[])
+        .expect("the API exports its score PSI right after the replay");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -248,11 +335,19 @@ pub fn labels_consumer_exports_online_metrics_equal_to_offline() {
             }
         },
     );
+    let replayed = Replayed {
+        online_ap: expected["ml_model_online_average_precision"],
+        champion_ap: metric(api_port, "ml_model_offline_average_precision", &[])
+            .expect("the API exports its model's offline AP"),
+        score_psi,
+    };
     println!(
-        "    online = offline on {n} labelled transactions of {WINDOW_DAYS} days: AP {:.4}, ROC AUC {:.4}, CP@100 {:.4}",
-        expected["ml_model_online_average_precision"],
+        "    amounts ×{amount_scale}: online = offline on {n} labelled transactions of {WINDOW_DAYS} days: AP {:.4} (champion offline {:.4}), ROC AUC {:.4}, CP@100 {:.4}; API score PSI {:.3}",
+        replayed.online_ap,
+        replayed.champion_ap,
         expected["ml_model_online_roc_auc"],
-        expected["ml_model_online_card_precision_at_100"]
+        expected["ml_model_online_card_precision_at_100"],
+        replayed.score_psi
     );
     // The scores were recorded by the API off the response path, without a failure.
     let api_port_metrics = metric(
@@ -262,4 +357,5 @@ pub fn labels_consumer_exports_online_metrics_equal_to_offline() {
     )
     .unwrap_or(0.0);
     assert_eq!(api_port_metrics, 0.0, "scores the API could not record");
+    Some(replayed)
 }

@@ -88,7 +88,7 @@ const TESTS: &[Test] = &[
         workers::three_workers_score_every_transaction_as_the_batch_definition,
     ),
     (
-        "labels_online_evaluation_of_direct_calls_equals_offline",
+        "labels_online_evaluation_equals_offline_and_a_shifted_replay_drifts",
         false,
         evaluation::labels_consumer_exports_online_metrics_equal_to_offline,
     ),
