@@ -24,6 +24,8 @@ Two modes, chosen by FRAUDOPS_AIRFLOW_MODE:
   local                 the same argument lists run with the local binary (FRAUDOPS_BIN, else `fraudops`
                         on PATH) in FRAUDOPS_WORK_DIR; scripts/test-airflow.sh runs the DAG like this
                         with `airflow dags test` against a real MLflow server.
+                        FRAUDOPS_SIMULATE_AMOUNT_SCALE=F makes fetch_data simulate with `--amount-scale F`
+                        (a shifted world; scripts/test-retrain-loop.sh).
 
 Runs started by an alert: Alertmanager's receiver fraudops-retrain posts ModelQualityDegraded and
 ScoreDistributionDrift to `fraudops retrain-trigger`, which starts this DAG through Airflow's REST API with
@@ -188,11 +190,28 @@ STEPS: dict[str, list[str]] = {
 }
 
 
+def amount_scale_args() -> list[str]:
+    """Local mode: `--amount-scale F` for fetch_data when FRAUDOPS_SIMULATE_AMOUNT_SCALE is set (default: none,
+    i.e. 1). The simulator stands in for the transaction store, so this is how a local run fetches a shifted
+    world (every amount times F, labels unchanged): scripts/test-retrain-loop.sh sets it in the scheduler's
+    environment so the run its drift alert starts trains on the traffic that drifted. Not a param: the run
+    the bridge queues carries only the alert in its conf."""
+    text = os.environ.get("FRAUDOPS_SIMULATE_AMOUNT_SCALE", "").strip()
+    if not text:
+        return []
+    scale = float(text)
+    if not scale > 0:
+        raise ValueError(f"FRAUDOPS_SIMULATE_AMOUNT_SCALE must be a positive number, got {text!r}")
+    return ["--amount-scale", repr(scale)]
+
+
 def run_fraudops(argv: list[str], decision: str | None = None):
     """Local mode: runs one step with the local binary, its output streamed into the task log; `register`
     gets the MLflow tracking server and the Pushgateway in its environment. Returns the gate decision (parsed
     from `decision`) for register_promote, so notify reads it from XCom as in the cluster."""
     env = {}
+    if argv[0] == "simulate":
+        argv = [*argv, *amount_scale_args()]
     if argv[0] == "register":
         env = {"MLFLOW_TRACKING_URI": mlflow_tracking_uri(), "PUSHGATEWAY_URL": pushgateway_url()}
     return run_local(argv, WORK_ROOT, env=env, results=decision, tail_lines=15)
