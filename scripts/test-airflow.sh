@@ -26,7 +26,7 @@
 # process group), in a temporary directory it removes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # target_dir
+source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, wait_until
 REPO="$PWD"
 
 AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
@@ -40,20 +40,7 @@ cargo build --locked -q -p fraudops-cli
 FRAUDOPS_BIN="$(target_dir)/debug/fraudops"
 export FRAUDOPS_BIN
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/fraudops-airflow.XXXXXX")"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -TERM -- "-$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch_with_groups airflow  # TMP, pids, the EXIT trap (scripts/lib/common.sh)
 
 export AIRFLOW_HOME="$TMP/airflow"
 export AIRFLOW__CORE__DAGS_FOLDER="$REPO/deploy/airflow/dags"
@@ -85,7 +72,6 @@ pids+=($!)
 # The attack's surroundings: tansu (in memory), Alertmanager, the API and the stream worker (which creates
 # the topics the DAG's check requires), each in its own process group; cwd $TMP keeps the repository's .env
 # out of the binaries' configuration.
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 kafka_port="$(free_port)" am_port="$(free_port)" api_port="$(free_port)" stream_metrics="$(free_port)"
 BROKER="127.0.0.1:$kafka_port" AM="http://127.0.0.1:$am_port" API="http://127.0.0.1:$api_port"
 mkdir -p "$TMP/kafka"
@@ -214,14 +200,7 @@ sys.exit(1 if failures else 0)
 PY
 
 # --- 3. the attack in local mode against tansu, the API, the stream worker and Alertmanager -------------------
-wait_until() { # wait_until WHAT TRIES CMD...: polls CMD every 0.2 s
-  local what="$1" tries="$2" _
-  shift 2
-  for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  echo "FAIL: $what" >&2
-  tail -n 20 "$TMP"/kafka/*.log >&2
-  return 1
-}
+WAIT_LOGS="$TMP/kafka/*.log"  # what wait_until (scripts/lib/common.sh) shows on failure
 wait_until "Alertmanager ready" 150 curl -sf "$AM/-/ready"
 wait_until "API ready" 150 curl -sf "$API/ready"
 # The stream worker creates transactions-input, fraud-predictions and the dead-letter topic on start.

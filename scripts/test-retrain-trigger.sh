@@ -21,7 +21,8 @@
 # stops its own processes (by process group), in a temporary directory it removes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # target_dir
+source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, wait_until
+source scripts/lib/alert_path.sh  # start_bridge_and_alertmanager
 REPO="$PWD"
 
 AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
@@ -30,29 +31,7 @@ PY="$(dirname "$AIRFLOW_BIN")/python"
 cargo build --locked -q -p fraudops-cli
 FRAUDOPS_BIN="$(target_dir)/debug/fraudops"
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/fraudops-retrain-trigger.XXXXXX")"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -TERM -- "-$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_until() { # wait_until WHAT TRIES CMD...: polls CMD every 0.2 s
-  local what="$1" tries="$2" _
-  shift 2
-  for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  echo "FAIL: $what" >&2
-  tail -n 30 "$TMP"/*.log >&2
-  return 1
-}
+scratch_with_groups retrain-trigger  # TMP, pids, the EXIT trap (scripts/lib/common.sh)
 
 # --- Airflow: database, the DAGs serialized (what the DAG processor does), the API server ------------------------
 export AIRFLOW_HOME="$TMP/airflow"
@@ -82,24 +61,7 @@ setsid "$PY" "$REPO/deploy/airflow/tests/webhook_sink.py" "$TMP/sink.port" "$TMP
 pids+=($!)
 bridge_port="$(free_port)" am_port="$(free_port)"
 BRIDGE="http://127.0.0.1:$bridge_port" AM="http://127.0.0.1:$am_port"
-(cd "$TMP" && RUST_LOG=info AIRFLOW_URL="$AIRFLOW" AIRFLOW_USERNAME=fraudops-retrain-trigger \
-  AIRFLOW_PASSWORD_FILE="$TMP/secrets/airflow-password" RETRAIN_TRIGGER_TOKEN_FILE="$TMP/secrets/retrain-trigger-token" \
-  exec setsid "$FRAUDOPS_BIN" retrain-trigger --bind 127.0.0.1 --port "$bridge_port") >"$TMP/bridge.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.1; done
-printf 'http://127.0.0.1:%s/oncall\n' "$(cat "$TMP/sink.port")" >"$TMP/secrets/oncall-chat-url"
-printf 'http://127.0.0.1:%s/admin\n' "$(cat "$TMP/sink.port")" >"$TMP/secrets/admin-chat-url"
-printf 'not-a-real-password\n' >"$TMP/secrets/smtp-password"
-mkdir -p "$TMP/am"
-sed "s|http://fraudops-retrain-trigger.fraudops.svc:8080|$BRIDGE|" \
-  "$REPO/deploy/monitoring/alertmanager/alertmanager.yaml" >"$TMP/am/alertmanager.yaml"
-cp -r "$REPO/deploy/monitoring/alertmanager/templates" "$TMP/am/"
-cp -r "$TMP/secrets" "$TMP/am/"
-# Only the URL differs from the deployed file.
-[[ "$(diff "$REPO/deploy/monitoring/alertmanager/alertmanager.yaml" "$TMP/am/alertmanager.yaml" | grep -c '^[<>]')" == 2 ]]
-(cd "$TMP/am" && exec setsid prometheus-alertmanager --config.file=alertmanager.yaml --storage.path=data \
-  --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= --log.level=warn) >"$TMP/alertmanager.log" 2>&1 &
-pids+=($!)
+start_bridge_and_alertmanager  # scripts/lib/alert_path.sh
 
 wait_until "Airflow API server" 600 curl -sf "$AIRFLOW/api/v2/monitor/health"
 wait_until "the bridge" 100 curl -sf "$BRIDGE/health"

@@ -44,6 +44,7 @@ stage "schemathesis against /openapi.json" scripts/test-schemathesis.sh
 stage "mlflow (real server)" scripts/test-mlflow.sh
 stage "airflow DAG (real airflow + mlflow)" scripts/test-airflow.sh
 stage "alert -> retraining (alertmanager, bridge, airflow)" scripts/test-retrain-trigger.sh
+stage "retraining loop (drift -> new champion)" scripts/test-retrain-loop.sh
 if ((LONG)); then
   stage "kafka (real broker)" scripts/test-kafka.sh --long
 else

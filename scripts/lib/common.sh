@@ -39,6 +39,38 @@ stop_children() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 }
 
+# For the real-component suites: sets TMP to a new scratch directory (named after NAME) and `pids` to an empty
+# list of process-group leaders (start_group adds them); on exit each group gets SIGTERM and up to 10 s to go,
+# then SIGKILL, and the directory is removed.
+scratch_with_groups() {
+  TMP="$(mktemp -d "${TMPDIR:-/tmp}/fraudops-$1.XXXXXX")"
+  pids=()
+  trap stop_groups EXIT
+}
+stop_groups() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+
+# wait_until WHAT TRIES CMD...: polls CMD every 0.2 s, at most TRIES times; on failure names WHAT and shows the
+# tail of the logs in $TMP (or of the files WAIT_LOGS names).
+wait_until() {
+  local what="$1" tries="$2" _
+  shift 2
+  for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "FAIL: $what" >&2
+  # shellcheck disable=SC2086 # WAIT_LOGS is a list of globs
+  tail -n 30 ${WAIT_LOGS:-"$TMP"/*.log} >&2
+  return 1
+}
+
 # require_suite WHAT SKIP_PATTERN WHY CMD...: runs CMD (one `cargo test` suite), its output shown, and fails
 # (status 1) if it fails, if its output matches SKIP_PATTERN (it skipped tests although WHY), or if no test
 # passed: where the tools are installed, a skip or an empty run is a failure.

@@ -12,16 +12,18 @@
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
-use fraudops_data::Transaction;
 use fraudops_data::simulator::{SimulatorConfig, generate};
-use fraudops_data::writer::format_datetime;
-use fraudops_features::{FEATURE_NAMES, FeatureVector, batch};
+use fraudops_features::{FEATURE_NAMES, batch};
 use fraudops_serve::{ModelSource, ServeConfig};
 use fraudops_train::metrics::average_precision;
 use fraudops_train::{BoosterParams, SplitConfig, TrainConfig, prepare, train};
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, metric};
+
+#[path = "../../examples/support/request_body.rs"]
+mod request_body;
+use request_body::request;
 
 /// 75 days of a small population: training uses days 38–58 (train, delay, test; 38 days of history
 /// before it, so even the terminals' 30-day windows behind the 7-day delay are full), the replay days 60–74.
@@ -60,32 +62,6 @@ fn model_json() -> &'static str {
         let artifact = train(&data, "sha", &config, |_| {}).expect("training succeeds");
         assert!(artifact.reference.is_some(), "training stores a reference");
         artifact.to_json()
-    })
-}
-
-/// One request body with the transaction's batch windows as `history`.
-fn request(tx: &Transaction, row: &FeatureVector) -> Value {
-    json!({
-        "transaction_id": tx.transaction_id,
-        "amount": tx.tx_amount,
-        "customer_id": tx.customer_id,
-        "terminal_id": tx.terminal_id,
-        "tx_datetime": format_datetime(tx.tx_datetime),
-        "merchant_category": tx.merchant_category.map(|m| m.as_str()),
-        "user_age": tx.user_age,
-        "account_balance": tx.account_balance,
-        "history": {
-            "customer": {
-                "nb_tx_1day": row[3] as u32, "avg_amount_1day": row[4],
-                "nb_tx_7day": row[5] as u32, "avg_amount_7day": row[6],
-                "nb_tx_30day": row[7] as u32, "avg_amount_30day": row[8],
-            },
-            "terminal": {
-                "nb_tx_1day": row[9] as u32, "risk_1day": row[10],
-                "nb_tx_7day": row[11] as u32, "risk_7day": row[12],
-                "nb_tx_30day": row[13] as u32, "risk_30day": row[14],
-            },
-        },
     })
 }
 
