@@ -6,8 +6,7 @@
 
 use std::sync::LazyLock;
 
-use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fraudops_wire::{ErrorBody, ValidationError};
@@ -86,45 +85,37 @@ impl ApiError {
     }
 }
 
+/// An error body as JSON bytes (two strings: serializing cannot fail).
+fn json_body(body: &ErrorBody) -> Bytes {
+    serde_json::to_vec(body).map_or_else(|_| Bytes::new(), Bytes::from)
+}
+
 /// The body of every shed request, serialized once: shedding must cost far less than scoring, and it
 /// happens exactly when the CPU is short.
 fn overloaded_body() -> Bytes {
     static BODY: LazyLock<Bytes> = LazyLock::new(|| {
-        let body = ErrorBody {
+        json_body(&ErrorBody {
             error: ApiError::Overloaded.to_string(),
             field: None,
-        };
-        serde_json::to_vec(&body).map_or_else(|_| Bytes::new(), Bytes::from)
+        })
     });
     BODY.clone()
 }
 
-/// The 503 of a shed request: a static body and `Retry-After: 1`, no serialization.
-fn overloaded_response() -> Response {
-    let mut response = Response::new(Body::from(overloaded_body()));
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-        .extensions_mut()
-        .insert(ApiError::Overloaded.kind());
-    response
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self == Self::Overloaded {
-            return overloaded_response();
-        }
-        let body = ErrorBody {
-            error: self.to_string(),
-            field: self.field(),
+        let body = match self {
+            Self::Overloaded => overloaded_body(),
+            _ => json_body(&ErrorBody {
+                error: self.to_string(),
+                field: self.field(),
+            }),
         };
-        let mut response = (self.status(), Json(body)).into_response();
+        let json = [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        let mut response = (self.status(), json, body).into_response();
         let retry_after = match &self {
             Self::Overloaded | Self::NotReady => Some(1),
             Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
