@@ -36,7 +36,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, wait_until
-source scripts/lib/alert_path.sh  # start_bridge_and_alertmanager
+source scripts/lib/alert_path.sh  # prepare_airflow_for_bridge, start_bridge_and_alertmanager
 REPO="$PWD"
 t0=$SECONDS
 
@@ -67,29 +67,18 @@ MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false start mlflow.log "$MLFLOW_BIN" server \
   --serve-artifacts --host 127.0.0.1 --port "$mlflow_port" --workers 1
 
 # --- Airflow: database, then api-server, scheduler and dag-processor ------------------------------------------
-export AIRFLOW_HOME="$TMP/airflow"
-export AIRFLOW__CORE__DAGS_FOLDER="$REPO/deploy/airflow/dags"
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 # The weekly schedule would queue a scheduled run as soon as the DAG is unpaused: only the alert's run here.
 export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
-export AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING
 export AIRFLOW__API_AUTH__JWT_SECRET="jwt-$RANDOM$RANDOM$RANDOM$RANDOM"
-export PYTHONWARNINGS=ignore
-export FRAUDOPS_AIRFLOW_MODE=local FRAUDOPS_BIN FRAUDOPS_WORK_DIR="$TMP/work"
+export FRAUDOPS_BIN FRAUDOPS_WORK_DIR="$TMP/work"
 # The stand-in transaction store returns the shifted world: what the traffic turned into.
 export FRAUDOPS_SIMULATE_AMOUNT_SCALE=2
 export AIRFLOW_CONN_MLFLOW_DEFAULT="$MLFLOW"
 unset MLFLOW_TRACKING_URI ALERT_WEBHOOK_URL PUSHGATEWAY_URL
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="fraudops-retrain-trigger:op"
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$TMP/airflow-passwords.json"
-mkdir -p "$TMP/secrets" "$TMP/work"
-password="pw-$RANDOM$RANDOM$RANDOM"
-printf '%s\n' "$password" >"$TMP/secrets/airflow-password"
-printf '{"fraudops-retrain-trigger": "%s"}\n' "$password" >"$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
-printf 'am-token-%s\n' "$RANDOM$RANDOM$RANDOM" >"$TMP/secrets/retrain-trigger-token"
-"$AIRFLOW_BIN" db migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log"; exit 1; }
+mkdir -p "$TMP/work"
+prepare_airflow_for_bridge  # scripts/lib/alert_path.sh: environment, the bridge's user and secrets, database
 af_port="$(free_port)"
 AIRFLOW="http://127.0.0.1:$af_port"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="$AIRFLOW/execution/"

@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, wait_until
-source scripts/lib/alert_path.sh  # start_bridge_and_alertmanager
+source scripts/lib/alert_path.sh  # prepare_airflow_for_bridge, start_bridge_and_alertmanager
 REPO="$PWD"
 
 AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
@@ -34,22 +34,8 @@ FRAUDOPS_BIN="$(target_dir)/debug/fraudops"
 scratch_with_groups retrain-trigger  # TMP, pids, the EXIT trap (scripts/lib/common.sh)
 
 # --- Airflow: database, the DAGs serialized (what the DAG processor does), the API server ------------------------
-export AIRFLOW_HOME="$TMP/airflow"
-export AIRFLOW__CORE__DAGS_FOLDER="$REPO/deploy/airflow/dags"
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING
-export PYTHONWARNINGS=ignore
-export FRAUDOPS_AIRFLOW_MODE=local
-# The bridge's own user, role "op" (may trigger DAG runs), its password in a file as the Secret would mount it.
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="fraudops-retrain-trigger:op"
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$TMP/airflow-passwords.json"
-mkdir -p "$TMP/secrets"
-password="pw-$RANDOM$RANDOM$RANDOM"
-printf '%s\n' "$password" >"$TMP/secrets/airflow-password"
-printf '{"fraudops-retrain-trigger": "%s"}\n' "$password" >"$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
-printf 'am-token-%s\n' "$RANDOM$RANDOM$RANDOM" >"$TMP/secrets/retrain-trigger-token"
 t0=$SECONDS
-"$AIRFLOW_BIN" db migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log"; exit 1; }
+prepare_airflow_for_bridge  # scripts/lib/alert_path.sh: environment, the bridge's user and secrets, database
 "$AIRFLOW_BIN" dags reserialize >"$TMP/reserialize.log" 2>&1 || { cat "$TMP/reserialize.log"; exit 1; }
 af_port="$(free_port)"
 AIRFLOW="http://127.0.0.1:$af_port"

@@ -1,4 +1,26 @@
-# Sourced by scripts/test-retrain-trigger.sh and scripts/test-retrain-loop.sh: the alert path's two servers.
+# Sourced by scripts/test-retrain-trigger.sh and scripts/test-retrain-loop.sh: Airflow as the bridge meets it,
+# and the alert path's two servers.
+#
+# prepare_airflow_for_bridge: the environment both run Airflow 3 in ($AIRFLOW_BIN; AIRFLOW_HOME in $TMP, the
+# repository's DAGs in local mode, SimpleAuthManager with the bridge's own user, role "op": may trigger DAG
+# runs), the bridge's credentials in $TMP/secrets as the Secret would mount them (its Airflow password, the
+# token Alertmanager sends), and the migrated database. Callers export their own extra settings before.
+prepare_airflow_for_bridge() {
+  export AIRFLOW_HOME="$TMP/airflow"
+  export AIRFLOW__CORE__DAGS_FOLDER="$REPO/deploy/airflow/dags"
+  export AIRFLOW__CORE__LOAD_EXAMPLES=False
+  export AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING
+  export PYTHONWARNINGS=ignore
+  export FRAUDOPS_AIRFLOW_MODE=local
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="fraudops-retrain-trigger:op"
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$TMP/airflow-passwords.json"
+  mkdir -p "$TMP/secrets"
+  local password="pw-$RANDOM$RANDOM$RANDOM"
+  printf '%s\n' "$password" >"$TMP/secrets/airflow-password"
+  printf '{"fraudops-retrain-trigger": "%s"}\n' "$password" >"$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+  printf 'am-token-%s\n' "$RANDOM$RANDOM$RANDOM" >"$TMP/secrets/retrain-trigger-token"
+  "$AIRFLOW_BIN" db migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log"; return 1; }
+}
 #
 # start_bridge_and_alertmanager: `fraudops retrain-trigger` ($FRAUDOPS_BIN) on $bridge_port against $AIRFLOW,
 # its credentials in $TMP/secrets; then Alertmanager on $am_port with the deployed

@@ -46,13 +46,8 @@ async fn tracking_run_with_params_metrics_tags_and_artifact() {
     );
 
     // More params and tags than one log-batch call takes: the client must split them.
-    let params: Vec<(String, String)> = (0..150)
-        .map(|i| (format!("p{i:03}"), format!("v{i}")))
-        .collect();
-    let params: Vec<(&str, String)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
+    let keys = numbered_keys(150);
+    let params = numbered_params(&keys);
     let tag_keys: Vec<String> = (0..120).map(|i| format!("t{i:03}")).collect();
     let tags: Vec<(&str, &str)> = tag_keys.iter().map(|k| (k.as_str(), "x")).collect();
     let metrics = [
@@ -274,13 +269,8 @@ async fn logged_model_registered_by_id_is_described_to_python_mlflow() {
         .expect("run");
 
     // More params than one create call takes.
-    let params: Vec<(String, String)> = (0..130)
-        .map(|i| (format!("p{i:03}"), format!("v{i}")))
-        .collect();
-    let params: Vec<(&str, String)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
+    let keys = numbered_keys(130);
+    let params = numbered_params(&keys);
     let model = client
         .create_logged_model(&NewLoggedModel {
             experiment_id: &experiment,
@@ -515,4 +505,17 @@ async fn unreachable_server_is_a_transport_error_after_retries() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// `n` parameter keys `p000`, `p001`, …: more than one MLflow call takes, so the client must split them.
+fn numbered_keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("p{i:03}")).collect()
+}
+
+/// The parameters `p000 = v0`, `p001 = v1`, … for `keys`, in the shape the client takes.
+fn numbered_params(keys: &[String]) -> Vec<(&str, String)> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), format!("v{i}")))
+        .collect()
 }

@@ -20,7 +20,9 @@ use fraudops_train::metrics::{ScoredCard, average_precision, card_precision_at_k
 use fraudops_wire::{LabelEvent, TransactionId};
 
 use crate::common::http_get;
-use crate::helpers::{Broker, Proc, Redis, fraudops, free_port, metric, wait_for, wait_until};
+use crate::helpers::{
+    Broker, Proc, Redis, fraudops, fraudops_ok, free_port, metric, wait_for, wait_until,
+};
 
 const NAME: &str = "online evaluation of direct calls";
 
@@ -35,7 +37,7 @@ const TEST_START: i64 = 1_533_686_400;
 /// Simulates the evaluation file (amounts scaled by `amount_scale`) into `path`: SPEC §3.3's default split
 /// and the 37 days before its test week (about 30,000 transactions).
 fn simulate(path: &Path, amount_scale: f64) {
-    let out = fraudops(&[
+    fraudops_ok(&[
         "simulate",
         "--out",
         path.to_str().expect("utf-8 path"),
@@ -51,14 +53,7 @@ fn simulate(path: &Path, amount_scale: f64) {
         "7",
         "--amount-scale",
         &amount_scale.to_string(),
-    ])
-    .output()
-    .expect("run fraudops simulate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]);
 }
 
 /// The served model: trained on the normal file's 14 days before the split's delay, so its reference
@@ -68,7 +63,7 @@ fn train_model(dir: &Path) -> PathBuf {
     let data = dir.join("normal.csv");
     simulate(&data, 1.0);
     let model_dir = dir.join("model");
-    let out = fraudops(&[
+    fraudops_ok(&[
         "train",
         "--no-mlflow",
         "--data",
@@ -79,14 +74,7 @@ fn train_model(dir: &Path) -> PathBuf {
         "2018-07-18",
         "--train-days",
         "14",
-    ])
-    .output()
-    .expect("run fraudops train");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]);
     model_dir.join("model.json")
 }
 

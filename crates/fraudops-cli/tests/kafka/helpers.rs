@@ -132,6 +132,20 @@ pub fn fraudops(args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `fraudops ARGS` to completion and fails the test, with its stderr, unless it succeeded.
+pub fn fraudops_ok(args: &[&str]) -> std::process::Output {
+    let out = fraudops(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run fraudops {}: {e}", args[0]));
+    assert!(
+        out.status.success(),
+        "fraudops {} failed:\n{}",
+        args[0],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A tansu broker with in-memory storage on a free port, and a scratch directory for the test's files.
 pub struct Broker {
     /// `127.0.0.1:<port>`.

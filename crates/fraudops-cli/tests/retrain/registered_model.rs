@@ -163,22 +163,14 @@ async fn registered_version_is_an_mlflow_model_python_describes_and_serve_loads(
         .await
         .expect("alias");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let http = reqwest::Client::new();
     loop {
-        let info: Value = http
-            .get(serve.url("/"))
-            .send()
-            .await
-            .expect("GET /")
-            .json()
-            .await
-            .expect("JSON");
-        if info["model_version"].as_str() == Some(old_version.as_str()) {
+        let served = serve.model_version().await;
+        if served == old_version {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "serve did not load the old-layout version: {info}"
+            "serve did not load the old-layout version {old_version}: still {served}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }

@@ -190,9 +190,12 @@ impl Serve {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let info: Value = client
-            .get(self.url("/"))
-            .send()
+        self.model_version().await
+    }
+
+    /// The `model_version` serve answers `GET /` with now.
+    pub async fn model_version(&self) -> String {
+        let info: Value = reqwest::get(self.url("/"))
             .await
             .expect("GET /")
             .json()
