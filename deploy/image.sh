@@ -18,6 +18,7 @@ TARGET=x86_64-unknown-linux-musl
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
 REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 say() { echo "image: $*" >&2; }
+trap 'say "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 
 scripts/ensure/apt.sh musl-gcc:musl-tools curl:curl
 rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
@@ -100,16 +101,25 @@ run_in_image() {
 
 say "smoke test"
 LOG="$(mktemp)"
+# Every failed check names itself, shows what the server answered and the server's own log: a silent
+# `set -e` exit here once cost a CI run with nothing to go on.
+smoke_fail() { say "smoke test failed: $*"; say "server log:"; cat "$LOG" >&2; exit 1; }
+# GET/POST the path; prints "<status> <body>" (curl's status 000 when nothing answered).
+http() { curl -s -o /dev/stdout -w ' %{http_code}' --max-time 10 "$@" 2>&1 || true; }
+expect() { # expect NAME STATUS NEEDLE RESPONSE
+  local answer="$4" code="${4##* }"
+  [[ "$code" == "$2" && "$answer" == *"$3"* ]] || smoke_fail "$1: expected HTTP $2 with $3, got: $answer"
+}
 port="$(free_port)"
 FRAUDOPS_ARGS=(serve --bind 127.0.0.1 --port "$port")
 start_in_image --env REPLICA_ID=image-smoke
-wait_ready "$port" || { cat "$LOG" >&2; say "serve from the image never became ready"; exit 1; }
-curl -sf "http://127.0.0.1:$port/health" | grep -q '"status":"ok"'
-curl -sf "http://127.0.0.1:$port/ready" | grep -q '"status":"ok"'
-prediction="$(curl -sf "http://127.0.0.1:$port/predict" -H 'content-type: application/json' \
+wait_ready "$port" || smoke_fail "serve from the image never became ready on port $port"
+expect "GET /health" 200 '"status":"ok"' "$(http "http://127.0.0.1:$port/health")"
+expect "GET /ready" 200 '"status":"ok"' "$(http "http://127.0.0.1:$port/ready")"
+prediction="$(http "http://127.0.0.1:$port/predict" -H 'content-type: application/json' \
   -d '{"transaction_id": "smoke-1", "amount": 129.9, "customer_id": 42, "terminal_id": 3107}')"
-echo "$prediction" | grep -q '"transaction_id":"smoke-1"' || { say "bad prediction: $prediction"; exit 1; }
-echo "$prediction" | grep -q '"replica_id":"image-smoke"'
+expect "POST /predict" 200 '"transaction_id":"smoke-1"' "$prediction"
+expect "POST /predict (replica id from the environment)" 200 '"replica_id":"image-smoke"' "$prediction"
 for cmd in train stream attack simulate; do
   run_in_image "$cmd" --help >/dev/null || { say "$cmd --help failed in the image"; exit 1; }
 done
