@@ -135,7 +135,7 @@ run "kubernetes-validate (k8s 1.30, strict) + CRD schemas" "$PY" "$DEPLOY/checks
   "$DEPLOY"/airflow/k8s/*.yaml
 run "HPA exactly per SPEC §7 (4..6, cpu 70, mem 80, behavior)" "$PY" "$DEPLOY/checks.py" hpa \
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
-run "workload invariants (security, probes, drain, monitors)" "$PY" "$DEPLOY/checks.py" invariants \
+run "workload invariants (security, probes, drain, monitors, netpol)" "$PY" "$DEPLOY/checks.py" invariants \
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
 run "seed-attack = production but the API's CPU" "$PY" "$DEPLOY/checks.py" seed-overlay \
   "$WORK/production.yaml" "$WORK/seed-attack.yaml"

@@ -255,6 +255,7 @@ def cmd_invariants(paths: list[Path]) -> None:
         if not dash or dash["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
             fail(f"{path.name}: dashboard ConfigMap with label grafana_dashboard=\"1\" missing")
         _check_retrain_trigger(objs, path.name)
+        _check_network_policies(objs, path.name)
 
 
 def _check_retrain_trigger(objs: list[dict], where: str) -> None:
@@ -289,6 +290,83 @@ def _check_retrain_trigger(objs: list[dict], where: str) -> None:
             fail(f"{where}: fraudops-retrain-trigger {var}={value!r} is not a file of the Secret fraudops-retrain-trigger")
     if any("PASSWORD" in name and not name.endswith("_FILE") for name in env):
         fail(f"{where}: fraudops-retrain-trigger has a password in its environment")
+
+
+
+# --- network policies (networkpolicies.yaml) -------------------------------------------------------------
+def selects(selector: dict, labels: dict) -> bool:
+    """Whether a Kubernetes label selector (matchLabels and matchExpressions) selects these labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        have, op, values = e["key"] in labels, e["operator"], e.get("values", [])
+        if not {"In": have and labels[e["key"]] in values, "NotIn": not have or labels[e["key"]] not in values,
+                "Exists": have, "DoesNotExist": not have}[op]:
+            return False
+    return True
+
+
+def _admitted(policy: dict, port: str, pod_labels: dict | None) -> bool:
+    """Whether the policy lets a peer reach the named port: a pod of this namespace with pod_labels, or (with
+    pod_labels None) a pod of the monitoring namespace. A rule without `from` or `ports` admits everyone."""
+    for rule in policy["spec"].get("ingress", []):
+        if rule.get("ports") and not any(p.get("port") == port for p in rule["ports"]):
+            continue
+        if not rule.get("from"):
+            return True
+        for peer in rule["from"]:
+            ns, pods = peer.get("namespaceSelector"), peer.get("podSelector")
+            if pod_labels is None:
+                if ns is not None and selects(ns, {"kubernetes.io/metadata.name": "monitoring"}) \
+                        and (pods is None or selects(pods, {})):
+                    return True
+            elif ns is None and pods is not None and selects(pods, pod_labels):
+                return True
+    return False
+
+
+def _policy_for(objs: list[dict], labels: dict) -> dict | None:
+    """The Ingress NetworkPolicy that selects pods with these labels."""
+    return next((o for o in objs if o.get("kind") == "NetworkPolicy" and "Ingress" in o["spec"].get("policyTypes", [])
+                 and selects(o["spec"]["podSelector"], labels)), None)
+
+
+def _check_network_policies(objs: list[dict], where: str) -> None:
+    """Redis (no password) admits exactly the workloads that load FEATURE_STORE_URL, and Prometheus on the
+    exporter's port; the retraining bridge admits only the monitoring namespace."""
+    workloads = [o for o in objs if o.get("kind") in ("Deployment", "StatefulSet")]
+    redis = find(objs, "StatefulSet", "fraudops-redis")
+    policy = _policy_for(objs, redis["spec"]["template"]["metadata"]["labels"]) if redis else None
+    if policy is None:
+        fail(f"{where}: no NetworkPolicy restricts ingress to fraudops-redis")
+    else:
+        ports = {p["name"] for c in redis["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        for rule in policy["spec"].get("ingress", []):
+            for p in rule.get("ports", []):
+                if p.get("port") not in ports:
+                    fail(f"{where}: NetworkPolicy {policy['metadata']['name']} names port {p.get('port')!r}, "
+                         f"not one of the pod's {sorted(ports)}")
+        for w in workloads:
+            name = w["metadata"]["name"]
+            uses_store = any(e.get("configMapRef", {}).get("name") == "fraudops-config"
+                             for c in w["spec"]["template"]["spec"]["containers"] for e in c.get("envFrom", []))
+            if _admitted(policy, "redis", w["spec"]["template"]["metadata"]["labels"]) != uses_store:
+                fail(f"{where}: {name} {'loads' if uses_store else 'does not load'} FEATURE_STORE_URL but is "
+                     f"{'not ' if uses_store else ''}admitted to Redis by NetworkPolicy {policy['metadata']['name']}")
+        if not _admitted(policy, "metrics", None):
+            fail(f"{where}: Prometheus (namespace monitoring) cannot scrape fraudops-redis's exporter")
+        if _admitted(policy, "redis", None):
+            fail(f"{where}: the monitoring namespace must not reach Redis itself")
+    bridge = find(objs, "Deployment", "fraudops-retrain-trigger")
+    policy = _policy_for(objs, bridge["spec"]["template"]["metadata"]["labels"]) if bridge else None
+    if policy is None:
+        fail(f"{where}: no NetworkPolicy restricts ingress to fraudops-retrain-trigger")
+    else:
+        if not _admitted(policy, "http", None):
+            fail(f"{where}: Alertmanager and Prometheus (namespace monitoring) cannot reach the retraining bridge")
+        for w in workloads:
+            if _admitted(policy, "http", w["spec"]["template"]["metadata"]["labels"]):
+                fail(f"{where}: {w['metadata']['name']} may post to the retraining bridge")
 
 
 # --- the online feature store (SPEC §5) ---------------------------------------------------------------
