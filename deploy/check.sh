@@ -205,8 +205,10 @@ am_routes() {
   # The model alerts start a retraining through the bridge, and still reach on-call (`continue`).
   route fraudops-retrain,oncall-warning alertname=ScoreDistributionDrift severity=warning job=fraudops-api
   route fraudops-retrain,oncall-warning alertname=ModelQualityDegraded severity=warning
+  # A stale retraining pages on-call; it does not start a run (the DAG that failed would run again).
+  route oncall-warning alertname=ModelRetrainingStale severity=warning
 }
-run "amtool config routes test (10 routing assertions)" am_routes
+run "amtool config routes test (11 routing assertions)" am_routes
 am_templates() {
   amtool template render --template.glob="$DEPLOY/monitoring/alertmanager/templates/*.tmpl" \
     --template.text='{{ template "fraudops.title" . }}{{ template "fraudops.text" . }}{{ template "fraudops.email.html" . }}{{ template "fraudops.telegram" . }}'

@@ -84,6 +84,8 @@ ALERT_NAMES = ["AdminNotification_MaxScaleHighCPU", "HighCPUUsage", "HighErrorRa
                "HighKafkaQueueLength", "ModelScaledToMax"]
 # Issue 21: model quality.
 ALERT_NAMES += ["ScoreDistributionDrift", "ModelQualityDegraded"]
+# Retraining keeps happening.
+ALERT_NAMES += ["ModelRetrainingStale"]
 
 failures: list[str] = []
 
@@ -740,7 +742,7 @@ def cmd_dashboard(rule_out: Path) -> None:
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
     # Drift, and the retraining's age (pushed by `fraudops register`), in the Model quality row.
-    for needed in ("ml_model_score_psi", "ml_model_feature_psi", "ml_model_retrain_last_success_timestamp_seconds"):
+    for needed in ("ml_model_score_psi", "ml_model_feature_psi", "fraudops:model_retrain_age_seconds"):
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
     rule_out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, sort_keys=False),
