@@ -6,6 +6,10 @@
 //! format version, the build that wrote it and what loads it) and the signature: the 20 features in
 //! the model's input order and the fraud probability it returns. `serve` does not read it; it loads
 //! `model.json`, which carries the same feature list and refuses a mismatch itself.
+//!
+//! A second flavor, `python_function`, lets `mlflow.pyfunc.load_model("models:/fraud-detector@champion")`
+//! score in Python: its loader module ([`PYFUNC_MODULE_SOURCE`], uploaded as [`PYFUNC_MODULE_PATH`]) reads
+//! the same `model.json` with numpy and pandas only, so a notebook needs no fraudops binary.
 
 use fraudops_mlflow::{ColSpec, ColumnType, LoggedModel, MlModel, Signature};
 use fraudops_model::ModelArtifact;
@@ -21,6 +25,17 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const OUTPUT: &str = "fraud_probability";
 /// What loads the flavor.
 const LOADER: &str = "fraudops serve";
+/// MLflow's generic Python flavor.
+pub const PYFUNC_FLAVOR: &str = "python_function";
+/// The folder of the logged model that MLflow puts on `sys.path` before importing the loader.
+const PYFUNC_CODE_DIR: &str = "code";
+/// The loader module's name, and where it is uploaded in the logged model.
+const PYFUNC_MODULE: &str = "fraudops_pyfunc";
+/// See [`PYFUNC_MODULE`].
+pub const PYFUNC_MODULE_PATH: &str = "code/fraudops_pyfunc.py";
+/// The loader: `_load_pyfunc(model.json)` returning an object whose `predict(frame)` gives the fraud
+/// probabilities, as `serve` computes them.
+pub const PYFUNC_MODULE_SOURCE: &str = include_str!("pyfunc/fraudops_pyfunc.py");
 
 /// The `MLmodel` description of `artifact`, uploaded as the logged model `model`.
 pub fn describe(artifact: &ModelArtifact, model: &LoggedModel) -> MlModel {
@@ -30,7 +45,21 @@ pub fn describe(artifact: &ModelArtifact, model: &LoggedModel) -> MlModel {
         model.source_run_id.as_deref(),
     )
     .with_flavor(FLAVOR, flavor(artifact))
+    .with_flavor(PYFUNC_FLAVOR, pyfunc_flavor())
     .with_signature(signature(artifact))
+}
+
+/// The `python_function` flavor: MLflow imports `loader_module` from `code/` and calls its
+/// `_load_pyfunc` with the path of `data`.
+fn pyfunc_flavor() -> Map<String, Value> {
+    [
+        ("loader_module", json!(PYFUNC_MODULE)),
+        ("code", json!(PYFUNC_CODE_DIR)),
+        ("data", json!(MODEL_FILE)),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
 }
 
 /// The `fraudops` flavor: enough for a reader to know which file to load and which builds can.
@@ -99,7 +128,20 @@ mod tests {
         assert_eq!(flavor["loader"], "fraudops serve");
         assert_eq!(flavor["metrics"], "metrics.json");
         assert_eq!(flavor["model_version"], artifact.model_version.as_str());
-        assert_eq!(description.flavors.len(), 1, "one flavor");
+        let pyfunc = &description.flavors[PYFUNC_FLAVOR];
+        assert_eq!(pyfunc["loader_module"], "fraudops_pyfunc");
+        assert_eq!(pyfunc["data"], "model.json");
+        assert_eq!(
+            format!(
+                "{}/{}.py",
+                pyfunc["code"].as_str().expect("code"),
+                PYFUNC_MODULE
+            ),
+            PYFUNC_MODULE_PATH,
+            "MLflow imports the module from the folder it is uploaded to"
+        );
+        assert!(PYFUNC_MODULE_SOURCE.contains("def _load_pyfunc(data_path):"));
+        assert_eq!(description.flavors.len(), 2, "fraudops and python_function");
 
         let signature = description.signature.as_ref().expect("a signature");
         let names: Vec<&str> = signature.inputs.iter().map(|c| c.name.as_str()).collect();

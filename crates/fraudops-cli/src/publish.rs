@@ -416,6 +416,10 @@ impl Tracker {
             for (path, bytes) in [
                 (MODEL_FILE, json),
                 (METRICS_FILE, metrics_json),
+                (
+                    mlmodel::PYFUNC_MODULE_PATH,
+                    mlmodel::PYFUNC_MODULE_SOURCE.as_bytes().to_vec(),
+                ),
                 (MLMODEL_FILE, description.into_bytes()),
             ] {
                 client

@@ -179,6 +179,46 @@ print(json.dumps({
     "params": info.params,
 }))
 "#;
+    let stdout = run_python(
+        tracking_uri,
+        SCRIPT,
+        &[model_uri],
+        &format!("get_model_info({model_uri})"),
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("get_model_info output {last:?}: {e}"))
+}
+
+/// What `mlflow.pyfunc.load_model(model_uri).predict(frame)` returns in MLflow's own Python, for a
+/// frame of float64 `columns` holding `rows` (`None` is NaN, a missing value): one number per row.
+///
+/// Why: "a Python user can score with the registered model" is only shown by Python scoring with it,
+/// through MLflow's loader, its flavor lookup and its signature enforcement. Panics (with Python's
+/// stderr) when the call fails; only for tests that already hold a server.
+pub fn python_pyfunc_predict(
+    tracking_uri: &str,
+    model_uri: &str,
+    columns: &[&str],
+    rows: &[Vec<Option<f64>>],
+) -> Vec<f64> {
+    const SCRIPT: &str = r#"
+import json, sys
+import mlflow.pyfunc
+import pandas as pd
+frame = json.loads(sys.argv[2])
+data = pd.DataFrame(frame["rows"], columns=frame["columns"], dtype="float64")
+out = mlflow.pyfunc.load_model(sys.argv[1]).predict(data)
+print(json.dumps([float(v) for v in list(out)]))
+"#;
+    let frame = serde_json::json!({ "columns": columns, "rows": rows }).to_string();
+    let stdout = run_python(tracking_uri, SCRIPT, &[model_uri, &frame], "pyfunc predict");
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("pyfunc predict output {last:?}: {e}"))
+}
+
+/// Runs `script` with `args` in the `python` beside `MLFLOW_BIN` (the venv's; `python3` when there is
+/// none) against `tracking_uri`; its stdout, or a panic naming `what` with Python's stderr.
+fn run_python(tracking_uri: &str, script: &str, args: &[&str], what: &str) -> String {
     let bin = std::env::var_os(BIN_ENV)
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -188,22 +228,23 @@ print(json.dumps({
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("python3"));
     let output = Command::new(&python)
-        .args(["-c", SCRIPT, model_uri])
+        .arg("-c")
+        .arg(script)
+        .args(args)
         .env("MLFLOW_TRACKING_URI", tracking_uri)
         .env_remove("MLFLOW_REGISTRY_URI")
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "{} get_model_info({model_uri}) failed: {}\n{stdout}\n{}",
+        "{} {what} failed: {}\n{stdout}\n{}",
         python.display(),
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("get_model_info output {last:?}: {e}"))
+    stdout
 }
 
 /// `MLFLOW_BIN` as a path, or `None` after printing the skip line.

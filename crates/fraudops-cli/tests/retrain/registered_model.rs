@@ -1,10 +1,11 @@
 //! A registered version is an MLflow 3 model: `fraudops register` (the DAG's path) logs a model
 //! linked to its run, whose artifacts hold `MLmodel` (the `fraudops` flavor, the 20-feature
 //! signature), `model.json` and `metrics.json`; MLflow's Python client reads the signature from
-//! `models:/NAME@champion`; `serve` loads the same `model.json`, and still loads a version
-//! registered the old way (from the run's `model/` folder).
+//! `models:/NAME@champion` and `mlflow.pyfunc` scores with it as `serve` does; `serve` loads the
+//! same `model.json`, and still loads a version registered the old way (from the run's `model/`
+//! folder).
 
-use fraudops_features::FEATURE_NAMES;
+use fraudops_features::{FEATURE_NAMES, FeatureVector};
 use fraudops_mlflow::testing::{self, rest};
 use fraudops_mlflow::{MlflowClient, RunStatus};
 use serde_json::{Value, json};
@@ -119,12 +120,56 @@ async fn registered_version_is_an_mlflow_model_python_describes_and_serve_loads(
         flavor["model_version"].as_str(),
         Some(local_version.as_str())
     );
+    assert_eq!(
+        described["flavors"]["python_function"]["loader_module"], "fraudops_pyfunc",
+        "{described}"
+    );
     assert_eq!(described["model_id"].as_str(), Some(model_id));
     assert_eq!(described["run_id"].as_str(), Some(run_id));
     let logged_metrics = described["metrics"].as_array().expect("metrics");
     assert!(
         logged_metrics.contains(&json!("average_precision")),
         "the model carries its metrics: {described}"
+    );
+
+    // Python scores with it through mlflow.pyfunc, as serve would: rows with every feature, with
+    // missing values (NaN: an unknown flag or category) and with extreme amounts.
+    let served = fraudops_model::Model::load(&dir.join("m/model.json")).expect("model.json loads");
+    let rows: Vec<FeatureVector> = (0..24u32)
+        .map(|i| {
+            std::array::from_fn(|f| {
+                let x = f64::from(i) * 0.37 + f as f64 * 1.9;
+                match (i % 4, f % 5) {
+                    (1, 0) | (1, 3) => f64::NAN,
+                    (2, _) => x * 250.0,
+                    _ => x.sin().abs() * f64::from(i),
+                }
+            })
+        })
+        .collect();
+    let python = testing::python_pyfunc_predict(
+        &uri,
+        &format!("models:/{model}@champion"),
+        &FEATURE_NAMES,
+        &rows
+            .iter()
+            .map(|r| r.iter().map(|&x| (!x.is_nan()).then_some(x)).collect())
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(python.len(), rows.len());
+    for (row, p) in rows.iter().zip(&python) {
+        let want = served.predict(row).fraud_probability;
+        assert!(
+            (p - want).abs() <= 1e-12,
+            "pyfunc {p} against serve's {want} for {row:?}"
+        );
+    }
+    let mut distinct: Vec<u64> = python.iter().map(|p| p.to_bits()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 8,
+        "the rows reach different leaves: {python:?}"
     );
 
     // serve loads the same artifact.
