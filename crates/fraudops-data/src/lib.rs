@@ -46,3 +46,25 @@ pub struct Transaction {
     /// Extension: the customer's account balance.
     pub account_balance: Option<f64>,
 }
+
+impl Transaction {
+    /// One fully populated transaction (every extension field set; a fraud of scenario 1, 2018-04-02
+    /// 03:04:05): the fixture the wire format's tests in several crates round-trip, so each of them
+    /// checks the same fields.
+    pub fn example() -> Self {
+        Self {
+            transaction_id: 17,
+            tx_datetime: 1_522_638_245,
+            customer_id: 42,
+            terminal_id: 3107,
+            tx_amount: 129.9,
+            tx_time_seconds: 0,
+            tx_time_days: 0,
+            tx_fraud: true,
+            tx_fraud_scenario: 1,
+            merchant_category: Some(MerchantCategory::Travel),
+            user_age: Some(37.0),
+            account_balance: Some(2400.5),
+        }
+    }
+}

@@ -188,26 +188,12 @@ fn history(row: &FeatureRow) -> History {
 
 #[cfg(test)]
 mod tests {
-    use fraudops_data::MerchantCategory;
     use fraudops_wire::TransactionEvent;
 
     use super::*;
 
     fn tx() -> Transaction {
-        Transaction {
-            transaction_id: 17,
-            tx_datetime: parse_datetime("2018-04-02 03:04:05").unwrap_or_default(),
-            customer_id: 42,
-            terminal_id: 3107,
-            tx_amount: 129.9,
-            tx_time_seconds: 0,
-            tx_time_days: 0,
-            tx_fraud: true,
-            tx_fraud_scenario: 1,
-            merchant_category: Some(MerchantCategory::Travel),
-            user_age: Some(37.0),
-            account_balance: Some(2400.5),
-        }
+        Transaction::example()
     }
 
     #[test]

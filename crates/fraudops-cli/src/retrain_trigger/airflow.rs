@@ -103,6 +103,28 @@ impl Airflow {
         format!("{}{path}", self.config.url.as_str().trim_end_matches('/'))
     }
 
+    /// POSTs `body` as JSON (with the bearer token, if any); only a request that got no answer at all
+    /// is an error here, the status is the caller's to judge.
+    async fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, AirflowError> {
+        let request = self.http.post(url).json(body);
+        let request = match bearer {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        request
+            .send()
+            .await
+            .map_err(|source| AirflowError::Unreachable {
+                url: url.to_owned(),
+                source,
+            })
+    }
+
     /// Logs in: `POST /auth/token` with the username and the password file's content.
     async fn login(&self) -> Result<String, AirflowError> {
         let path = &self.config.password_file;
@@ -110,20 +132,13 @@ impl Airflow {
             path: path.clone(),
             source,
         })?;
-        let url = self.endpoint("/auth/token");
+        let credentials = serde_json::json!({
+            "username": self.config.username,
+            "password": password.trim_end_matches(['\r', '\n']),
+        });
         let response = self
-            .http
-            .post(&url)
-            .json(&serde_json::json!({
-                "username": self.config.username,
-                "password": password.trim_end_matches(['\r', '\n']),
-            }))
-            .send()
-            .await
-            .map_err(|source| AirflowError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .post_json(&self.endpoint("/auth/token"), None, &credentials)
+            .await?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         let token = status
@@ -163,17 +178,7 @@ impl Airflow {
                 Some(t) => (t.clone(), true),
                 None => (token.insert(self.login().await?).clone(), false),
             };
-            let response = self
-                .http
-                .post(&url)
-                .bearer_auth(&bearer)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|source| AirflowError::Unreachable {
-                    url: url.clone(),
-                    source,
-                })?;
+            let response = self.post_json(&url, Some(&bearer), &body).await?;
             let status = response.status().as_u16();
             match status {
                 200 | 201 => return Ok(Triggered::Created),
