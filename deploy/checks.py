@@ -486,8 +486,8 @@ def cmd_feature_store(paths: list[Path]) -> None:
                 fail(f"{where}: container {c['name']} image {c['image']} is not pinned")
         # The Service and the address every scorer uses.
         labels = sts["spec"]["template"]["metadata"]["labels"]
-        if any(labels.get(k) != v for k, v in svc["spec"].get("selector", {}).items()) or not svc["spec"].get(
-                "selector"):
+        selector = svc["spec"].get("selector")
+        if not selector or not selects({"matchLabels": selector}, labels):
             fail(f"{path.name}: Service {svc['metadata']['name']} does not select the Redis pod")
         port = next((p for p in svc["spec"]["ports"] if p.get("targetPort") in ("redis", 6379)), None)
         if port is None or int(conf.get("port", 6379)) != 6379:

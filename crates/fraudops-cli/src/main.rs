@@ -8,6 +8,18 @@ mod pushgateway;
 mod registry;
 mod retrain_trigger;
 
+/// The metric names `deploy/monitoring/metrics-contract.txt` lists that start with `prefix`, in its
+/// order: what each of the CLI's own exporters (the Pushgateway push, the retraining bridge) must export,
+/// since dashboards and rules may read only the contract's names.
+#[cfg(test)]
+fn contract_names(prefix: &str) -> Vec<&'static str> {
+    include_str!("../../../deploy/monitoring/metrics-contract.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with(prefix))
+        .collect()
+}
+
 /// musl's allocator serialises threads; mimalloc keeps the static binary as fast as a glibc build.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

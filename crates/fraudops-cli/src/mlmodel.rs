@@ -52,29 +52,31 @@ pub fn describe(artifact: &ModelArtifact, model: &LoggedModel) -> MlModel {
 /// The `python_function` flavor: MLflow imports `loader_module` from `code/` and calls its
 /// `_load_pyfunc` with the path of `data`.
 fn pyfunc_flavor() -> Map<String, Value> {
-    [
+    flavor_config([
         ("loader_module", json!(PYFUNC_MODULE)),
         ("code", json!(PYFUNC_CODE_DIR)),
         ("data", json!(MODEL_FILE)),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_owned(), value))
-    .collect()
+    ])
 }
 
 /// The `fraudops` flavor: enough for a reader to know which file to load and which builds can.
 fn flavor(artifact: &ModelArtifact) -> Map<String, Value> {
-    [
+    flavor_config([
         ("artifact", json!(MODEL_FILE)),
         ("format_version", json!(artifact.format_version)),
         ("fraudops_version", json!(env!("CARGO_PKG_VERSION"))),
         ("loader", json!(LOADER)),
         ("metrics", json!(METRICS_FILE)),
         ("model_version", json!(artifact.model_version)),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_owned(), value))
-    .collect()
+    ])
+}
+
+/// A flavor's configuration (its keys in `MLmodel`) from key-value pairs.
+fn flavor_config<const N: usize>(entries: [(&str, Value); N]) -> Map<String, Value> {
+    entries
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
 }
 
 /// Inputs: the artifact's features in its input order, every one a required `double`. The model

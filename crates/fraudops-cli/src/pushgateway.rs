@@ -211,12 +211,7 @@ mod tests {
     /// The names the dashboard may read (deploy/monitoring/metrics-contract.txt) are the ones pushed.
     #[test]
     fn pushes_exactly_the_contract_names() {
-        let contract = include_str!("../../../deploy/monitoring/metrics-contract.txt");
-        let listed: Vec<&str> = contract
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.starts_with("ml_model_retrain_"))
-            .collect();
+        let listed = crate::contract_names("ml_model_retrain_");
         let text = String::from_utf8(encode_success(&decision(true, Some(0.5)), 1.0).expect("x"))
             .expect("utf-8");
         let pushed: Vec<&str> = text

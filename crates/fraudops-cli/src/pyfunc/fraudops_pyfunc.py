@@ -64,8 +64,9 @@ class FraudopsModel:
             total += leaf_value[node]
         return total
 
-    def predict(self, context, model_input, params=None):
-        """Fraud probabilities, one per row; the columns are taken by name in the model's order."""
+    def predict(self, model_input, params=None):
+        """What `mlflow.pyfunc` calls: fraud probabilities, one per row; the columns are taken by name in
+        the model's order."""
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         missing = [name for name in self.feature_names if name not in frame.columns]
         if missing:
@@ -74,17 +75,7 @@ class FraudopsModel:
         return pd.Series(1.0 / (1.0 + np.exp(-self.log_odds(x))), name="fraud_probability")
 
 
-class _Wrapper:
-    """What `mlflow.pyfunc` calls: `predict(model_input, params=None)`."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def predict(self, model_input, params=None):
-        return self.model.predict(None, model_input, params)
-
-
 def _load_pyfunc(data_path):
     """MLflow's entry point: `data_path` is the flavor's `data`, the artifact `model.json`."""
     with open(data_path, encoding="utf-8") as f:
-        return _Wrapper(FraudopsModel(json.load(f)))
+        return FraudopsModel(json.load(f))

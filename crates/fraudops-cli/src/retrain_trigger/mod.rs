@@ -224,13 +224,10 @@ mod tests {
     /// The names dashboards and rules may read (deploy/monitoring/metrics-contract.txt) are the bridge's.
     #[test]
     fn exports_exactly_the_contract_names() {
-        let contract = include_str!("../../../../deploy/monitoring/metrics-contract.txt");
-        let listed: Vec<&str> = contract
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.starts_with("fraudops_retrain_trigger_"))
-            .collect();
-        assert_eq!(listed, [NOTIFICATIONS]);
+        assert_eq!(
+            crate::contract_names("fraudops_retrain_trigger_"),
+            [NOTIFICATIONS]
+        );
     }
 
     #[test]
