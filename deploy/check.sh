@@ -207,8 +207,11 @@ am_routes() {
   route fraudops-retrain,oncall-warning alertname=ModelQualityDegraded severity=warning
   # A stale retraining pages on-call; it does not start a run (the DAG that failed would run again).
   route oncall-warning alertname=ModelRetrainingStale severity=warning
+  # The transaction lake falling behind is on-call's, not a retraining's (a run would read the stale lake).
+  route oncall-warning alertname=LakeArchiveStalled severity=warning job=fraudops-archive pod=fraudops-archive-a
+  route oncall-warning alertname=LakeArchiveDown severity=warning job=fraudops-archive
 }
-run "amtool config routes test (11 routing assertions)" am_routes
+run "amtool config routes test (13 routing assertions)" am_routes
 am_templates() {
   amtool template render --template.glob="$DEPLOY/monitoring/alertmanager/templates/*.tmpl" \
     --template.text='{{ template "fraudops.title" . }}{{ template "fraudops.text" . }}{{ template "fraudops.email.html" . }}{{ template "fraudops.telegram" . }}'

@@ -86,6 +86,8 @@ ALERT_NAMES = ["AdminNotification_MaxScaleHighCPU", "HighCPUUsage", "HighErrorRa
 ALERT_NAMES += ["ScoreDistributionDrift", "ModelQualityDegraded"]
 # Retraining keeps happening.
 ALERT_NAMES += ["ModelRetrainingStale"]
+# The transaction lake keeps up (`fraudops archive`).
+ALERT_NAMES += ["LakeArchiveStalled", "LakeArchiveDown"]
 
 failures: list[str] = []
 
@@ -167,7 +169,8 @@ def cmd_invariants(paths: list[Path]) -> None:
         for name, args, port in (("fraudops-api", ["serve"], ("http", 8000)),
                                  ("fraudops-stream", ["stream", "--api-url", "http://fraudops-api.fraudops.svc"],
                                   ("metrics", 9100)),
-                                 ("fraudops-labels", ["labels"], ("metrics", 9102))):
+                                 ("fraudops-labels", ["labels"], ("metrics", 9102)),
+                                 ("fraudops-archive", ["archive"], ("metrics", 9103))):
             dep = find(objs, "Deployment", name)
             if dep is None:
                 fail(f"{path.name}: no Deployment {name}")
@@ -231,6 +234,7 @@ def cmd_invariants(paths: list[Path]) -> None:
             fail(f"{path.name}: Service fraudops-api must map port 80 (http) to the http port")
         for kind, name in (("ServiceMonitor", "fraudops-api"), ("PodMonitor", "fraudops-stream"),
                            ("PodMonitor", "fraudops-labels"), ("PodMonitor", "fraudops-redis"),
+                           ("PodMonitor", "fraudops-archive"),
                            ("PrometheusRule", "fraudops-rules")):
             obj = find(objs, kind, name)
             if obj is None or obj["metadata"].get("labels", {}).get("release") != "kube-prometheus-stack":
@@ -257,6 +261,7 @@ def cmd_invariants(paths: list[Path]) -> None:
         if not dash or dash["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
             fail(f"{path.name}: dashboard ConfigMap with label grafana_dashboard=\"1\" missing")
         _check_retrain_trigger(objs, path.name)
+        _check_archive(objs, path.name)
         _check_network_policies(objs, path.name)
 
 
@@ -293,6 +298,82 @@ def _check_retrain_trigger(objs: list[dict], where: str) -> None:
     if any("PASSWORD" in name and not name.endswith("_FILE") for name in env):
         fail(f"{where}: fraudops-retrain-trigger has a password in its environment")
 
+
+
+ARCHIVE_TOPICS = ("KAFKA_TOPIC", "KAFKA_OUTPUT_TOPIC", "LABELS_TOPIC")
+ARCHIVE_FLUSH_BYTES_DEFAULT = 64 << 20  # per partition
+ARCHIVE_BUFFER_BYTES_DEFAULT = 256 << 20  # all partitions together
+
+
+def _check_archive(objs: list[dict], where: str) -> None:
+    """The transaction lake's writer (archive-deployment.yaml): off the feature store, its own consumer group,
+    its bucket key from a Secret (or, locally, a directory on a volume), buffers that fit its memory limit,
+    and a NetworkPolicy each way."""
+    dep = find(objs, "Deployment", "fraudops-archive")
+    if dep is None:
+        return  # cmd_invariants reports it
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = _env(c)
+    name = f"{where}: fraudops-archive"
+    if any("configMapRef" in e for e in c.get("envFrom", [])):
+        fail(f"{name} must not load a whole ConfigMap (fraudops-config would admit it to Redis); name its keys")
+    group = env.get("ARCHIVE_GROUP", {}).get("value", "fraudops-archive")
+    if group in ("", "fraudops-stream", "fraudops-labels") or "KAFKA_GROUP_ID" in env:
+        fail(f"{name} must consume in its own group (ARCHIVE_GROUP {group!r})")
+    metrics = next((p["containerPort"] for p in c.get("ports", []) if p["name"] == "metrics"), None)
+    if env.get("METRICS_PORT", {}).get("value") != str(metrics):
+        fail(f"{name}: METRICS_PORT must be its metrics port {metrics}")
+    lake = env.get("LAKE_URL", {}).get("value", "")
+    if lake.startswith("s3://"):
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            ref = env.get(key, {}).get("valueFrom", {}).get("secretKeyRef", {})
+            if ref.get("name") != "fraudops-lake" or ref.get("optional"):
+                fail(f"{name}: {key} must come from the Secret fraudops-lake (required), never a literal value")
+    else:
+        mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+        volume = next((v for v in pod.get("volumes", []) if v["name"] == mounts.get(lake.rstrip("/"))), None)
+        if volume is None or "persistentVolumeClaim" not in volume:
+            fail(f"{name}: LAKE_URL {lake!r} is neither s3:// nor a volume claim's mount (the ledger would not "
+                 "outlive the pod)")
+    # One member may hold every partition of its three topics (the others gone or not yet joined).
+    config = (find(objs, "ConfigMap", "fraudops-config") or {}).get("data", {})
+    topics = {o["metadata"]["name"]: o["spec"] for o in objs if o.get("kind") == "KafkaTopic"}
+
+    def value(var: str) -> str | None:
+        """The variable's value, literal or from fraudops-config."""
+        e = env.get(var, {})
+        ref = e.get("valueFrom", {}).get("configMapKeyRef", {})
+        return e.get("value") or (config.get(ref["key"]) if ref.get("name") == "fraudops-config" else None)
+
+    names = [value(k) for k in ARCHIVE_TOPICS]
+    if not all(n in topics for n in names):
+        fail(f"{name}: its topics {names} are not all KafkaTopics")
+        return
+    partitions = sum(topics[n]["partitions"] for n in names)
+    if not 1 <= dep["spec"].get("replicas", 1) <= partitions:
+        fail(f"{name}: replicas must be within 1..{partitions} (the partitions of {names})")
+    flush = int(env.get("LAKE_FLUSH_BYTES", {}).get("value", ARCHIVE_FLUSH_BYTES_DEFAULT))
+    total = int(env.get("LAKE_BUFFER_BYTES", {}).get("value", ARCHIVE_BUFFER_BYTES_DEFAULT))
+    limit = c.get("resources", {}).get("limits", {}).get("memory")
+    # The buffers at most 60% of the limit: the rest is Arrow's overhead, encoding, compaction and librdkafka
+    # (the sizing in archive-deployment.yaml).
+    if limit is None or min(flush * partitions, total) > 0.6 * parse_quantity(limit):
+        fail(f"{name}: its buffers (the smaller of {partitions} partitions × LAKE_FLUSH_BYTES {flush} and "
+             f"LAKE_BUFFER_BYTES {total}) exceed 60% of the memory limit {limit}")
+    policies = [o for o in objs if o.get("kind") == "NetworkPolicy"
+                and selects(o["spec"]["podSelector"], dep["spec"]["template"]["metadata"]["labels"])]
+    ingress = _policy_for(objs, dep["spec"]["template"]["metadata"]["labels"])
+    if ingress is None or not _admitted(ingress, "metrics", None):
+        fail(f"{name}: no NetworkPolicy admits Prometheus (namespace monitoring) to its metrics port")
+    elif any(_admitted(ingress, "metrics", w["spec"]["template"]["metadata"]["labels"])
+             for w in objs if w.get("kind") in ("Deployment", "StatefulSet")):
+        fail(f"{name}: a fraudops workload may connect to the archive")
+    egress = [r for p in policies if "Egress" in p["spec"].get("policyTypes", []) for r in p["spec"].get("egress", [])]
+    if not egress:
+        fail(f"{name}: no NetworkPolicy restricts its egress (it holds a key that may delete the lake)")
+    elif any(not r.get("ports") or any(p.get("port") in (6379, "redis") for p in r["ports"]) for r in egress):
+        fail(f"{name}: an egress rule allows every port or Redis's")
 
 
 # --- network policies (networkpolicies.yaml) -------------------------------------------------------------
@@ -639,6 +720,12 @@ def read_list(path: Path) -> set[str]:
     return {line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()} - {""}
 
 
+def project_metrics() -> set[str]:
+    """What the fraudops processes export: the contract, and the archive's names (kept apart because the API's
+    contract test reads metrics-contract.txt)."""
+    return read_list(MONITORING / "metrics-contract.txt") | read_list(MONITORING / "metrics-lake.txt")
+
+
 def metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression reads (a small lexer: enough for our expressions)."""
     s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)  # strings
@@ -673,7 +760,7 @@ def recorded(files: dict[str, dict]) -> set[str]:
 
 def cmd_rule_metrics() -> None:
     """Which names each rule file may read: the layering the drill relies on."""
-    contract = read_list(MONITORING / "metrics-contract.txt")
+    contract = project_metrics()
     external = read_list(MONITORING / "metrics-external.txt")
     files = rule_files()
     records = recorded(files)
@@ -707,7 +794,7 @@ def cmd_rule_metrics() -> None:
 
 def cmd_dashboard(rule_out: Path) -> None:
     """Every panel query uses allowed metrics; write them as recording rules for `promtool check rules`."""
-    contract = read_list(MONITORING / "metrics-contract.txt")
+    contract = project_metrics()
     external = read_list(MONITORING / "metrics-external.txt")
     allow = contract | external | recorded(rule_files())
     dashboard = json.loads((MONITORING / "grafana/fraudops-dashboard.json").read_text(encoding="utf-8"))
@@ -731,7 +818,7 @@ def cmd_dashboard(rule_out: Path) -> None:
         for metric in metric_names(expr):
             if not allowed(metric, allow):
                 fail(f"dashboard: {where} reads {metric}, which is neither in metrics-contract.txt, "
-                     f"metrics-external.txt nor a fraudops:* recording rule")
+                     f"metrics-lake.txt, metrics-external.txt nor a fraudops:* recording rule")
         rules.append({"record": f"dashboard:query_{i}", "expr": expr})
     # The panels the issue asks for, by the metric they show.
     used = set().union(*(metric_names(e) for _, e in exprs))
@@ -743,6 +830,12 @@ def cmd_dashboard(rule_out: Path) -> None:
             fail(f"dashboard: no panel shows {needed}")
     # Drift, and the retraining's age (pushed by `fraudops register`), in the Model quality row.
     for needed in ("ml_model_score_psi", "ml_model_feature_psi", "fraudops:model_retrain_age_seconds"):
+        if needed not in used:
+            fail(f"dashboard: no panel shows {needed}")
+    # The transaction lake row: what the archive writes, how long since it committed, its backlog and errors.
+    for needed in ("lake_rows_written_total", "lake_files_written_total", "lake_bytes_written_total",
+                   "fraudops:lake_seconds_since_last_commit", "fraudops:lake_archive_lag", "lake_write_errors_total",
+                   "lake_dead_letters_total"):
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
     rule_out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, sort_keys=False),

@@ -78,3 +78,28 @@ resource "yandex_kms_symmetric_key_iam_binding" "k8s_secrets" {
   role             = "kms.keys.encrypterDecrypter"
   members          = ["serviceAccount:${yandex_iam_service_account.cluster.id}"]
 }
+
+# The transaction lake's two accounts, each with its own static (S3) key and no folder role: what they may do
+# is granted on the lake bucket alone (storage.tf).
+# The archive (`fraudops archive`): list, read, write and delete in the lake bucket (Secret fraudops-lake).
+resource "yandex_iam_service_account" "lake_writer" {
+  name        = "${var.name_prefix}-lake-writer"
+  description = "fraudops archive: writes the transaction lake bucket (bucket ACL only, no folder role)"
+}
+
+resource "yandex_iam_service_account_static_access_key" "lake_writer" {
+  service_account_id = yandex_iam_service_account.lake_writer.id
+  description        = "fraudops archive (Secret fraudops-lake in namespace fraudops)"
+}
+
+# The retraining pods (ml_model_retrain's fetch_data and train): list and read the lake bucket, nothing else
+# (Secret fraudops-lake-reader in namespace airflow).
+resource "yandex_iam_service_account" "lake_reader" {
+  name        = "${var.name_prefix}-lake-reader"
+  description = "Retraining: reads the transaction lake bucket (bucket ACL only, no folder role)"
+}
+
+resource "yandex_iam_service_account_static_access_key" "lake_reader" {
+  service_account_id = yandex_iam_service_account.lake_reader.id
+  description        = "ml_model_retrain pods (Secret fraudops-lake-reader in namespace airflow)"
+}

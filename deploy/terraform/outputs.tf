@@ -34,6 +34,33 @@ output "mlflow_s3_secret_access_key" {
   sensitive   = true
 }
 
+output "lake_bucket" {
+  description = "Object Storage bucket of the transaction lake: LAKE_URL s3://<bucket>/lake (deploy/k8s/base/archive-deployment.yaml, deploy/platform/airflow.values.yaml)."
+  value       = yandex_storage_bucket.lake.bucket
+}
+
+output "lake_writer_access_key_id" {
+  description = "Static access key id of the archive's account (Secret fraudops-lake in namespace fraudops, key AWS_ACCESS_KEY_ID)."
+  value       = yandex_iam_service_account_static_access_key.lake_writer.access_key
+}
+
+output "lake_writer_secret_access_key" {
+  description = "Static secret key of the archive's account (Secret fraudops-lake in namespace fraudops, key AWS_SECRET_ACCESS_KEY)."
+  value       = yandex_iam_service_account_static_access_key.lake_writer.secret_key
+  sensitive   = true
+}
+
+output "lake_reader_access_key_id" {
+  description = "Static access key id of the retraining's read-only account (Secret fraudops-lake-reader in namespace airflow, key AWS_ACCESS_KEY_ID)."
+  value       = yandex_iam_service_account_static_access_key.lake_reader.access_key
+}
+
+output "lake_reader_secret_access_key" {
+  description = "Static secret key of the retraining's read-only account (Secret fraudops-lake-reader in namespace airflow, key AWS_SECRET_ACCESS_KEY)."
+  value       = yandex_iam_service_account_static_access_key.lake_reader.secret_key
+  sensitive   = true
+}
+
 output "ci_registry_key_json" {
   description = "Authorized key of the CI account, for `docker login -u json_key cr.yandex` (GitHub secret YC_REGISTRY_KEY)."
   value = jsonencode({

@@ -107,3 +107,9 @@ variable "mlflow_bucket_max_size_gb" {
   type        = number
   default     = 50
 }
+
+variable "lake_bucket_max_size_gb" {
+  description = "Size cap of the transaction lake bucket, GB (a guard: at the cap the archive stops committing and LakeArchiveStalled fires). Parquet of every event, kept for good: about 100 B per event."
+  type        = number
+  default     = 200
+}

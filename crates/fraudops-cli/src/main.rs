@@ -53,6 +53,11 @@ enum Command {
     Stream(cmd::stream::Args),
     /// Label consumer (SPEC §5): fraud-labels → the feature store's terminal risk, at-least-once.
     Labels(cmd::labels::Args),
+    /// Lake archive (SPEC §6): transactions-input, fraud-predictions and fraud-labels → Parquet files by
+    /// event day on object storage, exactly once.
+    Archive(cmd::archive::Args),
+    /// The transaction lake: what it holds, a training window copied out, a file replayed into its topics.
+    Lake(cmd::lake::Args),
     /// Online quality: a file replayed as direct `/predict` calls without history (labels through
     /// `fraud-labels`) against the same model offline, on the same test transactions.
     EvalOnline(cmd::eval_online::Args),
@@ -81,6 +86,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Stream(args) => cmd::stream::run(args),
         Command::Labels(args) => cmd::labels::run(args),
+        Command::Archive(args) => cmd::archive::run(args),
+        Command::Lake(args) => cmd::lake::run(args),
         Command::EvalOnline(args) => cmd::eval_online::run(args),
         Command::Attack(args) => cmd::attack::run(args),
         Command::Drill(args) => cmd::drill::run(args),

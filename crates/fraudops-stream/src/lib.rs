@@ -20,6 +20,8 @@
 //!   only after the labels are applied;
 //! * [`direct`] — a file replayed straight into the API without history, labels on `fraud-labels` after
 //!   their delay (what `fraudops eval-online` measures the online path with);
+//! * [`archive`] — consumer group of all three topics → the transaction lake (Parquet on object storage),
+//!   exactly once through the lake's ledger; and a file replayed once into the topics;
 //! * `topic` — reading a topic back to its end (tests, benchmarks, operators).
 //!
 //! The entry points are public namespaces, `attack`, `worker` and `labels` (each with its config and
@@ -31,6 +33,7 @@
 
 mod admin;
 mod api_client;
+pub mod archive;
 pub mod attack;
 mod commit;
 mod config;

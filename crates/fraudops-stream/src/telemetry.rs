@@ -64,6 +64,22 @@ pub const ONLINE_WINDOW_SAMPLES: &str = "ml_model_online_window_samples";
 pub const ONLINE_WINDOW_FRAUDS: &str = "ml_model_online_window_frauds";
 
 /// Feature-store calls of the worker that gave no answer (those events were scored without history).
+/// The lake archive: rows, files and bytes committed to the lake, per table.
+pub const LAKE_ROWS: &str = "lake_rows_written_total";
+/// Files committed (flushes and compactions' merged files).
+pub const LAKE_FILES: &str = "lake_files_written_total";
+/// Bytes of the files committed.
+pub const LAKE_BYTES: &str = "lake_bytes_written_total";
+/// Small files merged away by compaction.
+pub const LAKE_COMPACTED: &str = "lake_files_compacted_total";
+/// Records that cannot be archived, sent to the dead-letter topic.
+pub const LAKE_DEAD_LETTERS: &str = "lake_dead_letters_total";
+/// Failed flush or compaction attempts (nothing is committed meanwhile; retried).
+pub const LAKE_WRITE_ERRORS: &str = "lake_write_errors_total";
+/// Rows read and not yet in a committed file.
+pub const LAKE_BUFFERED_ROWS: &str = "lake_buffered_rows";
+/// Seconds since the last ledger commit (since start before the first); LakeArchiveStalled reads it.
+pub const LAKE_SINCE_COMMIT: &str = "lake_seconds_since_last_commit";
 pub const STREAM_STORE_ERRORS: &str = "stream_feature_store_errors_total";
 /// Scores the worker could not record in the feature store for the label consumer (queue full or the
 /// store failed); their labels count as unscored in the online evaluation.
@@ -581,5 +597,141 @@ mod tests {
         assert!(text.contains("field=\"amount\""));
         assert!(text.contains("field=\"other\""));
         assert!(text.contains("field=\"none\""));
+    }
+}
+
+/// The archive's metrics, registered beside the Kafka ones.
+#[derive(Clone)]
+pub struct LakeMetrics {
+    rows: IntCounterVec,
+    files: IntCounterVec,
+    bytes: IntCounterVec,
+    compacted: IntCounterVec,
+    dead_letters: IntCounterVec,
+    write_errors: IntCounter,
+    buffered: IntGauge,
+    /// Unix seconds (f64 bits) of the last commit, or of the start.
+    last_commit: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LakeMetrics {
+    /// Registers the lake's series in `kafka`'s registry, every table's at 0, so rates are defined
+    /// before the first file.
+    pub fn register(kafka: &KafkaMetrics) -> Result<Self, StreamError> {
+        let per_table = |name: &str, help: &str| -> Result<IntCounterVec, StreamError> {
+            let vec = IntCounterVec::new(Opts::new(name, help), &["table"])?;
+            kafka.registry.register(Box::new(vec.clone()))?;
+            for table in fraudops_lake::Table::ALL {
+                vec.with_label_values(&[table.name()]);
+            }
+            Ok(vec)
+        };
+        let rows = per_table(LAKE_ROWS, "Rows committed to the lake.")?;
+        let files = per_table(LAKE_FILES, "Parquet files committed to the lake.")?;
+        let bytes = per_table(
+            LAKE_BYTES,
+            "Bytes of the Parquet files committed to the lake.",
+        )?;
+        let compacted = per_table(
+            LAKE_COMPACTED,
+            "Small files merged into larger ones and deleted.",
+        )?;
+        let dead_letters = per_table(
+            LAKE_DEAD_LETTERS,
+            "Records that cannot be archived (sent to the dead-letter topic).",
+        )?;
+        let write_errors = IntCounter::new(
+            LAKE_WRITE_ERRORS,
+            "Failed flush or compaction attempts; nothing is committed until one succeeds.",
+        )?;
+        let buffered = IntGauge::new(
+            LAKE_BUFFERED_ROWS,
+            "Rows read and not yet committed to the lake.",
+        )?;
+        kafka.registry.register(Box::new(write_errors.clone()))?;
+        kafka.registry.register(Box::new(buffered.clone()))?;
+        let last_commit =
+            std::sync::Arc::new(std::sync::atomic::AtomicU64::new(unix_now().to_bits()));
+        let since = prometheus::Gauge::new(
+            LAKE_SINCE_COMMIT,
+            "Seconds since the archive last committed to the lake (since it started, before the first).",
+        )?;
+        let collector = SinceCollector {
+            gauge: since,
+            last: last_commit.clone(),
+        };
+        kafka.registry.register(Box::new(collector))?;
+        Ok(Self {
+            rows,
+            files,
+            bytes,
+            compacted,
+            dead_letters,
+            write_errors,
+            buffered,
+            last_commit,
+        })
+    }
+
+    /// One committed file of `table`.
+    pub fn file_written(&self, table: fraudops_lake::Table, rows: usize, bytes: u64) {
+        let t = [table.name()];
+        self.rows.with_label_values(&t).inc_by(rows as u64);
+        self.files.with_label_values(&t).inc();
+        self.bytes.with_label_values(&t).inc_by(bytes);
+    }
+
+    /// `n` files of `table` merged away.
+    pub fn compacted(&self, table: fraudops_lake::Table, n: usize) {
+        self.compacted
+            .with_label_values(&[table.name()])
+            .inc_by(n as u64);
+    }
+
+    /// A ledger commit, now.
+    pub fn committed(&self) {
+        self.last_commit
+            .store(unix_now().to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A record of `table` dead-lettered.
+    pub fn dead_lettered(&self, table: fraudops_lake::Table) {
+        self.dead_letters.with_label_values(&[table.name()]).inc();
+    }
+
+    /// A failed write attempt.
+    pub fn write_failed(&self) {
+        self.write_errors.inc();
+    }
+
+    /// Rows buffered now.
+    pub fn set_buffered(&self, rows: usize) {
+        self.buffered.set(rows as i64);
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// `lake_seconds_since_last_commit`, computed when scraped (a gauge set at commit time would freeze
+/// exactly when the archive stalls).
+struct SinceCollector {
+    gauge: prometheus::Gauge,
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl prometheus::core::Collector for SinceCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let last = f64::from_bits(self.last.load(std::sync::atomic::Ordering::Relaxed));
+        self.gauge.set((unix_now() - last).max(0.0));
+        self.gauge.collect()
     }
 }

@@ -77,6 +77,12 @@ pub struct LabelEvent {
     pub tx_datetime: String,
     /// The outcome: fraud or genuine.
     pub tx_fraud: bool,
+    /// When the outcome became known, on the transactions' clock (`YYYY-MM-DD HH:MM:SS`): what lets a
+    /// retraining as of a day ignore labels that arrived later. Producers replaying history set it (the
+    /// attack: the transaction's time plus the label delay); without it the lake takes the record's
+    /// Kafka timestamp. Omitted from the JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labelled_at: Option<String>,
 }
 
 impl LabelEvent {
@@ -94,6 +100,17 @@ impl From<&Transaction> for LabelEvent {
             terminal_id: tx.terminal_id,
             tx_datetime: format_datetime(tx.tx_datetime),
             tx_fraud: tx.tx_fraud,
+            labelled_at: None,
+        }
+    }
+}
+
+impl LabelEvent {
+    /// The label of `tx` as known at event time `known_at` (the attack's and the lake replay's labels).
+    pub fn known_at(tx: &Transaction, known_at: EpochSeconds) -> Self {
+        Self {
+            labelled_at: Some(format_datetime(known_at)),
+            ..Self::from(tx)
         }
     }
 }
@@ -109,6 +126,16 @@ pub enum ScoredBy {
     InProcess,
 }
 
+impl ScoredBy {
+    /// The JSON spelling (`api`, `in-process`), also the lake's column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::InProcess => "in-process",
+        }
+    }
+}
+
 /// One message on `fraud-predictions`: the API's response plus the event's coordinates, so a consumer can
 /// join predictions to inputs and count duplicates after a crash (at-least-once).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +145,10 @@ pub struct PredictionEvent {
     pub prediction: PredictResponse,
     /// The card, also the message key.
     pub customer_id: u64,
+    /// The scored transaction's event time (`YYYY-MM-DD HH:MM:SS`), when the event had one: joins a
+    /// prediction to its event day without reading the input topic. Omitted when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_datetime: Option<String>,
     /// API or in-process.
     pub scored_by: ScoredBy,
     /// Partition of the input event.

@@ -1,9 +1,11 @@
 //! One module per subcommand: its clap arguments (the `///` lines are the help) and its `run`.
 
+pub mod archive;
 pub mod attack;
 pub mod drill;
 pub mod eval_online;
 pub mod labels;
+pub mod lake;
 pub mod register;
 pub mod retrain_trigger;
 pub mod serve;

@@ -46,6 +46,29 @@ pub struct Args {
 }
 
 /// Generates and writes the file, with a progress bar over days and a one-line summary.
+/// Writes `txs` as the handbook's CSV at `out`, gzipped when the name ends in `.gz` (shared with
+/// `lake snapshot`).
+pub fn write_transactions(
+    out: &std::path::Path,
+    txs: &[fraudops_data::Transaction],
+) -> anyhow::Result<()> {
+    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let gzip = out.extension().is_some_and(|e| e == "gz");
+    let write = || -> anyhow::Result<()> {
+        if gzip {
+            let mut encoder = GzEncoder::new(BufWriter::new(file), Compression::fast());
+            write_csv(&mut encoder, txs)?;
+            encoder.finish()?.flush()?;
+        } else {
+            let mut writer = BufWriter::new(file);
+            write_csv(&mut writer, txs)?;
+            writer.flush()?;
+        }
+        Ok(())
+    };
+    write().with_context(|| format!("writing {}", out.display()))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = SimulatorConfig {
         n_customers: args.customers,
@@ -66,22 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let file =
-        File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let gzip = args.out.extension().is_some_and(|e| e == "gz");
-    let write = || -> anyhow::Result<()> {
-        if gzip {
-            let mut encoder = GzEncoder::new(BufWriter::new(file), Compression::fast());
-            write_csv(&mut encoder, &txs)?;
-            encoder.finish()?.flush()?;
-        } else {
-            let mut writer = BufWriter::new(file);
-            write_csv(&mut writer, &txs)?;
-            writer.flush()?;
-        }
-        Ok(())
-    };
-    write().with_context(|| format!("writing {}", args.out.display()))?;
+    write_transactions(&args.out, &txs)?;
     spinner.finish_and_clear();
 
     let frauds = txs.iter().filter(|t| t.tx_fraud).count();

@@ -22,6 +22,10 @@ pub struct Args {
     /// Transaction file (CSV, handbook or course format, optionally gzipped).
     #[arg(long, env = "TRAIN_DATA", default_value = "data/transactions.csv.gz")]
     pub data: PathBuf,
+    /// Train from the transaction lake instead of `--data`: the split's window and its feature history,
+    /// with the labels known at `--labels-as-of`.
+    #[command(flatten)]
+    pub lake: crate::cmd::lake::LakeSource,
     /// Output directory for `model.json` and `metrics.json`.
     #[arg(long, env = "TRAIN_OUT", default_value = "out/model")]
     pub out: PathBuf,
@@ -145,12 +149,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         (None, _) => None,
     };
-    let spinner = progress::spinner(&format!("reading {}", args.data.display()));
-    let outcome = read_transactions(&args.data)
-        .with_context(|| format!("reading {}", args.data.display()))?;
-    let sha = file_sha256(&args.data)?;
-    spinner.finish_and_clear();
-    println!("read {}: {}", args.data.display(), outcome.report);
+    let source = match &args.lake.url {
+        Some(url) => {
+            let spinner = progress::spinner(&format!("reading the window from {url}"));
+            let data = crate::cmd::lake::read_window(url, args.lake.labels_as_of, &config.split)?;
+            spinner.finish_and_clear();
+            println!("read lake {url}: {}", data.description);
+            Source {
+                rows_seen: data.transactions.len() as u64,
+                rows_skipped: 0,
+                transactions: data.transactions,
+                sha: data.sha256,
+                path: PathBuf::from(url),
+            }
+        }
+        None => {
+            let spinner = progress::spinner(&format!("reading {}", args.data.display()));
+            let outcome = read_transactions(&args.data)
+                .with_context(|| format!("reading {}", args.data.display()))?;
+            let sha = file_sha256(&args.data)?;
+            spinner.finish_and_clear();
+            println!("read {}: {}", args.data.display(), outcome.report);
+            Source {
+                rows_seen: outcome.report.rows_seen,
+                rows_skipped: outcome.report.total_skipped(),
+                transactions: outcome.transactions,
+                sha,
+                path: args.data.clone(),
+            }
+        }
+    };
 
     let mut current = progress::spinner("preparing");
     let mut stage = |s: Stage| {
@@ -161,8 +189,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Stage::Evaluate(n) => format!("evaluating on {n} test rows"),
         });
     };
-    let prepared = prepare(&outcome.transactions, &config.split, &mut stage)?;
-    let artifact = train(&prepared, &sha, &config, &mut stage)?;
+    let prepared = prepare(&source.transactions, &config.split, &mut stage)?;
+    let artifact = train(&prepared, &source.sha, &config, &mut stage)?;
     current.finish_and_clear();
 
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -214,13 +242,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracker.publish(&Trained {
             artifact: &artifact,
             data: &prepared,
-            data_path: &args.data,
-            rows_seen: outcome.report.rows_seen,
-            rows_skipped: outcome.report.total_skipped(),
+            data_path: &source.path,
+            rows_seen: source.rows_seen,
+            rows_skipped: source.rows_skipped,
             command: "train",
         })?;
     }
     Ok(())
+}
+
+/// The training data, from a file or the lake.
+struct Source {
+    transactions: Vec<fraudops_data::Transaction>,
+    /// The checksum the artifact records (of the file's bytes, or of the lake window's content).
+    sha: String,
+    /// Where it came from (MLflow's `data_path` param).
+    path: PathBuf,
+    rows_seen: u64,
+    rows_skipped: u64,
 }
 
 /// A depth the served ensemble can compile: refused before training, not after minutes of it.

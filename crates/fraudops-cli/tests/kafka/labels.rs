@@ -20,6 +20,7 @@ fn label(id: u64, terminal: u64, fraud: bool) -> Vec<u8> {
         terminal_id: terminal,
         tx_datetime: "2018-04-02 03:04:05".into(),
         tx_fraud: fraud,
+        labelled_at: None,
     })
     .expect("label JSON")
 }

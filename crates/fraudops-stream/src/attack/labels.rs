@@ -125,6 +125,8 @@ impl Pending {
             terminal_id: self.terminal_id,
             tx_datetime: fraudops_data::writer::format_datetime(self.time),
             tx_fraud: self.fraud,
+            // Known once the event-time clock reached its due time: what the lake's training cutoff reads.
+            labelled_at: Some(fraudops_data::writer::format_datetime(self.due)),
         }
     }
 }

@@ -214,6 +214,7 @@ async fn process(
             let message = PredictionEvent {
                 prediction,
                 customer_id: event.tx.customer_id,
+                tx_datetime: Some(fraudops_data::writer::format_datetime(event.tx.tx_datetime)),
                 scored_by,
                 source_partition: input.ticket.partition,
                 source_offset: input.ticket.offset,

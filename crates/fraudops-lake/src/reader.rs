@@ -1,0 +1,223 @@
+//! Reading the lake back: a training window's transactions with the labels known at a cutoff, and row
+//! counts for audits.
+//!
+//! The readers go through the same object store as the archive and read only the days asked for
+//! (`<table>/dt=<day>/`), so a window of a long history costs the window, not the history.
+
+use std::collections::HashMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{Array, RecordBatch};
+use chrono::NaiveDate;
+use fraudops_data::{EpochSeconds, MerchantCategory, Transaction};
+
+use crate::error::LakeError;
+use crate::files::{day_dir, decode};
+use crate::location::Lake;
+use crate::table::Table;
+
+const MICROS: i64 = 1_000_000;
+
+/// Which labels exist for a read: those known at or before `as_of` (event time, the transactions'
+/// clock); `None`: every label archived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LabelCutoff {
+    /// The cutoff, seconds since the epoch on the transactions' clock.
+    pub as_of: Option<EpochSeconds>,
+}
+
+/// A window read from the lake, ready for the training pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    /// The transactions, in processing order (event time, then transaction id), each with its label as
+    /// known at the cutoff (`tx_fraud: false` when no chargeback was known: a transaction is genuine
+    /// until a fraud label says otherwise).
+    pub transactions: Vec<Transaction>,
+    /// Files read.
+    pub files: usize,
+    /// Transactions labelled (fraud or genuine) at the cutoff.
+    pub labelled: usize,
+    /// Transactions with no label known at the cutoff.
+    pub unlabelled: usize,
+    /// Labels that arrived after the cutoff (ignored).
+    pub labels_after_cutoff: usize,
+    /// Labels whose latest value reversed an earlier one.
+    pub labels_reversed: usize,
+    /// Second copies of a transaction id (a producer's retry), dropped as the CSV readers drop them.
+    pub duplicates: usize,
+}
+
+/// Reads the transactions of days `first..end` (end exclusive) and joins each with its latest label
+/// known at `cutoff` (a reversed label counts as its latest value; ties by offset).
+pub async fn read_window(
+    lake: &Lake,
+    first: NaiveDate,
+    end: NaiveDate,
+    cutoff: LabelCutoff,
+) -> Result<Window, LakeError> {
+    let mut window = Window::default();
+    // Labels first: transaction id -> (labelled_at, offset, fraud) of the latest known.
+    let mut labels: HashMap<i64, (EpochSeconds, i64, bool)> = HashMap::new();
+    let mut label_counts: HashMap<i64, (usize, bool)> = HashMap::new();
+    for batch in read_days(lake, Table::Labels, first, end, &mut window.files).await? {
+        let id = column::<Int64Type>(&batch, "transaction_id");
+        let fraud = batch
+            .column_by_name("tx_fraud")
+            .map(|c| c.as_boolean().clone())
+            .ok_or_else(|| missing("tx_fraud"))?;
+        let labelled_at = column::<TimestampMicrosecondType>(&batch, "labelled_at");
+        let offset = column::<Int64Type>(&batch, "kafka_offset");
+        let (Some(id), Some(labelled_at), Some(offset)) = (id, labelled_at, offset) else {
+            return Err(missing("transaction_id, labelled_at or kafka_offset"));
+        };
+        for i in 0..batch.num_rows() {
+            let at = labelled_at.value(i).div_euclid(MICROS);
+            if cutoff.as_of.is_some_and(|cut| at > cut) {
+                window.labels_after_cutoff += 1;
+                continue;
+            }
+            let candidate = (at, offset.value(i), fraud.value(i));
+            let count = label_counts.entry(id.value(i)).or_insert((0, candidate.2));
+            count.0 += 1;
+            if count.1 != candidate.2 {
+                count.1 = candidate.2;
+            }
+            labels
+                .entry(id.value(i))
+                .and_modify(|best| {
+                    if (candidate.0, candidate.1) > (best.0, best.1) {
+                        *best = candidate;
+                    }
+                })
+                .or_insert(candidate);
+        }
+    }
+    window.labels_reversed = label_counts.values().filter(|(n, _)| *n > 1).count();
+
+    let mut rows: Vec<(Transaction, i32, i64)> = Vec::new();
+    for batch in read_days(lake, Table::Transactions, first, end, &mut window.files).await? {
+        let get = |name: &str| batch.column_by_name(name).ok_or_else(|| missing(name));
+        let id = get("transaction_id")?.as_primitive::<Int64Type>();
+        let time = get("tx_datetime")?.as_primitive::<TimestampMicrosecondType>();
+        let customer = get("customer_id")?.as_primitive::<Int64Type>();
+        let terminal = get("terminal_id")?.as_primitive::<Int64Type>();
+        let amount = get("tx_amount")?.as_primitive::<Float64Type>();
+        let category = get("merchant_category")?.as_string::<i32>();
+        let age = get("user_age")?.as_primitive::<Float32Type>();
+        let balance = get("account_balance")?.as_primitive::<Float64Type>();
+        let partition = get("kafka_partition")?.as_primitive::<Int32Type>();
+        let offset = get("kafka_offset")?.as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            let tx_datetime = time.value(i).div_euclid(MICROS);
+            rows.push((
+                Transaction {
+                    transaction_id: id.value(i) as u64,
+                    tx_datetime,
+                    customer_id: customer.value(i) as u64,
+                    terminal_id: terminal.value(i) as u64,
+                    tx_amount: amount.value(i),
+                    tx_time_seconds: 0,
+                    tx_time_days: 0,
+                    tx_fraud: false,
+                    tx_fraud_scenario: 0,
+                    merchant_category: (!category.is_null(i))
+                        .then(|| category.value(i).parse::<MerchantCategory>().ok())
+                        .flatten(),
+                    user_age: (!age.is_null(i)).then(|| age.value(i)),
+                    account_balance: (!balance.is_null(i)).then(|| balance.value(i)),
+                },
+                partition.value(i),
+                offset.value(i),
+            ));
+        }
+    }
+    // Processing order (event time, then id); the first copy of an id (by partition and offset) wins.
+    rows.sort_by_key(|(tx, partition, offset)| {
+        (tx.tx_datetime, tx.transaction_id, *partition, *offset)
+    });
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let start = first
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp())
+        .unwrap_or(0);
+    window.transactions.reserve(rows.len());
+    for (mut tx, _, _) in rows {
+        if !seen.insert(tx.transaction_id) {
+            window.duplicates += 1;
+            continue;
+        }
+        match labels.get(&(tx.transaction_id as i64)) {
+            Some(&(_, _, fraud)) => {
+                tx.tx_fraud = fraud;
+                window.labelled += 1;
+            }
+            None => window.unlabelled += 1,
+        }
+        tx.tx_time_seconds = tx.tx_datetime - start;
+        tx.tx_time_days = tx.tx_time_seconds.div_euclid(86_400);
+        window.transactions.push(tx);
+    }
+    Ok(window)
+}
+
+/// Rows of `table` in the whole lake (every day), with the files they are in: what an audit compares
+/// with what went in.
+pub async fn count_rows(lake: &Lake, table: Table) -> Result<(u64, usize), LakeError> {
+    let mut rows = 0u64;
+    let mut files = 0usize;
+    for object in lake.list(table.name()).await? {
+        if !object.location.as_ref().ends_with(".parquet") {
+            continue;
+        }
+        let bytes = lake.get_path(&object.location).await?;
+        let metadata = parquet::file::serialized_reader::SerializedFileReader::new(bytes)?;
+        use parquet::file::reader::FileReader;
+        rows += metadata.metadata().file_metadata().num_rows() as u64;
+        files += 1;
+    }
+    Ok((rows, files))
+}
+
+/// The record batches of `table` for days `first..end`.
+async fn read_days(
+    lake: &Lake,
+    table: Table,
+    first: NaiveDate,
+    end: NaiveDate,
+    files: &mut usize,
+) -> Result<Vec<RecordBatch>, LakeError> {
+    let mut batches = Vec::new();
+    let mut day = first;
+    while day < end {
+        for object in lake.list(&day_dir(table, day)).await? {
+            let path = object.location.to_string();
+            if !path.ends_with(".parquet") {
+                continue;
+            }
+            let bytes = lake.get_path(&object.location).await?;
+            batches.extend(decode(table, &path, bytes)?);
+            *files += 1;
+        }
+        day = day.succ_opt().unwrap_or(end);
+    }
+    Ok(batches)
+}
+
+fn column<'a, T: arrow_array::types::ArrowPrimitiveType>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Option<&'a arrow_array::PrimitiveArray<T>> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<T>())
+}
+
+fn missing(name: &str) -> LakeError {
+    LakeError::Schema {
+        path: "(batch)".into(),
+        reason: format!("column {name} missing or of another type"),
+    }
+}
