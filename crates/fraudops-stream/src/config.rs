@@ -54,6 +54,12 @@ impl KafkaArgs {
             .set("client.id", client_id)
             // The broker's metadata may briefly lag a topic we just created.
             .set("topic.metadata.refresh.interval.ms", "10000");
+        // librdkafka's own debug contexts (e.g. `cgrp,fetch`) for an operator chasing a broker problem.
+        if let Ok(debug) = std::env::var("KAFKA_DEBUG")
+            && !debug.trim().is_empty()
+        {
+            config.set("debug", debug.trim());
+        }
         config
     }
 }

@@ -82,6 +82,10 @@ struct ReplayArgs {
     /// Each label is known this long after its transaction (event time; `labelled_at`).
     #[arg(long, default_value = "0s", value_parser = fraudops_stream::attack::labels::parse_label_delay)]
     label_delay: EpochSeconds,
+    /// Most records per producer batch (1: one record per batch, so a consumer can resume at any
+    /// offset on tansu 0.6, whose fetch skips the rest of a batch it is asked to start inside).
+    #[arg(long, default_value_t = 10_000)]
+    max_batch: usize,
 }
 
 /// Runs a `lake` command.
@@ -274,6 +278,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         &args.labels_topic,
         &outcome.transactions,
         args.label_delay,
+        args.max_batch,
         Duration::from_secs(300),
         |n| bar.set_position(n),
     )?;

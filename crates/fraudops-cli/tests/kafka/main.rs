@@ -1,4 +1,4 @@
-//! `fraudops attack`, `fraudops stream` and `fraudops labels` against a real Kafka-protocol broker
+//! `fraudops attack`, `fraudops stream`, `fraudops labels` and `fraudops archive` against a real Kafka-protocol broker
 //! (tansu), end to end: the binary as a user runs it, the real API, a real Redis as the feature store,
 //! the broker's own record of what was written.
 //!
@@ -10,6 +10,7 @@
 //! `FRAUDOPS_KAFKA_TESTS`: unset = run if `tansu` is on PATH; `require` = fail without it; `skip` = skip.
 //! Long variants run with `FRAUDOPS_LONG_TESTS=1` or `--ignored`. A name filter works as with libtest.
 
+mod archive;
 mod attack;
 #[path = "../common/mod.rs"]
 mod common;
@@ -27,6 +28,16 @@ use std::time::Instant;
 type Test = (&'static str, bool, fn());
 
 const TESTS: &[Test] = &[
+    (
+        "archive_after_sigkills_holds_every_transaction_and_label_once",
+        false,
+        archive::exactly_once_across_sigkills,
+    ),
+    (
+        "archive_dead_letters_what_it_cannot_archive_and_goes_on",
+        false,
+        archive::dead_letters_what_it_cannot_archive,
+    ),
     (
         "attack_2000_per_second_for_10_s_lands_in_kafka_keyed_by_customer",
         false,

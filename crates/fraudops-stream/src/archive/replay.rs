@@ -51,13 +51,14 @@ impl ProducerContext for Acks {
 }
 
 /// Produces every transaction and its label (known at transaction time + `label_delay`) to
-/// `kafka.topic` and `labels_topic`; `progress` is told the messages acknowledged so far. Blocks until
+/// `kafka.topic` and `labels_topic`, at most `max_batch` records per producer batch; `progress` is told the messages acknowledged so far. Blocks until
 /// the broker acknowledged everything (or `timeout` passed).
 pub fn replay_file(
     kafka: &KafkaArgs,
     labels_topic: &str,
     transactions: &[Transaction],
     label_delay: EpochSeconds,
+    max_batch: usize,
     timeout: Duration,
     mut progress: impl FnMut(u64),
 ) -> Result<ReplaySummary, StreamError> {
@@ -66,7 +67,10 @@ pub fn replay_file(
         .client_config("fraudops-lake-replay")
         .set("acks", "all")
         .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
+        .set(
+            "batch.num.messages",
+            max_batch.clamp(1, 1_000_000).to_string(),
+        )
         .set("queue.buffering.max.messages", "500000")
         .create_with_context(Acks::default())?;
     let mut buffer = Vec::with_capacity(256);
