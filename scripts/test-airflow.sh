@@ -5,8 +5,10 @@
 #      retries, params and operators (deploy/airflow/tests/check_dag.py and check_attack_dag.py, plus
 #      `airflow dags list-import-errors`);
 #   2. `airflow dags test ml_model_retrain` in local mode, with an alert in its conf as `fraudops retrain-trigger`
-#      starts it (the data end with the alert's day), runs a full retraining with the local binary:
-#      simulate -> train -> validate -> register/promote in MLflow -> notify (to a local webhook sink);
+#      starts it (the data end with the alert's day), runs a full retraining with the local binary from a
+#      transaction lake filled through Kafka (a simulated world replayed to transactions-input, its labels a
+#      day later to fraud-labels, `fraudops archive` writing both): lake snapshot -> train -> validate ->
+#      register/promote in MLflow -> notify (to a local webhook sink);
 #      then MLflow's REST API shows the registered version as champion and the run's gate decision, and a
 #      real Prometheus Pushgateway holds the outcome register pushed (PUSHGATEWAY_URL);
 #   3. `airflow dags test kafka_attack_simulation` in local mode, short phases (200:5s,400:5s) and the
@@ -116,13 +118,32 @@ for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.1; done
 for _ in $(seq 100); do curl -sf "$PUSHGATEWAY/-/ready" >/dev/null && break; sleep 0.1; done
 echo "mlflow server up at $MLFLOW after $((SECONDS - t0)) s"
 
+# The lake the retraining reads, filled as in production: traffic through Kafka, archived by `fraudops archive`.
+# A small world (500 cards, 60 days to 2018-05-31) replayed with its labels known a day after each transaction.
+lake_metrics="$(free_port)"
+(cd "$TMP" && RUST_LOG=warn exec setsid "$FRAUDOPS_BIN" archive --bootstrap-servers "$BROKER" --lake "$TMP/lake" \
+  --metrics-port "$lake_metrics" --flush-interval 1s) >"$TMP/kafka/archive.log" 2>&1 &
+pids+=($!)
+"$FRAUDOPS_BIN" simulate --out "$TMP/world.csv.gz" --customers 500 --terminals 1000 --days 60 \
+  --start-date 2018-04-01 --seed 7 >"$TMP/world.log" 2>&1 || { cat "$TMP/world.log"; exit 1; }
+"$FRAUDOPS_BIN" lake replay --bootstrap-servers "$BROKER" --data "$TMP/world.csv.gz" --label-delay 1d \
+  >"$TMP/replay.log" 2>&1 || { cat "$TMP/replay.log"; exit 1; }
+n_world="$(sed -n 's/^replayed \([0-9]*\) transactions.*/\1/p' "$TMP/replay.log")"
+lake_holds_world() {
+  "$FRAUDOPS_BIN" lake stats --lake "$TMP/lake" --json | "$PY" -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if s["transactions"]["rows"] == s["labels"]["rows"] == int(sys.argv[1]) else 1)' "$n_world"
+}
+WAIT_LOGS="$TMP/kafka/archive.log" wait_until "the archive to hold the $n_world transactions and labels" 600 lake_holds_world
+echo "lake filled through Kafka: $n_world transactions and their labels ($("$FRAUDOPS_BIN" lake stats --lake "$TMP/lake" --json))"
+
 # The connection (not MLFLOW_TRACKING_URI) is what the DAG resolves; small data keeps the run short.
 # The run carries an alert, as `fraudops retrain-trigger` starts it: its data end with the alert's UTC day
-# (2018-05-31, so the exclusive end is 2018-06-01), not with the run's date.
-conf='{"customers": 500, "terminals": 1000, "days": 60, "seed": 7,
-  "alert": {"alertname": "ScoreDistributionDrift", "starts_at": "2018-05-31T23:40:12Z", "firing": 1}}'
+# (2018-05-31, so the exclusive end is 2018-06-01), not with the run's date; labels known by then exist.
+conf='{"alert": {"alertname": "ScoreDistributionDrift", "starts_at": "2018-05-31T23:40:12Z", "firing": 1}}'
 t1=$SECONDS
-if ! FRAUDOPS_AIRFLOW_MODE=local FRAUDOPS_WORK_DIR="$TMP/work" \
+if ! FRAUDOPS_AIRFLOW_MODE=local FRAUDOPS_WORK_DIR="$TMP/work" LAKE_URL="$TMP/lake" \
   AIRFLOW_CONN_MLFLOW_DEFAULT="$MLFLOW" PUSHGATEWAY_URL="$PUSHGATEWAY" ALERT_WEBHOOK_URL="http://127.0.0.1:$(cat "$TMP/sink.port")/hook" \
   timeout 900 "$AIRFLOW_BIN" dags test ml_model_retrain -c "$conf" >"$TMP/dags-test.log" 2>&1; then
   tail -n 80 "$TMP/dags-test.log"
@@ -130,6 +151,22 @@ if ! FRAUDOPS_AIRFLOW_MODE=local FRAUDOPS_WORK_DIR="$TMP/work" \
   exit 1
 fi
 echo "airflow dags test ml_model_retrain: $((SECONDS - t1)) s"
+# fetch_data read the window out of the lake: its snapshot is exactly the archived world's transactions of the
+# window's days (2018-04-03, 38 days of feature history before train_start, to the data's end), with the world's
+# labels (each known a day after its transaction, so before the cutoff 2018-06-01).
+"$PY" - "$TMP/world.csv.gz" "$TMP"/work/*/transactions.csv.gz <<'PY' || exit 1
+import csv, gzip, sys
+def rows(path, since=""):
+    with gzip.open(path, "rt") as f:
+        return {(r[0], r[7] in ("1", "true")) for r in (list(map(str.strip, line)) for line in csv.reader(f))
+                if r[0].isdigit() and r[1] >= since}
+world, snapshots = sys.argv[1], sys.argv[2:]
+want, got = rows(world, "2018-04-03"), rows(snapshots[0]) if len(snapshots) == 1 else set()
+ok = len(snapshots) == 1 and got == want
+print(f"{'ok  ' if ok else 'FAIL'} [dags test] fetch_data: the lake's window ({len(got)} transactions, "
+      f"{sum(f for _, f in got)} frauds) is the archived world's 2018-04-03..2018-05-30 ({len(want)})")
+sys.exit(0 if ok else 1)
+PY
 
 # What happened, as Airflow, MLflow and the webhook saw it.
 FRAUDOPS_AIRFLOW_MODE=local "$PY" - "$MLFLOW" "$TMP/sink.log" "$PUSHGATEWAY" <<'PY'
@@ -172,6 +209,7 @@ check("run logged by `fraudops register` from Airflow", rtags.get("fraudops.comm
       and rtags.get("mlflow.runName", "").startswith("airflow-manual"), rtags)
 check("run finished", run["info"]["status"] == "FINISHED", run["info"]["status"])
 check("training window from the alert's day (data end 2018-06-01)", params.get("train_start") == "2018-05-11", params)
+
 check("metrics logged", all(k in metrics for k in ["roc_auc", "average_precision", "card_precision_at_100"]), metrics)
 files = rest("artifacts/list", run_id=alias["run_id"], path="model").get("files", [])
 check("artifact model/model.json", any(f["path"] == "model/model.json" for f in files), files)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The retraining loop end to end, every component real (issue 23, item 4): drifted traffic -> alert ->
-# retraining -> new champion served -> the drift gone.
+# The retraining loop end to end, every component real (issues 23 and 28): drifted traffic -> alert ->
+# retraining on the traffic the lake archived -> new champion served -> the drift gone.
 #
 #   MLflow            mlflow server (sqlite, artifact proxy), the pinned venv
 #   serve             `fraudops serve` following models:/fraud-detector@champion (MODEL_POLL_SECONDS=1,
@@ -13,25 +13,30 @@
 #   the bridge        `fraudops retrain-trigger`
 #   Airflow 3         api-server + scheduler (LocalExecutor, sqlite) + dag-processor on deploy/airflow/dags in
 #                     local mode; use_job_schedule off, so the only run is the one the bridge queues
+#   Kafka, the lake   tansu (in memory) and `fraudops archive` writing transactions-input and fraud-labels into a
+#                     lake directory, which the DAG reads (LAKE_URL)
 #
 # Steps (scripts/lib/retrain_loop.py drives the traffic and prints the timeline):
 #   1. an initial champion: `fraudops train` on a normal simulation (5000 cards, 127 days), registered in MLflow
 #      as version 1 = @champion; serve loads it;
 #   2. normal traffic (the 7 days after the simulation's test window, /predict/batch with the batch windows as
 #      history, ~1000 transactions/s): score PSI < 0.2, no alert;
-#   3. the same days simulated with --amount-scale 2: PSI > 0.2, ScoreDistributionDrift pending then firing in
-#      Prometheus, in Alertmanager, its notification reaches the bridge, which queues one ml_model_retrain run
-#      with the alert in its conf;
-#   4. Airflow runs it; fetch_data simulates the shifted world (FRAUDOPS_SIMULATE_AMOUNT_SCALE=2 in the
-#      scheduler's environment), the new version is trained on it, passes the gate on the alert's test window
-#      and becomes @champion;
+#   3. the world shifts (the same cards and terminals, every amount x2): `fraudops attack` sends the shifted
+#      world's last 59 days (the retraining window and its feature history) through Kafka, labels follow a day
+#      later on fraud-labels, the archive commits both to the lake; then the shifted traffic reaches serve
+#      (its last week as /predict/batch with history, what the stream worker sends): PSI > 0.2,
+#      ScoreDistributionDrift pending then firing in Prometheus, in Alertmanager, its notification reaches the
+#      bridge, which queues one ml_model_retrain run with the alert in its conf;
+#   4. Airflow runs it; fetch_data reads the alert's window out of the lake (`fraudops lake snapshot`, labels
+#      known at the data's end), the new version is trained on the archived traffic, passes the gate on the
+#      alert's test window and becomes @champion;
 #   5. serve swaps to it while the traffic flows: zero failed requests;
 #   6. the PSI against the new model's reference is back under 0.2 on the continued shifted traffic.
 #   Exit status 1 if any step fails or times out.
 #
 #   scripts/test-retrain-loop.sh        (~3-4 min warm)
 #
-# Installs Airflow and MLflow into their venvs if missing, Prometheus and Alertmanager (apt). Starts and stops
+# Installs Airflow and MLflow into their venvs if missing, Prometheus and Alertmanager (apt), tansu (cargo). Starts and stops
 # its own processes (each in its own process group, by PID), in a temporary directory it removes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,6 +48,7 @@ t0=$SECONDS
 AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
 MLFLOW_BIN="$(scripts/ensure/mlflow-venv.sh | tail -n1)"
 scripts/ensure/apt.sh prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager
+TANSU_BIN="$(scripts/ensure/tansu.sh | tail -n1)"
 PY="$(dirname "$AIRFLOW_BIN")/python"
 cargo build --locked -q -p fraudops-cli
 cargo build --locked -q -p fraudops-serve --example replay_bodies
@@ -73,8 +79,15 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
 export AIRFLOW__API_AUTH__JWT_SECRET="jwt-$RANDOM$RANDOM$RANDOM$RANDOM"
 export FRAUDOPS_BIN FRAUDOPS_WORK_DIR="$TMP/work"
-# The stand-in transaction store returns the shifted world: what the traffic turned into.
-export FRAUDOPS_SIMULATE_AMOUNT_SCALE=2
+# --- Kafka and the lake: what the retraining reads is what the archive wrote from the topics ------------------
+kafka_port="$(free_port)" archive_metrics="$(free_port)"
+KAFKA="127.0.0.1:$kafka_port"
+start tansu.log "$TANSU_BIN" broker --storage-engine memory://tansu/ --listener-url "tcp://$KAFKA" \
+  --advertised-listener-url "tcp://$KAFKA"
+wait_until "tansu" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kafka_port"
+RUST_LOG=info start archive.log "$FRAUDOPS_BIN" archive --bootstrap-servers "$KAFKA" --lake "$TMP/lake" \
+  --metrics-port "$archive_metrics" --flush-interval 1s
+export LAKE_URL="$TMP/lake"
 export AIRFLOW_CONN_MLFLOW_DEFAULT="$MLFLOW"
 unset MLFLOW_TRACKING_URI ALERT_WEBHOOK_URL PUSHGATEWAY_URL
 mkdir -p "$TMP/work"
@@ -83,7 +96,7 @@ af_port="$(free_port)"
 AIRFLOW="http://127.0.0.1:$af_port"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="$AIRFLOW/execution/"
 start api-server.log "$AIRFLOW_BIN" api-server --host 127.0.0.1 --port "$af_port"
-# INFO in the task logs: fetch_data's command line (`--amount-scale 2.0`) is checked there.
+# INFO in the task logs: what fetch_data read from the lake is checked there.
 AIRFLOW__LOGGING__LOGGING_LEVEL=INFO start scheduler.log "$AIRFLOW_BIN" scheduler
 start dag-processor.log "$AIRFLOW_BIN" dag-processor
 echo "[retrain-loop] airflow db migrate done, api-server/scheduler/dag-processor starting: $((SECONDS - t0)) s"
@@ -106,6 +119,17 @@ wait_until "MLflow" 900 curl -sf "$MLFLOW/health"
   --out "$TMP/champion" --train-start "$train_start") >"$TMP/train.log" 2>&1 || { tail -n 40 "$TMP/train.log"; exit 1; }
 grep -E "gate:" "$TMP/train.log" | sed 's/^/[retrain-loop] initial champion: /' || true
 for pid in "${replays[@]}"; do wait "$pid" || { cat "$TMP"/simulate-x*.log; exit 1; }; done
+# What the attack sends through Kafka when the world shifts: the shifted world's last 59 days (the alert run's
+# window, days -20..0, and the 38 days of feature history `lake snapshot` reads before it).
+"$PY" - "$TMP/world-x2.csv.gz" "$TMP/shifted-traffic.csv.gz" "$(date -u -d "today - 58 days" +%F) 00:00:00" <<'PY'
+import gzip, sys
+src, dst, since = sys.argv[1:]
+with gzip.open(src, "rt") as f, gzip.open(dst, "wt", compresslevel=1) as out:
+    header = f.readline()
+    out.write(header)
+    column = [c.strip().lower() for c in header.split(",")].index("tx_datetime")
+    out.writelines(line for line in f if line.split(",")[column] >= since)
+PY
 echo "[retrain-loop] MLflow up, version 1 registered as @champion, traffic prepared: $((SECONDS - t0)) s"
 
 # --- serve following @champion -----------------------------------------------------------------------------
@@ -189,10 +213,12 @@ cat >"$TMP/loop.json" <<EOF
 {"serve": "$SERVE", "prometheus": "$PROM", "alertmanager": "$AM", "bridge": "$BRIDGE", "airflow": "$AIRFLOW",
  "mlflow": "$MLFLOW", "airflow_password_file": "$TMP/secrets/airflow-password", "serve_log": "$TMP/serve.log",
  "normal_bodies": "$TMP/bodies-x1.jsonl", "shifted_bodies": "$TMP/bodies-x2.jsonl", "rate": 1000,
+ "fraudops": "$FRAUDOPS_BIN", "kafka": "$KAFKA", "lake": "$TMP/lake", "shifted_traffic": "$TMP/shifted-traffic.csv.gz",
+ "archive_metrics": "http://127.0.0.1:$archive_metrics/metrics", "work": "$TMP",
  "alert_for": "$alert_for", "alert_for_seconds": 15, "airflow_home": "$AIRFLOW_HOME"}
 EOF
 if ! "$PY" "$REPO/scripts/lib/retrain_loop.py" "$TMP/loop.json"; then
-  for log in scheduler.log bridge.log serve.log; do echo "--- $log"; tail -n 20 "$TMP/$log"; done
+  for log in scheduler.log bridge.log serve.log archive.log attack.log; do echo "--- $log"; tail -n 20 "$TMP/$log"; done
   find "$TMP/airflow/logs" -name '*.log' -newer "$TMP/loop.json" -exec sh -c 'echo "--- $1"; tail -n 15 "$1"' _ {} \; 2>/dev/null | tail -n 80
   exit 1
 fi

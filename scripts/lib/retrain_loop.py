@@ -11,6 +11,8 @@ connections, cycling through the current body file; every response's status and 
 so a failed request (any non-200, or a connection error) during the hot swap is counted. Phases:
 
   normal   until Prometheus has the score PSI under 0.2 for longer than the rendered `for:`, no alert
+  lake     the world shifts: `fraudops attack` sends the shifted world's last 59 days through Kafka (labels a
+           day later on fraud-labels, from the attack's event-time clock); the archive commits both to the lake
   shifted  until the alert fires, the bridge queues the DAG run, Airflow runs it, MLflow moves @champion,
            serve swaps and the PSI against the new model's reference is back under 0.2
 
@@ -20,7 +22,10 @@ Exit status 1 with the step named if any step fails or times out.
 from __future__ import annotations
 
 import glob
+import gzip
 import http.client
+import math
+import subprocess
 import json
 import re
 import sys
@@ -230,11 +235,44 @@ while True:
 mark(f"normal traffic: score PSI {min(normal_psi):.3f}..{max(normal_psi):.3f} < {THRESHOLD} for "
      f"{time.time() - quiet_since:.0f} s, no ScoreDistributionDrift")
 
-# 2. shifted traffic: the alert, Alertmanager, the bridge, the queued run.
+# 2. the world shifts. Its traffic goes through Kafka into the lake (what the retraining will learn from) ...
+def archived(table: str) -> float:
+    text = urllib.request.urlopen(cfg["archive_metrics"], timeout=10).read().decode()
+    m = re.search(r'^lake_rows_written_total\{table="%s"\} (\S+)$' % table, text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+t_shift = time.time()
+with gzip.open(cfg["shifted_traffic"], "rt") as f:
+    rows = sum(1 for _ in f) - 1
+# One phase that sends just under the file (no loop, so no transaction twice); labels a day after each.
+seconds = 20
+rate = math.floor(rows / seconds)
+mark(f"the world shifts: fraudops attack sends {rate * seconds} transactions of the shifted world (every amount "
+     f"x2, its last 59 days) through Kafka at {rate}/s, labels 1 d later on fraud-labels")
+results = f"{cfg['work']}/attack-results.json"
+with open(f"{cfg['work']}/attack.log", "w") as log:
+    attack = subprocess.run(
+        [cfg["fraudops"], "attack", "--bootstrap-servers", cfg["kafka"], "--replay", cfg["shifted_traffic"],
+         "--phases", f"{rate}:{seconds}s", "--max-rate", str(rate), "--labels", "on", "--label-delay", "1d",
+         "--results", results, "--metrics-port", "0"],
+        cwd=cfg["work"], stdout=log, stderr=subprocess.STDOUT, timeout=300)
+if attack.returncode != 0:
+    fail(f"fraudops attack exited with {attack.returncode} (see attack.log)")
+report = json.load(open(results))
+sent = sum(p["delivered"] for p in report["phases"])
+labels = report["labels"]["delivered"]
+mark(f"attack done: {sent} transactions and {labels} labels acknowledged by the broker "
+     f"({report['labels']['not_due']} labels not yet due)")
+wait("the archive committing every transaction and label", 120,
+     lambda: archived("transactions") >= sent and archived("labels") >= labels)
+mark(f"lake: {archived('transactions'):.0f} transactions and {archived('labels'):.0f} labels committed by "
+     "fraudops archive (Parquet by event day)")
+
+# ... and the same traffic reaches serve: the alert, Alertmanager, the bridge, the queued run.
 with load.lock:
     load.mode = "shifted"
-t_shift = time.time()
-mark("shifted traffic starts (fraudops simulate --amount-scale 2)")
+mark("shifted traffic reaches serve (its last week, /predict/batch with history)")
 psi = wait(f"score PSI over {THRESHOLD}", 60, lambda: (p := prom_psi()) is not None and p > THRESHOLD and p)
 mark(f"score PSI {psi:.3f} > {THRESHOLD} (Prometheus, fraudops:model_score_psi:max)")
 alert = wait("ScoreDistributionDrift pending", 60, prom_alert)
@@ -276,14 +314,15 @@ tasks = airflow(f"/api/v2/dags/ml_model_retrain/dagRuns/{run['dag_run_id']}/task
 for task in sorted(tasks, key=lambda t: t["start_date"] or ""):
     print(f"[retrain-loop]   task {task['task_id']:<17} {task['state']:<8} +{iso(task['start_date']) - T0:6.1f} s .. "
           f"+{iso(task['end_date']) - T0:6.1f} s", flush=True)
-# The stand-in store returned the shifted world: fetch_data ran `fraudops simulate ... --amount-scale 2.0`.
+# fetch_data read the alert's window out of the lake: the archived traffic, not a simulation.
 fetch_logs = glob.glob(f"{cfg['airflow_home']}/logs/dag_id=ml_model_retrain/run_id={run['dag_run_id']}/"
                        "task_id=fetch_data/attempt=*.log")
 fetch_log = "".join(open(path, encoding="utf-8", errors="replace").read() for path in fetch_logs)
-command = re.search(r'\$ (\S*fraudops simulate [^"\n]*)', fetch_log)
-if not command or "--amount-scale 2.0" not in command.group(1):
-    fail(f"fetch_data did not simulate the shifted world: {fetch_logs} {command and command.group(1)}")
-print(f"[retrain-loop]   fetch_data ran: {command.group(1).split('/')[-1]}", flush=True)
+read = re.search(r'read (\d+ transactions of [^"\n]*? files \(labels known at [^"\n]*?\))', fetch_log)
+if "fraudops lake snapshot" not in fetch_log or not read or int(read.group(1).split()[0]) == 0:
+    fail(f"fetch_data did not read the window from the lake: {fetch_logs}")
+print(f"[retrain-loop]   fetch_data read {read.group(1)}", flush=True)
+mark(f"fetch_data: the window out of the lake ({read.group(1).split(' from ')[0]})")
 now_champion = champion()
 if now_champion["version"] == first_version:
     fail(f"the gate kept version {first_version} as @champion (tags {now_champion.get('tags')})")

@@ -117,7 +117,7 @@ def run_local(argv: list[str], work_root: str, env: dict[str, str] | None = None
 
 def pod_step(task_id: str, argv: list[str], *, app: str, requests: dict, limits: dict, do_xcom_push: bool,
              namespace: str = NAMESPACE, env_vars: dict[str, str] | None = None,
-             volumes: list | None = None, volume_mounts: list | None = None,
+             volumes: list | None = None, volume_mounts: list | None = None, env_from: list | None = None,
              operator: type[KubernetesPodOperator] = KubernetesPodOperator) -> KubernetesPodOperator:
     """Cluster mode: one step as a pod of the fraudops image, non-root, read-only root filesystem (a
     writable /tmp is mounted after the DAG's own `volumes`), no service-account token, labelled `app`.
@@ -129,6 +129,7 @@ def pod_step(task_id: str, argv: list[str], *, app: str, requests: dict, limits:
         image=IMAGE,
         arguments=argv,
         env_vars={"RUST_LOG": "info", **(env_vars or {})},
+        env_from=env_from,
         volumes=[*(volumes or []), k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource())],
         volume_mounts=[*(volume_mounts or []), k8s.V1VolumeMount(name="tmp", mount_path="/tmp")],
         container_resources=k8s.V1ResourceRequirements(requests=requests, limits=limits),

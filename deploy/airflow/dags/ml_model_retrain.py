@@ -5,9 +5,12 @@ fetch_data -> train -> validate -> register_promote -> notify
 Every step but notify is one `fraudops` subcommand; this file only wires them (the logic lives in
 Rust, where it is tested):
 
-  fetch_data        fraudops simulate   the newest `days` days of transactions, ending at the run's
-                                        date, or with the alert's day for an alert's run (below) (the
-                                        simulator stands in for the transaction store)
+  fetch_data        fraudops lake       the training window out of the transaction lake (what
+                    snapshot            `fraudops archive` wrote from transactions-input and fraud-labels):
+                                        the SPEC §3.3 split ending at the run's date, or with the alert's
+                                        day for an alert's run (below), its feature history, and the labels
+                                        known at the data's end (a later chargeback does not exist yet), as
+                                        one file every later step reads
   train             fraudops train      --no-mlflow: features, time split, fit, evaluation -> model.json
   validate          fraudops validate   the artifact loads as `serve` would and clears quality floors
   register_promote  fraudops register   MLflow run (params, metrics, artifact), new registered version,
@@ -24,8 +27,11 @@ Two modes, chosen by FRAUDOPS_AIRFLOW_MODE:
   local                 the same argument lists run with the local binary (FRAUDOPS_BIN, else `fraudops`
                         on PATH) in FRAUDOPS_WORK_DIR; scripts/test-airflow.sh runs the DAG like this
                         with `airflow dags test` against a real MLflow server.
-                        FRAUDOPS_SIMULATE_AMOUNT_SCALE=F makes fetch_data simulate with `--amount-scale F`
-                        (a shifted world; scripts/test-retrain-loop.sh).
+
+The lake: LAKE_URL in Airflow's environment (s3://BUCKET/PREFIX in the cluster, with AWS_REGION and AWS_ENDPOINT;
+a directory locally). In the cluster fetch_data's pod also gets the read-only key of the lake from the Secret
+FRAUDOPS_LAKE_SECRET (default fraudops-lake-reader: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); no other step
+reads the lake. Nothing here simulates: `fraudops simulate` reaches the lake only as traffic, through Kafka.
 
 Runs started by an alert: Alertmanager's receiver fraudops-retrain posts ModelQualityDegraded and
 ScoreDistributionDrift to `fraudops retrain-trigger`, which starts this DAG through Airflow's REST API with
@@ -109,19 +115,28 @@ def end_of_data(dag_run, params) -> date:
 
 
 def window(dag_run, params) -> dict:
-    """The data and training windows of a run, all ending at `end_of_data`: the newest `days` days are
-    fetched, and training/test windows are laid so that the test window ends with the data."""
+    """The training window of a run, ending at `end_of_data`: training and test windows are laid so that the
+    test window ends with the data, and the labels that exist are those known when the data end (`fraudops
+    lake snapshot` reads the window's feature history before `train_start` itself)."""
     end = end_of_data(dag_run, params)
-    days = int(params["days"])
     span = int(params["train_days"]) + int(params["delay_days"]) + int(params["test_days"])
-    if span >= days:
-        raise ValueError(f"days={days} must exceed train+delay+test days={span} (features need history)")
-    seed = params.get("seed")
     return {
-        "data_start": (end - timedelta(days=days)).isoformat(),
         "train_start": (end - timedelta(days=span)).isoformat(),
-        "seed": str(seed if seed not in (None, "") else int(end.strftime("%Y%m%d"))),
+        "labels_as_of": end.isoformat(),
     }
+
+
+def lake_url() -> str:
+    """The transaction lake (LAKE_URL in Airflow's environment); fetch_data fails without it."""
+    url = os.environ.get("LAKE_URL", "").strip()
+    if not url:
+        raise RuntimeError("no transaction lake: set LAKE_URL in Airflow's environment (s3://BUCKET/PREFIX or a directory)")
+    return url
+
+
+# Cluster mode: the Secret with the lake's read-only key (deploy/README.md), and the S3 settings passed on.
+LAKE_SECRET = os.environ.get("FRAUDOPS_LAKE_SECRET", "fraudops-lake-reader")
+LAKE_ENV = ("AWS_REGION", "AWS_ENDPOINT", "AWS_ALLOW_HTTP")
 
 
 def mlflow_tracking_uri() -> str:
@@ -152,13 +167,14 @@ def pushgateway_url() -> str:
 W = "window(dag_run, params)"
 STEPS: dict[str, list[str]] = {
     "fetch_data": [
-        "simulate",
+        "lake", "snapshot",
+        "--lake", "{{ lake_url() }}",
+        "--train-start", "{{ " + W + ".train_start }}",
+        "--train-days", "{{ params.train_days }}",
+        "--delay-days", "{{ params.delay_days }}",
+        "--test-days", "{{ params.test_days }}",
+        "--labels-as-of", "{{ " + W + ".labels_as_of }}",
         "--out", DATA,
-        "--customers", "{{ params.customers }}",
-        "--terminals", "{{ params.terminals }}",
-        "--days", "{{ params.days }}",
-        "--start-date", "{{ " + W + ".data_start }}",
-        "--seed", "{{ " + W + ".seed }}",
     ],
     "train": [
         "train",
@@ -190,28 +206,11 @@ STEPS: dict[str, list[str]] = {
 }
 
 
-def amount_scale_args() -> list[str]:
-    """Local mode: `--amount-scale F` for fetch_data when FRAUDOPS_SIMULATE_AMOUNT_SCALE is set (default: none,
-    i.e. 1). The simulator stands in for the transaction store, so this is how a local run fetches a shifted
-    world (every amount times F, labels unchanged): scripts/test-retrain-loop.sh sets it in the scheduler's
-    environment so the run its drift alert starts trains on the traffic that drifted. Not a param: the run
-    the bridge queues carries only the alert in its conf."""
-    text = os.environ.get("FRAUDOPS_SIMULATE_AMOUNT_SCALE", "").strip()
-    if not text:
-        return []
-    scale = float(text)
-    if not scale > 0:
-        raise ValueError(f"FRAUDOPS_SIMULATE_AMOUNT_SCALE must be a positive number, got {text!r}")
-    return ["--amount-scale", repr(scale)]
-
-
 def run_fraudops(argv: list[str], decision: str | None = None):
     """Local mode: runs one step with the local binary, its output streamed into the task log; `register`
     gets the MLflow tracking server and the Pushgateway in its environment. Returns the gate decision (parsed
     from `decision`) for register_promote, so notify reads it from XCom as in the cluster."""
     env = {}
-    if argv[0] == "simulate":
-        argv = [*argv, *amount_scale_args()]
     if argv[0] == "register":
         env = {"MLFLOW_TRACKING_URI": mlflow_tracking_uri(), "PUSHGATEWAY_URL": pushgateway_url()}
     return run_local(argv, WORK_ROOT, env=env, results=decision, tail_lines=15)
@@ -219,17 +218,21 @@ def run_fraudops(argv: list[str], decision: str | None = None):
 
 def retrain_pod(task_id: str, argv: list[str]) -> KubernetesPodOperator:
     """Cluster mode: one step as a pod of the fraudops image (fraudops_dag_common.pod_step) with the work
-    volume at /work; only register's pod gets MLflow (and the Pushgateway) and hands its decision over through
-    XCom."""
+    volume at /work; only fetch_data's pod gets the lake's read-only key, only register's pod gets MLflow (and the
+    Pushgateway) and hands its decision over through XCom."""
     register = argv[0] == "register"
+    lake = argv[0] == "lake"
+    env_vars = {}
+    if register:
+        env_vars = {"MLFLOW_TRACKING_URI": "{{ mlflow_tracking_uri() }}", "PUSHGATEWAY_URL": "{{ pushgateway_url() }}"}
+    if lake:
+        env_vars = {name: os.environ[name] for name in LAKE_ENV if os.environ.get(name)}
     return pod_step(
         task_id,
         argv,
         app="fraudops-retrain",
-        env_vars=(
-            {"MLFLOW_TRACKING_URI": "{{ mlflow_tracking_uri() }}", "PUSHGATEWAY_URL": "{{ pushgateway_url() }}"}
-            if register else {}
-        ),
+        env_vars=env_vars,
+        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=LAKE_SECRET))] if lake else None,
         volumes=[
             k8s.V1Volume(
                 name="work", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=PVC)
@@ -269,20 +272,16 @@ def notify(**context) -> str:
 
 with DAG(
     dag_id=DAG_ID,
-    description="Weekly (and on model alerts) retraining: fetch data, train, validate, register in MLflow, "
+    description="Weekly (and on model alerts) retraining: fetch the window from the lake, train, validate, register in MLflow, "
                 "promote past the champion gate",
     schedule="@weekly",
     **dag_settings(macros={"window": window, "mlflow_tracking_uri": mlflow_tracking_uri,
-                           "pushgateway_url": pushgateway_url}),
+                           "pushgateway_url": pushgateway_url, "lake_url": lake_url}),
     tags=["fraudops", "mlops", "retraining"],
     params={
-        "customers": Param(5000, type="integer", minimum=1, description="simulated customers"),
-        "terminals": Param(10000, type="integer", minimum=1, description="simulated terminals"),
-        "days": Param(120, type="integer", minimum=2, description="days of data ending at the run's date"),
         "end_date": Param(
             "", type="string", description="YYYY-MM-DD the data ends; empty: the alert's day + 1, else the run's date"
         ),
-        "seed": Param("", type=["string", "integer"], description="simulator seed; empty: from end_date"),
         "train_days": Param(7, type="integer", minimum=1),
         "delay_days": Param(7, type="integer", minimum=0),
         "test_days": Param(7, type="integer", minimum=1),

@@ -26,6 +26,8 @@ os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = "http://mlflow.example:5000"
 os.environ["MLFLOW_TRACKING_URI"] = "http://decoy.example:5000"
 # The Pushgateway as the Helm values define it: register's pod gets it, the other steps do not.
 os.environ["PUSHGATEWAY_URL"] = "http://pushgateway.example:9091"
+# The lake as the Helm values define it: fetch_data's pod reads it (with the reader's Secret), no other step.
+os.environ["LAKE_URL"] = "s3://lake.example/lake"
 
 dag = load_dag(check, dags_folder, "ml_model_retrain")
 
@@ -38,7 +40,7 @@ check("tasks form the chain fetch -> train -> validate -> register -> notify", e
 check("weekly schedule", str(schedule_of(dag)) == "@weekly", schedule_of(dag))
 check_run_policy(check, dag)
 
-subcommands = {"fetch_data": "simulate", "train": "train", "validate": "validate", "register_promote": "register"}
+subcommands = {"fetch_data": "lake", "train": "train", "validate": "validate", "register_promote": "register"}
 for task_id, subcommand in subcommands.items():
     argv = check_step(check, dag, task_id, mode, xcom_task="register_promote")
     check(f"{task_id}: runs `fraudops {subcommand}`", argv[0] == subcommand, argv[:1])
@@ -60,8 +62,13 @@ if mode == "kubernetes":
     rendered = render(copy.deepcopy(dag), subcommands, context)
     args = {t: " ".join(task.arguments) for t, task in rendered.items()}
     work = "/work/scheduled__2018-06-01T00_00_00_00_00"
-    check("fetch: the 120 days before the run", "--start-date 2018-02-01 --seed 20180601" in args["fetch_data"],
-          args["fetch_data"])
+    check("fetch: the window out of the lake, labels known at the data's end",
+          args["fetch_data"].startswith("lake snapshot --lake s3://lake.example/lake --train-start 2018-05-11")
+          and "--labels-as-of 2018-06-01" in args["fetch_data"], args["fetch_data"])
+    fetch = rendered["fetch_data"]
+    secrets = [e.secret_ref.name for e in (fetch.env_from or [])]
+    check("fetch: the lake's read-only key from its Secret", secrets == ["fraudops-lake-reader"], secrets)
+    check("only fetch reads the lake's key", all(not rendered[t].env_from for t in rendered if t != "fetch_data"))
     check("train: window ends with the data", "--train-start 2018-05-11 --train-days 7" in args["train"], args["train"])
     check("steps hand over files in the run's directory", f"--data {work}/transactions.csv.gz" in args["register_promote"],
           args["register_promote"])
@@ -83,8 +90,8 @@ check("param alert: absent by default (scheduled runs)", dag.params["alert"] is 
 window = dag.user_defined_macros["window"]
 defaults = {key: dag.params[key] for key in dag.params}
 late_run = SimpleNamespace(data_interval_end=None, logical_date=None, run_after=datetime(2018, 6, 9, 8, tzinfo=timezone.utc))
-alert_window = {"data_start": "2018-02-02", "train_start": "2018-05-12", "seed": "20180602"}
-check("alert run: data end with the alert's UTC day (120 days to 2018-06-01 inclusive)",
+alert_window = {"train_start": "2018-05-12", "labels_as_of": "2018-06-02"}
+check("alert run: data end with the alert's UTC day (labels known at 2018-06-02, window to 2018-06-01 inclusive)",
       window(late_run, {**defaults, "alert": alert}) == alert_window, window(late_run, {**defaults, "alert": alert}))
 check("alert run: startsAt with an offset is read in UTC",
       window(late_run, {**defaults, "alert": {**alert, "starts_at": "2018-06-02T01:40:12+02:00"}}) == alert_window)
@@ -93,7 +100,7 @@ check("alert run: a notification repeated days later gives the same window",
       == alert_window)
 check("alert run: an explicit end_date still wins",
       window(late_run, {**defaults, "alert": alert, "end_date": "2018-06-01"})["train_start"] == "2018-05-11")
-check("no alert: the run's date (unchanged)", window(late_run, defaults)["seed"] == "20180609")
+check("no alert: the run's date (unchanged)", window(late_run, defaults)["labels_as_of"] == "2018-06-09")
 for what, bad in (("no starts_at", {"alertname": "X"}), ("starts_at not a time", {**alert, "starts_at": "yesterday"}),
                   ("starts_at without a zone", {**alert, "starts_at": "2018-06-01T23:40:12"})):
     try:
@@ -106,8 +113,9 @@ if mode == "kubernetes":
                "run_id": "alert__ScoreDistributionDrift__20180601T234012Z__0123456789ab"}
     rendered = render(copy.deepcopy(dag), subcommands, context)
     args = {t: " ".join(task.arguments) for t, task in rendered.items()}
-    check("alert run rendered: fetch the 120 days up to the alert's day",
-          "--start-date 2018-02-02 --seed 20180602" in args["fetch_data"], args["fetch_data"])
+    check("alert run rendered: fetch the window ending with the alert's day",
+          "--train-start 2018-05-12" in args["fetch_data"] and "--labels-as-of 2018-06-02" in args["fetch_data"],
+          args["fetch_data"])
     check("alert run rendered: train/test window ends with the alert's day",
           "--train-start 2018-05-12 --train-days 7" in args["train"], args["train"])
     check("alert run rendered: register names the alert's run",

@@ -35,15 +35,16 @@ enum Command {
     Replay(ReplayArgs),
 }
 
-/// Which lake, and which labels exist.
+/// `train`'s lake source. Its own variables (`TRAIN_LAKE`, not the archive's `LAKE_URL`): a step that
+/// trains from a snapshot file must not switch to the lake because the environment names one.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LakeSource {
-    /// The lake: a directory, `file:///DIR` or `s3://BUCKET/PREFIX` (credentials from `AWS_*`).
-    #[arg(long = "lake", env = "LAKE_URL")]
+    /// Train from this lake: a directory, `file:///DIR` or `s3://BUCKET/PREFIX` (credentials from `AWS_*`).
+    #[arg(long = "lake", env = "TRAIN_LAKE")]
     pub url: Option<String>,
     /// Labels known at this time exist, later ones do not (`YYYY-MM-DD` = its midnight, or
     /// `YYYY-MM-DD HH:MM:SS`, on the transactions' clock); unset: every label archived.
-    #[arg(long, env = "LAKE_LABELS_AS_OF", value_parser = parse_as_of)]
+    #[arg(long, env = "TRAIN_LABELS_AS_OF", value_parser = parse_as_of, requires = "url")]
     pub labels_as_of: Option<EpochSeconds>,
 }
 
@@ -59,8 +60,13 @@ struct StatsArgs {
 
 #[derive(Debug, clap::Args)]
 struct SnapshotArgs {
-    #[command(flatten)]
-    source: LakeSource,
+    /// The lake: a directory, `file:///DIR` or `s3://BUCKET/PREFIX` (credentials from `AWS_*`).
+    #[arg(long = "lake", env = "LAKE_URL")]
+    url: String,
+    /// Labels known at this time exist, later ones do not (`YYYY-MM-DD` = its midnight, or
+    /// `YYYY-MM-DD HH:MM:SS`, on the transactions' clock); unset: every label archived.
+    #[arg(long, env = "LAKE_LABELS_AS_OF", value_parser = parse_as_of)]
+    labels_as_of: Option<EpochSeconds>,
     #[command(flatten)]
     split: SplitArgs,
     /// Where to write the window (CSV, gzipped when the name ends in `.gz`).
@@ -230,13 +236,9 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
 }
 
 fn snapshot(args: SnapshotArgs) -> anyhow::Result<()> {
-    let url = args
-        .source
-        .url
-        .as_deref()
-        .context("give the lake with --lake or LAKE_URL")?;
+    let url = args.url.as_str();
     let spinner = progress::spinner(&format!("reading the window from {url}"));
-    let data = read_window(url, args.source.labels_as_of, &args.split.config())?;
+    let data = read_window(url, args.labels_as_of, &args.split.config())?;
     spinner.finish_and_clear();
     println!("read {}", data.description);
     anyhow::ensure!(
