@@ -50,6 +50,7 @@ if ((LONG)); then
 else
   stage "kafka (real broker)" scripts/test-kafka.sh
 fi
+stage "transaction lake (readers, S3, lake = file)" scripts/test-lake.sh
 stage "online evaluation (direct /predict + feature store)" scripts/test-eval-online.sh
 stage "attack drill (quick + negative)" scripts/test-drill.sh
 if ((LONG)); then

@@ -141,11 +141,11 @@ pub async fn apply(
     // Committed: what follows only tidies up. A failure here is not the change's: the garbage stays in
     // the ledger and is deleted by the next change or by `recover`.
     *state = next;
-    if !state.garbage.is_empty() {
-        if let Err(e) = collect_garbage(lake, topic, partition, state).await {
-            tracing::warn!(event = "lake_garbage_left", topic, partition, error = %e,
-                "superseded files stay until the next change or recovery deletes them");
-        }
+    if !state.garbage.is_empty()
+        && let Err(e) = collect_garbage(lake, topic, partition, state).await
+    {
+        tracing::warn!(event = "lake_garbage_left", topic, partition, error = %e,
+            "superseded files stay until the next change or recovery deletes them");
     }
     Ok(())
 }

@@ -388,6 +388,8 @@ pub struct Columns {
     bytes: usize,
 }
 
+// One value per open file, never moved in a hot loop: boxing the larger variant would only add an indirection.
+#[allow(clippy::large_enum_variant)]
 enum Builders {
     Transactions {
         id: Int64Builder,

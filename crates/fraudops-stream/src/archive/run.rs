@@ -622,7 +622,7 @@ fn flush_due(
             .iter()
             .map(|(k, s)| (s.buffered_bytes(), k.clone()))
             .collect();
-        by_size.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        by_size.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
         for (bytes, key) in by_size {
             if total <= settings.buffer_bytes / 2 {
                 break;
