@@ -120,13 +120,19 @@ echo "mlflow server up at $MLFLOW after $((SECONDS - t0)) s"
 
 # The lake the retraining reads, filled as in production: traffic through Kafka, archived by `fraudops archive`.
 # A small world (500 cards, 60 days to 2018-05-31) replayed with its labels known a day after each transaction.
-lake_metrics="$(free_port)"
-(cd "$TMP" && RUST_LOG=warn exec setsid "$FRAUDOPS_BIN" archive --bootstrap-servers "$BROKER" --lake "$TMP/lake" \
+# Its own broker: the attack DAG below counts what its broker holds and what the stream worker consumed.
+lake_kafka_port="$(free_port)" lake_metrics="$(free_port)"
+LAKE_BROKER="127.0.0.1:$lake_kafka_port"
+setsid "$TANSU_BIN" broker --storage-engine memory://tansu/ --listener-url "tcp://$LAKE_BROKER" \
+  --advertised-listener-url "tcp://$LAKE_BROKER" >"$TMP/kafka/tansu-lake.log" 2>&1 &
+pids+=($!)
+wait_until "the lake's tansu" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$lake_kafka_port"
+(cd "$TMP" && RUST_LOG=warn exec setsid "$FRAUDOPS_BIN" archive --bootstrap-servers "$LAKE_BROKER" --lake "$TMP/lake" \
   --metrics-port "$lake_metrics" --flush-interval 1s) >"$TMP/kafka/archive.log" 2>&1 &
 pids+=($!)
 "$FRAUDOPS_BIN" simulate --out "$TMP/world.csv.gz" --customers 500 --terminals 1000 --days 60 \
   --start-date 2018-04-01 --seed 7 >"$TMP/world.log" 2>&1 || { cat "$TMP/world.log"; exit 1; }
-"$FRAUDOPS_BIN" lake replay --bootstrap-servers "$BROKER" --data "$TMP/world.csv.gz" --label-delay 1d \
+"$FRAUDOPS_BIN" lake replay --bootstrap-servers "$LAKE_BROKER" --data "$TMP/world.csv.gz" --label-delay 1d \
   >"$TMP/replay.log" 2>&1 || { cat "$TMP/replay.log"; exit 1; }
 n_world="$(sed -n 's/^replayed \([0-9]*\) transactions.*/\1/p' "$TMP/replay.log")"
 lake_holds_world() {

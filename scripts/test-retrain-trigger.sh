@@ -169,15 +169,16 @@ check("on-call still notified of both (route continue)",
       "ScoreDistributionDrift" in oncall_posts and "ModelQualityDegraded" in oncall_posts, oncall_posts[:500])
 
 # The window Airflow renders for the drift run: the alert fired 2026-11-30 23:40 UTC, so the data end with
-# 2026-11-30 (exclusive end 2026-12-01): 120 days from 2026-08-03, train from 2026-11-10, seed 20261201.
+# 2026-11-30 (exclusive end 2026-12-01): train from 2026-11-10, the labels known at 2026-12-01 out of the lake.
 airflow_bin = os.path.join(os.path.dirname(sys.executable), "airflow")
 def render(task):
     out = subprocess.run([airflow_bin, "tasks", "render", "ml_model_retrain", task, drift], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, env={**os.environ, "LAKE_URL": "s3://lake.example/lake"})
     return out.stdout + out.stderr
 fetch, train = render("fetch_data"), render("train")
-check("rendered fetch_data: the 120 days up to the alert's day",
-      "'--start-date', '2026-08-03', '--seed', '20261201'" in fetch, fetch[-1500:])
+check("rendered fetch_data: the lake's window up to the alert's day, labels known at its end",
+      "'lake', 'snapshot'" in fetch and "'--train-start', '2026-11-10'" in fetch
+      and "'--labels-as-of', '2026-12-01'" in fetch, fetch[-1500:])
 check("rendered train: the window ends with the alert's day", "'--train-start', '2026-11-10'" in train, train[-1500:])
 print(f"[retrain-trigger] {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -92,7 +92,8 @@ resource "yandex_iam_service_account_static_access_key" "lake_writer" {
   description        = "fraudops archive (Secret fraudops-lake in namespace fraudops)"
 }
 
-# The retraining pods (ml_model_retrain's fetch_data and train): list and read the lake bucket, nothing else
+# The retraining's reader (ml_model_retrain's fetch_data pod, the only step that reads the lake): list and read
+# the lake bucket, nothing else
 # (Secret fraudops-lake-reader in namespace airflow).
 resource "yandex_iam_service_account" "lake_reader" {
   name        = "${var.name_prefix}-lake-reader"
