@@ -361,7 +361,9 @@ impl PartitionSink {
                 bytes: size,
             });
         }
-        committed.next_offset = self.state.next_offset;
+        if committed.replaced > 0 {
+            committed.next_offset = self.state.next_offset;
+        }
         Ok(committed)
     }
 }

@@ -735,3 +735,45 @@ impl prometheus::core::Collector for SinceCollector {
         self.gauge.collect()
     }
 }
+
+#[cfg(test)]
+mod lake_tests {
+    use super::*;
+
+    /// Every name deploy/monitoring/metrics-lake.txt promises (what LakeArchiveStalled, LakeArchiveDown and
+    /// the dashboard's lake row read) is exported, with every table's series present before the first file.
+    #[test]
+    fn the_archive_exports_every_name_of_its_contract() {
+        let kafka = KafkaMetrics::new().unwrap();
+        let lake = LakeMetrics::register(&kafka).unwrap();
+        lake.file_written(fraudops_lake::Table::Labels, 10, 2048);
+        lake.write_failed();
+        let text = kafka.render();
+        let names: Vec<&str> = include_str!("../../../deploy/monitoring/metrics-lake.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        assert_eq!(names.len(), 8, "{names:?}");
+        for name in names {
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "{name} missing in\n{text}"
+            );
+        }
+        for expected in [
+            "lake_rows_written_total{table=\"labels\"} 10",
+            "lake_rows_written_total{table=\"transactions\"} 0",
+            "lake_bytes_written_total{table=\"labels\"} 2048",
+            "lake_write_errors_total 1",
+        ] {
+            assert!(text.contains(expected), "{expected} missing in\n{text}");
+        }
+        let since = text
+            .lines()
+            .find_map(|l| l.strip_prefix("lake_seconds_since_last_commit "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("the gauge");
+        assert!((0.0..5.0).contains(&since), "{since}");
+    }
+}

@@ -31,7 +31,7 @@ Two modes, chosen by FRAUDOPS_AIRFLOW_MODE:
 The lake: LAKE_URL in Airflow's environment (s3://BUCKET/PREFIX in the cluster, with AWS_REGION and AWS_ENDPOINT;
 a directory locally). In the cluster fetch_data's pod also gets the read-only key of the lake from the Secret
 FRAUDOPS_LAKE_SECRET (default fraudops-lake-reader: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); no other step
-reads the lake. Nothing here simulates: `fraudops simulate` reaches the lake only as traffic, through Kafka.
+reads the lake. Nothing here generates data: the simulator reaches the lake only as traffic, through Kafka.
 
 Runs started by an alert: Alertmanager's receiver fraudops-retrain posts ModelQualityDegraded and
 ScoreDistributionDrift to `fraudops retrain-trigger`, which starts this DAG through Airflow's REST API with
