@@ -15,7 +15,7 @@ BENCH=0
 [[ "${1:-}" == "--bench" ]] && BENCH=1
 
 TARGET=x86_64-unknown-linux-musl
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | awk 'NR == 1')"
 REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 say() { echo "image: $*" >&2; }
 trap 'say "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
@@ -120,18 +120,20 @@ prediction="$(http "http://127.0.0.1:$port/predict" -H 'content-type: applicatio
   -d '{"transaction_id": "smoke-1", "amount": 129.9, "customer_id": 42, "terminal_id": 3107}')"
 expect "POST /predict" 200 '"transaction_id":"smoke-1"' "$prediction"
 expect "POST /predict (replica id from the environment)" 200 '"replica_id":"image-smoke"' "$prediction"
-for cmd in train stream attack simulate; do
+for cmd in train stream attack simulate archive lake; do
   run_in_image "$cmd" --help >/dev/null || { say "$cmd --help failed in the image"; exit 1; }
 done
 if [[ $RUN_ENGINE == buildah ]]; then
   user="$(buildah --storage-driver vfs inspect --type image --format '{{.OCIv1.Config.User}}' fraudops:dev)"
-  size="$(buildah --storage-driver vfs images --format '{{.Size}}' --filter reference=fraudops:dev | head -n1)"
+  # awk reads to the end: `head -n1` exits after one line, and buildah, still writing the next, dies of
+  # SIGPIPE (exit 141 under pipefail) whenever more than one image matches, as on a machine with older builds.
+  size="$(buildah --storage-driver vfs images --format '{{.Size}}' --filter reference=fraudops:dev | awk 'NR == 1')"
 else
   user="$(docker image inspect --format '{{.Config.User}}' fraudops:dev)"
   size="$(docker image inspect --format '{{.Size}}' fraudops:dev) bytes"
 fi
 [[ "$user" == "65532:65532" ]] || { say "image user is '$user', expected 65532:65532"; exit 1; }
-say "ok: /health, /ready, /predict answered from the image; train/stream/attack/simulate --help work; user $user"
+say "ok: /health, /ready, /predict answered from the image; train/stream/attack/simulate/archive/lake --help work; user $user"
 echo "image fraudops:$VERSION (also fraudops:dev): ${size}, binary $(du -m "$binary" | cut -f1) MB"
 
 if ((BENCH)); then
