@@ -58,6 +58,7 @@ archive_pid="${pids[-1]}"
 wait_until "archive metrics" 300 curl -sf "http://127.0.0.1:$metrics_port/metrics"
 
 echo "[eval-lake] replaying $data through Kafka" >&2
+t_replay=$SECONDS
 "$FRAUDOPS" lake replay --data "$data" --label-delay 0s >"$TMP/replay.log" 2>&1 \
   || { cat "$TMP/replay.log" >&2; exit 1; }
 sed 's/^/[eval-lake] /' "$TMP/replay.log" >&2
@@ -69,18 +70,23 @@ written() { # written TABLE: the archive's lake_rows_written_total for TABLE
     | awk -v t="lake_rows_written_total{table=\"$1\"}" '$1 == t {print $2}'
 }
 archived() { [[ "$(written transactions)" == "$n_tx" && "$(written labels)" == "$n_labels" ]]; }
+t_archive=$SECONDS
 WAIT_LOGS="$TMP/archive.log" wait_until "the archive committing $n_tx transactions and $n_labels labels" 3000 archived
+t_archived=$SECONDS
 kill -TERM -- "-$archive_pid"
 for _ in $(seq 300); do kill -0 "$archive_pid" 2>/dev/null || break; sleep 0.1; done
 grep -h "archive summary" "$TMP/archive.log" | sed 's/^/[eval-lake] /' >&2 || true
-echo "[eval-lake] archived in $((SECONDS - t0)) s: $("$FRAUDOPS" lake stats --lake "$LAKE" --json)" >&2
+echo "[eval-lake] replay $((t_archive - t_replay)) s, archive caught up $((t_archived - t_archive)) s later: $("$FRAUDOPS" lake stats --lake "$LAKE" --json)" >&2
 
 split=()
 [[ -n "$train_start" ]] && split=(--train-start "$train_start")
+t_train=$SECONDS
 "$FRAUDOPS" train --no-mlflow --lake "$LAKE" "${split[@]}" --out "$TMP/model-lake" >"$TMP/train-lake.log" 2>&1 \
   || { cat "$TMP/train-lake.log" >&2; exit 1; }
+t_file=$SECONDS
 "$FRAUDOPS" train --no-mlflow --data "$data" "${split[@]}" --out "$TMP/model-file" >"$TMP/train-file.log" 2>&1 \
   || { cat "$TMP/train-file.log" >&2; exit 1; }
+echo "[eval-lake] train --lake $((t_file - t_train)) s, train --data $((SECONDS - t_file)) s (one run each; scripts/bench-lake.sh measures)" >&2
 grep -h "^read" "$TMP/train-lake.log" "$TMP/train-file.log" | sed 's/^/[eval-lake] /' >&2
 
 python3 - "$TMP/model-lake/metrics.json" "$TMP/model-file/metrics.json" "$("$FRAUDOPS" lake stats --lake "$LAKE" --json)" \
