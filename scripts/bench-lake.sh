@@ -12,7 +12,7 @@
 # Default FILE: data/transactions.csv.gz (the reference scale: `fraudops simulate` with its defaults writes it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # free_port, parse_options, scratch_with_groups, wait_until, target_dir, median
+source scripts/lib/common.sh  # free_port, parse_options, scratch_with_groups, start_group, wait_until, target_dir, median
 
 data="data/transactions.csv.gz" runs=3 train_start=""
 parse_options data runs train-start -- "$@"
@@ -22,10 +22,9 @@ cargo build --locked -q --release -p fraudops-cli --bin fraudops >&2
 FRAUDOPS="$(target_dir)/release/fraudops"
 
 scratch_with_groups bench-lake
-start() { local log="$1"; shift; (cd "$TMP" && exec setsid "$@") >"$TMP/$log" 2>&1 & pids+=($!); }
 kafka_port="$(free_port)" metrics_port="$(free_port)"
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$kafka_port"
-start tansu.log taskset -c 0 "$TANSU_BIN" broker --storage-engine memory://tansu/ \
+start_group tansu.log taskset -c 0 "$TANSU_BIN" broker --storage-engine memory://tansu/ \
   --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port"
 wait_until "tansu" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kafka_port"
 "$FRAUDOPS" lake replay --data "$data" >"$TMP/replay.log" 2>&1 || { cat "$TMP/replay.log" >&2; exit 1; }
@@ -33,7 +32,7 @@ read -r n_tx n_labels <<<"$(sed -n 's/^replayed \([0-9]*\) transactions and \([0
 total=$((n_tx + n_labels))
 
 t_start="$(date +%s.%N)"
-start archive.log taskset -c 1 "$FRAUDOPS" archive --lake "$TMP/lake" --metrics-port "$metrics_port" --flush-interval 1s
+start_group archive.log taskset -c 1 "$FRAUDOPS" archive --lake "$TMP/lake" --metrics-port "$metrics_port" --flush-interval 1s
 WAIT_LOGS="$TMP/archive.log" wait_until "the archive committing all $total records" 6000 \
   bash -c "[[ \"\$(curl -sf http://127.0.0.1:$metrics_port/metrics | awk '/^lake_rows_written_total\\{/ {s += \$2} END {print s + 0}')\" -ge $total ]]"
 t_end="$(date +%s.%N)"

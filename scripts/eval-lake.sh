@@ -21,7 +21,7 @@
 # a few minutes on 2 cores. CI runs a small file with --release 0 (the test build it already has).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # free_port, parse_options, scratch_with_groups, wait_until, target_dir
+source scripts/lib/common.sh  # free_port, parse_options, scratch_with_groups, start_group, start_tansu, target_dir
 
 data="" train_start="" release=1
 parse_options data train-start release -- "$@"
@@ -38,21 +38,12 @@ FRAUDOPS="$(target_dir)/$profile/fraudops"
 
 scratch_with_groups eval-lake  # TMP, pids, the EXIT trap
 LAKE="$(mktemp -d "${TMPDIR:-/tmp}/fraudops-lake.XXXXXX")"
-start() { # start LOG CMD...: CMD in its own process group, in $TMP
-  local log="$1"
-  shift
-  (cd "$TMP" && exec setsid "$@") >"$TMP/$log" 2>&1 &
-  pids+=($!)
-}
-
 kafka_port="$(free_port)" metrics_port="$(free_port)"
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$kafka_port"
-start tansu.log "$TANSU_BIN" broker --storage-engine memory://tansu/ \
-  --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port"
-wait_until "tansu" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kafka_port"
+start_tansu tansu.log "$kafka_port"
 
 # The archive flushes every 2 s here (60 s in the cluster), so the wait below is short.
-RUST_LOG=info start archive.log "$FRAUDOPS" archive --lake "$LAKE" --metrics-port "$metrics_port" \
+RUST_LOG=info start_group archive.log "$FRAUDOPS" archive --lake "$LAKE" --metrics-port "$metrics_port" \
   --flush-interval 2s
 archive_pid="${pids[-1]}"
 wait_until "archive metrics" 300 curl -sf "http://127.0.0.1:$metrics_port/metrics"

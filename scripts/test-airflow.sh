@@ -28,7 +28,7 @@
 # process group), in a temporary directory it removes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, wait_until
+source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, start_group, start_tansu, wait_until
 REPO="$PWD"
 
 AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
@@ -123,13 +123,9 @@ echo "mlflow server up at $MLFLOW after $((SECONDS - t0)) s"
 # Its own broker: the attack DAG below counts what its broker holds and what the stream worker consumed.
 lake_kafka_port="$(free_port)" lake_metrics="$(free_port)"
 LAKE_BROKER="127.0.0.1:$lake_kafka_port"
-setsid "$TANSU_BIN" broker --storage-engine memory://tansu/ --listener-url "tcp://$LAKE_BROKER" \
-  --advertised-listener-url "tcp://$LAKE_BROKER" >"$TMP/kafka/tansu-lake.log" 2>&1 &
-pids+=($!)
-wait_until "the lake's tansu" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$lake_kafka_port"
-(cd "$TMP" && RUST_LOG=warn exec setsid "$FRAUDOPS_BIN" archive --bootstrap-servers "$LAKE_BROKER" --lake "$TMP/lake" \
-  --metrics-port "$lake_metrics" --flush-interval 1s) >"$TMP/kafka/archive.log" 2>&1 &
-pids+=($!)
+start_tansu kafka/tansu-lake.log "$lake_kafka_port"
+RUST_LOG=warn start_group kafka/archive.log "$FRAUDOPS_BIN" archive --bootstrap-servers "$LAKE_BROKER" --lake "$TMP/lake" \
+  --metrics-port "$lake_metrics" --flush-interval 1s
 "$FRAUDOPS_BIN" simulate --out "$TMP/world.csv.gz" --customers 500 --terminals 1000 --days 60 \
   --start-date 2018-04-01 --seed 7 >"$TMP/world.log" 2>&1 || { cat "$TMP/world.log"; exit 1; }
 "$FRAUDOPS_BIN" lake replay --bootstrap-servers "$LAKE_BROKER" --data "$TMP/world.csv.gz" --label-delay 1d \

@@ -16,7 +16,7 @@
 #   scripts/test-lake-readers.sh        (~1 min warm)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # free_port, scratch_with_groups, wait_until, target_dir
+source scripts/lib/common.sh  # free_port, scratch_with_groups, start_group, start_tansu, wait_until, target_dir
 t0=$SECONDS
 TANSU_BIN="$(scripts/ensure/tansu.sh | tail -n1)"
 S3S_BIN="$(scripts/ensure/s3s-fs.sh | tail -n1)"
@@ -25,23 +25,20 @@ cargo build --locked -q -p fraudops-cli --bin fraudops
 FRAUDOPS="$(target_dir)/debug/fraudops"
 
 scratch_with_groups lake-readers
-start() { local log="$1"; shift; (cd "$TMP" && exec setsid "$@") >"$TMP/$log" 2>&1 & pids+=($!); }
 kafka_port="$(free_port)" s3_port="$(free_port)" local_metrics="$(free_port)" s3_metrics="$(free_port)"
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$kafka_port"
-start tansu.log "$TANSU_BIN" broker --storage-engine memory://tansu/ \
-  --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port"
+start_tansu tansu.log "$kafka_port"
 # The S3 side: the lake's own key, the bucket the archive writes to.
 export AWS_ACCESS_KEY_ID="lake-writer-$RANDOM" AWS_SECRET_ACCESS_KEY="secret-$RANDOM$RANDOM$RANDOM"
 export AWS_REGION=us-east-1 AWS_ENDPOINT="http://127.0.0.1:$s3_port" AWS_ALLOW_HTTP=true
 mkdir -p "$TMP/s3/fraudops-lake"
 start_s3() {
-  start s3s-fs.log "$S3S_BIN" --host 127.0.0.1 --port "$s3_port" --access-key "$AWS_ACCESS_KEY_ID" \
+  start_group s3s-fs.log "$S3S_BIN" --host 127.0.0.1 --port "$s3_port" --access-key "$AWS_ACCESS_KEY_ID" \
     --secret-key "$AWS_SECRET_ACCESS_KEY" "$TMP/s3"
   s3_pid="${pids[-1]}"
   wait_until "s3s-fs" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$s3_port"
 }
 start_s3
-wait_until "tansu" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kafka_port"
 
 # The world, in two halves by day (the second half arrives while S3 is down).
 "$FRAUDOPS" simulate --out "$TMP/world.csv.gz" --customers 300 --terminals 600 --days 30 --start-date 2018-04-01 \

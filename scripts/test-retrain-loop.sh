@@ -40,7 +40,7 @@
 # its own processes (each in its own process group, by PID), in a temporary directory it removes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, wait_until
+source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, start_group, start_tansu, wait_until
 source scripts/lib/alert_path.sh  # prepare_airflow_for_bridge, start_bridge_and_alertmanager
 REPO="$PWD"
 t0=$SECONDS
@@ -56,19 +56,13 @@ FRAUDOPS_BIN="$(target_dir)/debug/fraudops"
 REPLAY_BODIES="$(target_dir)/debug/examples/replay_bodies"
 
 scratch_with_groups retrain-loop  # TMP, pids, the EXIT trap (scripts/lib/common.sh)
-# Every binary runs with cwd $TMP (the repository's .env stays out of their configuration).
-start() { # start LOG CMD...: CMD in its own process group, in $TMP
-  local log="$1"
-  shift
-  (cd "$TMP" && exec setsid "$@") >"$TMP/$log" 2>&1 &
-  pids+=($!)
-}
+# Every binary runs with cwd $TMP (start_group: the repository's .env stays out of their configuration).
 
 # --- MLflow first (its start-up is the slowest) -------------------------------------------------------------
 mlflow_port="$(free_port)"
 MLFLOW="http://127.0.0.1:$mlflow_port"
 mkdir -p "$TMP/mlflow"
-MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false start mlflow.log "$MLFLOW_BIN" server \
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false start_group mlflow.log "$MLFLOW_BIN" server \
   --backend-store-uri "sqlite:///$TMP/mlflow/mlflow.db" --artifacts-destination "$TMP/mlflow/artifacts" \
   --serve-artifacts --host 127.0.0.1 --port "$mlflow_port" --workers 1
 
@@ -82,10 +76,8 @@ export FRAUDOPS_BIN FRAUDOPS_WORK_DIR="$TMP/work"
 # --- Kafka and the lake: what the retraining reads is what the archive wrote from the topics ------------------
 kafka_port="$(free_port)" archive_metrics="$(free_port)"
 KAFKA="127.0.0.1:$kafka_port"
-start tansu.log "$TANSU_BIN" broker --storage-engine memory://tansu/ --listener-url "tcp://$KAFKA" \
-  --advertised-listener-url "tcp://$KAFKA"
-wait_until "tansu" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kafka_port"
-RUST_LOG=info start archive.log "$FRAUDOPS_BIN" archive --bootstrap-servers "$KAFKA" --lake "$TMP/lake" \
+start_tansu tansu.log "$kafka_port"
+RUST_LOG=info start_group archive.log "$FRAUDOPS_BIN" archive --bootstrap-servers "$KAFKA" --lake "$TMP/lake" \
   --metrics-port "$archive_metrics" --flush-interval 1s
 export LAKE_URL="$TMP/lake"
 export AIRFLOW_CONN_MLFLOW_DEFAULT="$MLFLOW"
@@ -95,10 +87,10 @@ prepare_airflow_for_bridge  # scripts/lib/alert_path.sh: environment, the bridge
 af_port="$(free_port)"
 AIRFLOW="http://127.0.0.1:$af_port"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="$AIRFLOW/execution/"
-start api-server.log "$AIRFLOW_BIN" api-server --host 127.0.0.1 --port "$af_port"
+start_group api-server.log "$AIRFLOW_BIN" api-server --host 127.0.0.1 --port "$af_port"
 # INFO in the task logs: what fetch_data read from the lake is checked there.
-AIRFLOW__LOGGING__LOGGING_LEVEL=INFO start scheduler.log "$AIRFLOW_BIN" scheduler
-start dag-processor.log "$AIRFLOW_BIN" dag-processor
+AIRFLOW__LOGGING__LOGGING_LEVEL=INFO start_group scheduler.log "$AIRFLOW_BIN" scheduler
+start_group dag-processor.log "$AIRFLOW_BIN" dag-processor
 echo "[retrain-loop] airflow db migrate done, api-server/scheduler/dag-processor starting: $((SECONDS - t0)) s"
 
 # --- the data: a normal world and the same world with amounts x2 -------------------------------------------
@@ -136,7 +128,7 @@ echo "[retrain-loop] MLflow up, version 1 registered as @champion, traffic prepa
 serve_port="$(free_port)"
 SERVE="http://127.0.0.1:$serve_port"
 MLFLOW_TRACKING_URI="$MLFLOW" MLFLOW_MODEL_URI="models:/fraud-detector@champion" MODEL_POLL_SECONDS=1 \
-  DRIFT_WINDOW_SECONDS=10 RUST_LOG=info start serve.log "$FRAUDOPS_BIN" serve --bind 127.0.0.1 --port "$serve_port"
+  DRIFT_WINDOW_SECONDS=10 RUST_LOG=info start_group serve.log "$FRAUDOPS_BIN" serve --bind 127.0.0.1 --port "$serve_port"
 
 # --- Prometheus on the deployed rules, `for:` scaled ------------------------------------------------------
 mkdir -p "$TMP/prometheus/rules"
@@ -175,11 +167,11 @@ scrape_configs:
   - job_name: fraudops-api
     static_configs: [{targets: ["127.0.0.1:$serve_port"]}]
 EOF
-start prometheus.log prometheus --config.file="$TMP/prometheus/prometheus.yml" --storage.tsdb.path="$TMP/prometheus/data" \
+start_group prometheus.log prometheus --config.file="$TMP/prometheus/prometheus.yml" --storage.tsdb.path="$TMP/prometheus/data" \
   --web.listen-address="127.0.0.1:$prom_port" --log.level=warn
 
 # --- the on-call sink, the bridge, Alertmanager on the deployed file ------------------------------------------
-start sink.log "$PY" "$REPO/deploy/airflow/tests/webhook_sink.py" "$TMP/sink.port" "$TMP/oncall.jsonl"
+start_group sink.log "$PY" "$REPO/deploy/airflow/tests/webhook_sink.py" "$TMP/sink.port" "$TMP/oncall.jsonl"
 start_bridge_and_alertmanager  # scripts/lib/alert_path.sh
 
 wait_until "serve ready" 300 curl -sf "$SERVE/ready"

@@ -4,16 +4,9 @@
 #   KAFKA_BENCH_VENV  where it lives (default <repo>/.venv-kafka-bench)
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-source "$repo_root/scripts/lib/common.sh"  # venv_create, venv_pip
+source "$repo_root/scripts/lib/common.sh"  # venv_create, venv_require
 venv="${KAFKA_BENCH_VENV:-$repo_root/.venv-kafka-bench}"
 requirements=("confluent-kafka==2.12.1" "requests==2.32.5")
 venv_create kafka-bench-venv "$venv"
-frozen="$("$venv/bin/python" -m pip freeze 2>/dev/null || true)"
-for r in "${requirements[@]}"; do
-  if ! grep -qx "$r" <<<"$frozen"; then
-    echo "kafka-bench-venv: installing ${requirements[*]}" >&2
-    venv_pip "$venv" "${requirements[@]}"
-    break
-  fi
-done
+venv_require kafka-bench-venv "$venv" "${requirements[@]}"
 echo "$venv/bin"

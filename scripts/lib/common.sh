@@ -59,6 +59,23 @@ stop_groups() {
   rm -rf "$TMP"
 }
 
+# start_group LOG CMD...: CMD in its own process group, with cwd $TMP (so the repository's .env stays out of its
+# configuration) and its output in $TMP/LOG; its PID joins `pids`, so scratch_with_groups stops it on exit.
+start_group() {
+  local log="$1"
+  shift
+  (cd "$TMP" && exec setsid "$@") >"$TMP/$log" 2>&1 &
+  pids+=($!)
+}
+
+# start_tansu LOG PORT: the Kafka-protocol broker $TANSU_BIN, in memory, on 127.0.0.1:PORT (start_group), waited for
+# until it accepts connections.
+start_tansu() {
+  start_group "$1" "$TANSU_BIN" broker --storage-engine memory://tansu/ \
+    --listener-url "tcp://127.0.0.1:$2" --advertised-listener-url "tcp://127.0.0.1:$2"
+  wait_until "tansu on port $2" 150 bash -c "exec 3<>/dev/tcp/127.0.0.1/$2"
+}
+
 # wait_until WHAT TRIES CMD...: polls CMD every 0.2 s, at most TRIES times; on failure names WHAT and shows the
 # tail of the logs in $TMP (or of the files WAIT_LOGS names).
 wait_until() {
@@ -98,6 +115,21 @@ venv_create() {
   [[ -x "$2/bin/python" ]] && return 0
   echo "$1: creating virtualenv at $2" >&2
   "${3:-python3}" -m venv "$2"
+}
+
+# venv_require NAME DIR REQUIREMENT...: installs the pinned REQUIREMENTs (`pkg==version`) into the virtualenv DIR
+# unless `pip freeze` already lists every one of them; NAME starts what it says on stderr.
+venv_require() {
+  local name="$1" dir="$2" frozen r
+  shift 2
+  frozen="$("$dir/bin/python" -m pip freeze 2>/dev/null || true)"
+  for r in "$@"; do
+    if ! grep -qx "$r" <<<"$frozen"; then
+      echo "$name: installing $*" >&2
+      venv_pip "$dir" "$@"
+      return
+    fi
+  done
 }
 
 # venv_pip DIR ARG...: `pip install ARG...` in the virtualenv DIR, quietly, anything it says on stderr.

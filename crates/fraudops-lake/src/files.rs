@@ -38,17 +38,6 @@ pub fn data_file(
     )
 }
 
-/// The offsets range and partition a data file's name carries: `(topic, partition, first, last)`.
-pub fn parse_data_file(name: &str) -> Option<(&str, i32, i64, i64)> {
-    let stem = name.rsplit('/').next()?.strip_suffix(".parquet")?;
-    let mut parts = stem.rsplitn(4, '+');
-    let last = parts.next()?.parse().ok()?;
-    let first = parts.next()?.parse().ok()?;
-    let partition = parts.next()?.parse().ok()?;
-    let topic = parts.next()?;
-    Some((topic, partition, first, last))
-}
-
 /// The ledger of one topic partition: where the archive records what it committed. Under `_archive/`,
 /// which Spark, pyarrow and DuckDB's hive discovery skip (a leading underscore), outside every table.
 pub fn ledger_file(topic: &str, partition: i32) -> String {
@@ -112,21 +101,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_data_file_name_sorts_by_offset_and_reads_back() {
+    fn a_data_file_name_says_topic_partition_and_offsets_and_sorts_by_offset() {
         let day = NaiveDate::from_ymd_opt(2018, 8, 15).unwrap();
         let name = data_file(Table::Transactions, day, "transactions-input", 3, 7, 1200);
         assert_eq!(
             name,
             "transactions/dt=2018-08-15/transactions-input+3+00000000000000000007+00000000000000001200.parquet"
         );
-        assert_eq!(
-            parse_data_file(&name),
-            Some(("transactions-input", 3, 7, 1200))
-        );
         assert!(
             data_file(Table::Labels, day, "t", 0, 9, 10)
                 < data_file(Table::Labels, day, "t", 0, 10, 11)
         );
-        assert_eq!(parse_data_file("labels/dt=2018-08-15/notes.txt"), None);
     }
 }

@@ -110,22 +110,25 @@ pub async fn recover(
     Ok(state)
 }
 
-/// Applies `change` to a partition whose ledger is `state` (as [`recover`] or the previous `apply`
-/// left it), writing `files` (`(path, bytes)`, the change's `writes` in order); `state` is the committed
-/// state afterwards. On error nothing is committed: the caller retries (the same change, whose files
-/// replace any written before the failure) or leaves it to [`recover`].
+/// Applies one change to a partition whose ledger is `state` (as [`recover`] or the previous `apply`
+/// left it): writes `files` (`(path, bytes)`), supersedes `deletes`, and moves the partition's offset to
+/// `next_offset` when given; `state` is the committed state afterwards. On error nothing is committed: the
+/// caller retries (the same files, which replace any written before the failure) or leaves it to
+/// [`recover`].
 pub async fn apply(
     lake: &Lake,
     topic: &str,
     partition: i32,
     state: &mut PartitionState,
-    change: Change,
     files: Vec<(String, bytes::Bytes)>,
+    deletes: Vec<String>,
+    next_offset: Option<i64>,
 ) -> Result<(), LakeError> {
-    debug_assert_eq!(
-        change.writes,
-        files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()
-    );
+    let change = Change {
+        writes: files.iter().map(|(path, _)| path.clone()).collect(),
+        deletes,
+        next_offset,
+    };
     let mut next = state.clone();
     next.pending = Some(change.clone());
     save(lake, topic, partition, &next).await?;

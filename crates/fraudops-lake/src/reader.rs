@@ -10,7 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use chrono::NaiveDate;
 use fraudops_data::{EpochSeconds, MerchantCategory, Transaction};
 
@@ -20,6 +20,18 @@ use crate::location::Lake;
 use crate::table::Table;
 
 const MICROS: i64 = 1_000_000;
+
+/// The latest label of a transaction known at the cutoff.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    /// `labelled_at`, seconds.
+    at: EpochSeconds,
+    /// Its Kafka offset (the tie-break: same partition, as labels are keyed by terminal).
+    offset: i64,
+    fraud: bool,
+    /// Labels of the transaction known at the cutoff (more than one: a reversal).
+    count: usize,
+}
 
 /// Which labels exist for a read: those known at or before `as_of` (event time, the transactions'
 /// clock); `None`: every label archived.
@@ -59,47 +71,42 @@ pub async fn read_window(
     cutoff: LabelCutoff,
 ) -> Result<Window, LakeError> {
     let mut window = Window::default();
-    // Labels first: transaction id -> (labelled_at, offset, fraud) of the latest known.
-    let mut labels: HashMap<i64, (EpochSeconds, i64, bool)> = HashMap::new();
-    let mut label_counts: HashMap<i64, (usize, bool)> = HashMap::new();
+    // Labels first: per transaction id, the latest label known at the cutoff and how many there were.
+    let mut labels: HashMap<i64, Known> = HashMap::new();
     for batch in read_days(lake, Table::Labels, first, end, &mut window.files).await? {
-        let id = column::<Int64Type>(&batch, "transaction_id");
-        let fraud = batch
-            .column_by_name("tx_fraud")
-            .map(|c| c.as_boolean().clone())
-            .ok_or_else(|| missing("tx_fraud"))?;
-        let labelled_at = column::<TimestampMicrosecondType>(&batch, "labelled_at");
-        let offset = column::<Int64Type>(&batch, "kafka_offset");
-        let (Some(id), Some(labelled_at), Some(offset)) = (id, labelled_at, offset) else {
-            return Err(missing("transaction_id, labelled_at or kafka_offset"));
-        };
+        let id = column(&batch, "transaction_id")?.as_primitive::<Int64Type>();
+        let fraud = column(&batch, "tx_fraud")?.as_boolean();
+        let labelled_at = column(&batch, "labelled_at")?.as_primitive::<TimestampMicrosecondType>();
+        let offset = column(&batch, "kafka_offset")?.as_primitive::<Int64Type>();
         for i in 0..batch.num_rows() {
             let at = labelled_at.value(i).div_euclid(MICROS);
             if cutoff.as_of.is_some_and(|cut| at > cut) {
                 window.labels_after_cutoff += 1;
                 continue;
             }
-            let candidate = (at, offset.value(i), fraud.value(i));
-            let count = label_counts.entry(id.value(i)).or_insert((0, candidate.2));
-            count.0 += 1;
-            if count.1 != candidate.2 {
-                count.1 = candidate.2;
-            }
+            let label = Known {
+                at,
+                offset: offset.value(i),
+                fraud: fraud.value(i),
+                count: 1,
+            };
             labels
                 .entry(id.value(i))
                 .and_modify(|best| {
-                    if (candidate.0, candidate.1) > (best.0, best.1) {
-                        *best = candidate;
+                    let count = best.count + 1;
+                    if (label.at, label.offset) > (best.at, best.offset) {
+                        *best = label;
                     }
+                    best.count = count;
                 })
-                .or_insert(candidate);
+                .or_insert(label);
         }
     }
-    window.labels_reversed = label_counts.values().filter(|(n, _)| *n > 1).count();
+    window.labels_reversed = labels.values().filter(|l| l.count > 1).count();
 
     let mut rows: Vec<(Transaction, i32, i64)> = Vec::new();
     for batch in read_days(lake, Table::Transactions, first, end, &mut window.files).await? {
-        let get = |name: &str| batch.column_by_name(name).ok_or_else(|| missing(name));
+        let get = |name: &str| column(&batch, name);
         let id = get("transaction_id")?.as_primitive::<Int64Type>();
         let time = get("tx_datetime")?.as_primitive::<TimestampMicrosecondType>();
         let customer = get("customer_id")?.as_primitive::<Int64Type>();
@@ -150,8 +157,8 @@ pub async fn read_window(
             continue;
         }
         match labels.get(&(tx.transaction_id as i64)) {
-            Some(&(_, _, fraud)) => {
-                tx.tx_fraud = fraud;
+            Some(known) => {
+                tx.tx_fraud = known.fraud;
                 window.labelled += 1;
             }
             None => window.unlabelled += 1,
@@ -206,18 +213,14 @@ async fn read_days(
     Ok(batches)
 }
 
-fn column<'a, T: arrow_array::types::ArrowPrimitiveType>(
-    batch: &'a RecordBatch,
-    name: &str,
-) -> Option<&'a arrow_array::PrimitiveArray<T>> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_primitive_opt::<T>())
+/// A column of a decoded batch; its type is the table's (`files::decode` checked the schema).
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, LakeError> {
+    batch.column_by_name(name).ok_or_else(|| missing(name))
 }
 
 fn missing(name: &str) -> LakeError {
     LakeError::Schema {
         path: "(batch)".into(),
-        reason: format!("column {name} missing or of another type"),
+        reason: format!("column {name} missing"),
     }
 }

@@ -14,7 +14,7 @@ use parquet::arrow::ArrowWriter;
 
 use crate::error::LakeError;
 use crate::files::{data_file, decode, encode};
-use crate::ledger::{self, Change, PartitionState};
+use crate::ledger::{self, PartitionState};
 use crate::location::Lake;
 use crate::table::{Columns, Provenance, Row, Table};
 
@@ -62,6 +62,8 @@ impl Default for CompactionPolicy {
 pub struct WrittenFile {
     /// The table.
     pub table: Table,
+    /// The event day (its `dt=` folder).
+    pub day: NaiveDate,
     /// Path relative to the lake.
     pub path: String,
     /// Rows in it.
@@ -82,9 +84,10 @@ pub struct Committed {
 }
 
 /// A flush encoded and waiting to be committed (kept across failed attempts, so a retry writes the very
-/// same files).
+/// same files): offsets `first..=last`, one file per event day.
 struct Staged {
-    change: Change,
+    first: i64,
+    last: i64,
     files: Vec<(String, Bytes)>,
     written: Vec<WrittenFile>,
 }
@@ -152,6 +155,16 @@ impl PartitionSink {
         self.table
     }
 
+    /// The topic the partition belongs to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
     /// Takes the record at `offset`: its row, or `None` for a record that becomes no row (a dead letter
     /// already acknowledged), which still moves the range. A record the lake already holds (below the
     /// resume offset: a redelivery) is ignored; returns whether the record was taken.
@@ -176,7 +189,7 @@ impl PartitionSink {
 
     /// The offset after a staged (not yet committed) flush.
     fn staged_end(&self) -> Option<i64> {
-        self.staged.as_ref().and_then(|s| s.change.next_offset)
+        self.staged.as_ref().map(|s| s.last + 1)
     }
 
     /// Rows buffered and not yet flushed.
@@ -218,23 +231,19 @@ impl PartitionSink {
                 &self.topic,
                 self.partition,
                 &mut self.state,
-                staged.change.clone(),
                 staged.files.clone(),
+                Vec::new(),
+                Some(staged.last + 1),
             )
             .await?;
             let staged = self.staged.take().expect("checked above");
             for file in &staged.written {
-                if let Some((_, _, first, last)) = crate::files::parse_data_file(&file.path) {
-                    let day = day_of_path(&file.path);
-                    if let Some(day) = day {
-                        self.small.entry(day).or_default().push(SmallFile {
-                            path: file.path.clone(),
-                            first,
-                            last,
-                            bytes: file.bytes,
-                        });
-                    }
-                }
+                self.small.entry(file.day).or_default().push(SmallFile {
+                    path: file.path.clone(),
+                    first: staged.first,
+                    last: staged.last,
+                    bytes: file.bytes,
+                });
             }
             committed.written = staged.written;
             committed.next_offset = self.state.next_offset;
@@ -259,6 +268,7 @@ impl PartitionSink {
             let bytes = encode(&batch)?;
             written.push(WrittenFile {
                 table: self.table,
+                day: *day,
                 path: path.clone(),
                 rows: batch.num_rows(),
                 bytes: bytes.len() as u64,
@@ -266,11 +276,8 @@ impl PartitionSink {
             files.push((path, bytes));
         }
         self.staged = Some(Staged {
-            change: Change {
-                writes: files.iter().map(|(p, _)| p.clone()).collect(),
-                deletes: Vec::new(),
-                next_offset: Some(last + 1),
-            },
+            first,
+            last,
             files,
             written,
         });
@@ -326,18 +333,14 @@ impl PartitionSink {
             }
             let bytes = Bytes::from(buffer);
             let size = bytes.len() as u64;
-            let change = Change {
-                writes: vec![path.clone()],
-                deletes: inputs.iter().map(|f| f.path.clone()).collect(),
-                next_offset: None,
-            };
             if let Err(e) = ledger::apply(
                 &self.lake,
                 &self.topic,
                 self.partition,
                 &mut self.state,
-                change,
                 vec![(path.clone(), bytes)],
+                inputs.iter().map(|f| f.path.clone()).collect(),
+                None,
             )
             .await
             {
@@ -356,6 +359,7 @@ impl PartitionSink {
             committed.replaced += inputs.len();
             committed.written.push(WrittenFile {
                 table: self.table,
+                day,
                 path,
                 rows,
                 bytes: size,
@@ -366,10 +370,4 @@ impl PartitionSink {
         }
         Ok(committed)
     }
-}
-
-/// The day of a data file's folder (`…/dt=YYYY-MM-DD/…`).
-fn day_of_path(path: &str) -> Option<NaiveDate> {
-    let dir = path.split('/').find_map(|part| part.strip_prefix("dt="))?;
-    NaiveDate::parse_from_str(dir, "%Y-%m-%d").ok()
 }

@@ -103,6 +103,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// The runtime the lake's object store calls run on (one thread: the commands wait on each call).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn parse_as_of(text: &str) -> Result<EpochSeconds, String> {
     let text = text.trim();
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
@@ -142,12 +150,7 @@ pub fn read_window(
         + chrono::TimeDelta::days(i64::from(
             split.train_days + split.delay_days + split.test_days,
         ));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let window = runtime
+    let window = runtime()?
         .block_on(fraudops_lake::read_window(
             &lake,
             first,
@@ -203,10 +206,7 @@ fn window_sha256(transactions: &[Transaction]) -> String {
 
 fn stats(args: StatsArgs) -> anyhow::Result<()> {
     let lake = Lake::open(&args.url).with_context(|| format!("opening the lake {}", args.url))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = runtime()?;
     let mut counts = Vec::new();
     for table in Table::ALL {
         let (rows, files) = runtime
@@ -264,11 +264,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     println!("read {}: {}", args.data.display(), outcome.report);
     let total = outcome.transactions.len() as u64 * 2;
     let bar = progress::bar(total, "replaying to Kafka", "msg");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(fraudops_stream::ensure_topics(
+    runtime()?.block_on(fraudops_stream::ensure_topics(
         &args.kafka,
         &[
             (&args.kafka.topic, args.kafka.partitions),

@@ -63,7 +63,9 @@ pub struct ArchiveSummary {
     pub drained: bool,
 }
 
-type Sinks = Arc<Mutex<BTreeMap<(String, i32), PartitionSink>>>;
+/// Each owned partition's sink, by table (one topic each) and partition: a key the per-record lookup
+/// builds without allocating.
+type Sinks = Arc<Mutex<BTreeMap<(Table, i32), PartitionSink>>>;
 
 /// The consumer's callbacks: recover a partition's ledger before it is assigned, flush it before it is
 /// revoked.
@@ -118,7 +120,7 @@ impl ConsumerContext for ArchiveContext {
                             self.owned_mut(|o| {
                                 o.entry(topic.clone()).or_default().insert(partition);
                             });
-                            lock(&self.sinks).insert((topic, partition), sink);
+                            lock(&self.sinks).insert((table, partition), sink);
                         }
                         Err(e) => {
                             tracing::error!(event = "lake_recovery_failed", topic, partition, error = %e);
@@ -155,26 +157,23 @@ impl ConsumerContext for ArchiveContext {
                     .iter()
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
-                for key in revoked {
-                    let sink = lock(&self.sinks).remove(&key);
+                for (topic, partition) in revoked {
+                    let Some(&table) = self.tables.get(&topic) else {
+                        continue;
+                    };
+                    let sink = lock(&self.sinks).remove(&(table, partition));
                     if let Some(mut sink) = sink {
                         // Hand the partition over with its buffer in the lake when the store allows;
                         // otherwise the next owner reads those records again.
                         if let Ok(committed) = self.runtime.block_on(sink.flush()) {
                             self.count(&committed, &sink);
-                            commit_offset(
-                                consumer,
-                                &key.0,
-                                key.1,
-                                committed.next_offset,
-                                CommitMode::Sync,
-                            );
+                            commit_offset(consumer, &sink, committed.next_offset, CommitMode::Sync);
                         }
-                        tracing::info!(event = "lake_partition_revoked", topic = %key.0, partition = key.1);
+                        tracing::info!(event = "lake_partition_revoked", topic, partition);
                     }
                     self.owned_mut(|o| {
-                        if let Some(set) = o.get_mut(&key.0) {
-                            set.remove(&key.1);
+                        if let Some(set) = o.get_mut(&topic) {
+                            set.remove(&partition);
                         }
                     });
                 }
@@ -258,15 +257,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Commits `next` for one partition to the group (a hint for lag; the ledger is the truth).
+/// Commits `next` for `sink`'s partition to the group (a hint for lag; the ledger is the truth).
 fn commit_offset<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
-    topic: &str,
-    partition: i32,
+    sink: &PartitionSink,
     next: Option<i64>,
     mode: CommitMode,
 ) {
     let Some(next) = next else { return };
+    let (topic, partition) = (sink.topic(), sink.partition());
     let mut tpl = TopicPartitionList::new();
     if tpl
         .add_partition_offset(topic, partition, Offset::Offset(next))
@@ -540,7 +539,7 @@ fn take(
         }
     };
     let mut sinks = lock(&context.sinks);
-    let Some(sink) = sinks.get_mut(&(topic.to_owned(), partition)) else {
+    let Some(sink) = sinks.get_mut(&(table, partition)) else {
         tracing::debug!(
             event = "record_of_unowned_partition",
             topic,
@@ -610,17 +609,17 @@ fn flush_due(
     let now = Instant::now();
     let mut sinks = lock(&context.sinks);
     let mut total: usize = sinks.values().map(PartitionSink::buffered_bytes).sum();
-    let mut due: Vec<(String, i32)> = sinks
+    let mut due: Vec<(Table, i32)> = sinks
         .iter()
         .filter(|(_, s)| {
             s.due(&settings.flush, now) || (all && (s.buffered_rows() > 0 || s.has_staged()))
         })
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| *k)
         .collect();
     if total > settings.buffer_bytes {
         let mut by_size: Vec<_> = sinks
             .iter()
-            .map(|(k, s)| (s.buffered_bytes(), k.clone()))
+            .map(|(k, s)| (s.buffered_bytes(), *k))
             .collect();
         by_size.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
         for (bytes, key) in by_size {
@@ -639,13 +638,7 @@ fn flush_due(
         };
         let committed = context.runtime.block_on(sink.flush())?;
         context.count(&committed, sink);
-        commit_offset(
-            consumer,
-            &key.0,
-            key.1,
-            committed.next_offset,
-            CommitMode::Async,
-        );
+        commit_offset(consumer, sink, committed.next_offset, CommitMode::Async);
     }
     Ok(())
 }
@@ -653,8 +646,10 @@ fn flush_due(
 /// Merges small files where a day has enough; a failure is logged and retried at the next check.
 fn compact_all(context: &ArchiveContext, policy: &CompactionPolicy) {
     let mut sinks = lock(&context.sinks);
-    for ((topic, partition), sink) in sinks.iter_mut() {
-        match context.runtime.block_on(sink.compact(policy)) {
+    for sink in sinks.values_mut() {
+        let outcome = context.runtime.block_on(sink.compact(policy));
+        let (topic, partition) = (sink.topic(), sink.partition());
+        match outcome {
             Ok(committed) => {
                 if committed.replaced > 0 {
                     tracing::info!(
