@@ -38,6 +38,14 @@ pub enum LakeError {
         /// What does not match.
         reason: String,
     },
+    /// The files of a folder kept vanishing between listing and reading (compactions in a row).
+    #[error("{prefix}: files kept vanishing while being read ({attempts} listings); retry later")]
+    Unsettled {
+        /// The folder.
+        prefix: String,
+        /// Listings tried.
+        attempts: usize,
+    },
     /// A partition's ledger could not be read or written as JSON.
     #[error("ledger {path}: {source}")]
     Ledger {

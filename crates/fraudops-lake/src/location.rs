@@ -147,9 +147,13 @@ impl Lake {
         Ok(objects)
     }
 
-    /// The object at an absolute store path.
-    pub(crate) async fn get_path(&self, path: &Path) -> Result<Bytes, LakeError> {
-        Ok(self.store.get(path).await?.bytes().await?)
+    /// The object at an absolute store path, or `None` when it is gone (a listing is a moment's view).
+    pub(crate) async fn get_path(&self, path: &Path) -> Result<Option<Bytes>, LakeError> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(Some(result.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

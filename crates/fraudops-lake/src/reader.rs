@@ -173,19 +173,14 @@ pub async fn read_window(
 /// Rows of `table` in the whole lake (every day), with the files they are in: what an audit compares
 /// with what went in.
 pub async fn count_rows(lake: &Lake, table: Table) -> Result<(u64, usize), LakeError> {
+    use parquet::file::reader::FileReader;
+    let files = read_folder(lake, table.name()).await?;
     let mut rows = 0u64;
-    let mut files = 0usize;
-    for object in lake.list(table.name()).await? {
-        if !object.location.as_ref().ends_with(".parquet") {
-            continue;
-        }
-        let bytes = lake.get_path(&object.location).await?;
-        let metadata = parquet::file::serialized_reader::SerializedFileReader::new(bytes)?;
-        use parquet::file::reader::FileReader;
-        rows += metadata.metadata().file_metadata().num_rows() as u64;
-        files += 1;
+    for (_, bytes) in &files {
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes.clone())?;
+        rows += reader.metadata().file_metadata().num_rows() as u64;
     }
-    Ok((rows, files))
+    Ok((rows, files.len()))
 }
 
 /// The record batches of `table` for days `first..end`.
@@ -199,12 +194,7 @@ async fn read_days(
     let mut batches = Vec::new();
     let mut day = first;
     while day < end {
-        for object in lake.list(&day_dir(table, day)).await? {
-            let path = object.location.to_string();
-            if !path.ends_with(".parquet") {
-                continue;
-            }
-            let bytes = lake.get_path(&object.location).await?;
+        for (path, bytes) in read_folder(lake, &day_dir(table, day)).await? {
             batches.extend(decode(table, &path, bytes)?);
             *files += 1;
         }
@@ -213,7 +203,33 @@ async fn read_days(
     Ok(batches)
 }
 
-/// A column of a decoded batch; its type is the table's (`files::decode` checked the schema).
+/// How often a folder is listed again when a listed file vanished before it was read.
+const LISTINGS: usize = 5;
+
+/// Every Parquet file under `prefix` with its bytes. A compaction can delete a listed file (merged into
+/// one the listing predates) before it is read; the folder is then listed and read again, so a read never
+/// fails, nor misses the merged rows, because of a compaction running beside it.
+async fn read_folder(lake: &Lake, prefix: &str) -> Result<Vec<(String, bytes::Bytes)>, LakeError> {
+    'listing: for _ in 0..LISTINGS {
+        let mut files = Vec::new();
+        for object in lake.list(prefix).await? {
+            let path = object.location.to_string();
+            if !path.ends_with(".parquet") {
+                continue;
+            }
+            match lake.get_path(&object.location).await? {
+                Some(bytes) => files.push((path, bytes)),
+                None => continue 'listing,
+            }
+        }
+        return Ok(files);
+    }
+    Err(LakeError::Unsettled {
+        prefix: prefix.to_owned(),
+        attempts: LISTINGS,
+    })
+}
+
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, LakeError> {
     batch.column_by_name(name).ok_or_else(|| missing(name))
 }
