@@ -55,7 +55,7 @@ with gzip.open(src, "rt") as f, gzip.open(first, "wt") as a, gzip.open(second, "
 PY
 
 archive() { # archive LOG GROUP LAKE METRICS_PORT
-  RUST_LOG=info start "$1" "$FRAUDOPS" archive --group "$2" --lake "$3" --metrics-port "$4" --flush-interval 300ms \
+  RUST_LOG=info start_group "$1" "$FRAUDOPS" archive --group "$2" --lake "$3" --metrics-port "$4" --flush-interval 300ms \
     --lag-interval 300ms
 }
 archive archive-local.log archive-local "$TMP/lake" "$local_metrics"
