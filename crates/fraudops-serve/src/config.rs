@@ -11,7 +11,8 @@ pub struct ServeConfig {
     /// Address to bind.
     #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
     pub bind: String,
-    /// Optional second listener that serves only `/metrics`.
+    /// Optional second listener that serves `/metrics`; when set, the API's port does not (so a route
+    /// to the API never exposes the metrics).
     #[arg(long, env = "METRICS_PORT")]
     pub metrics_port: Option<u16>,
     /// Model artifact file (`model.json`); watched and hot-swapped when it changes.
@@ -45,18 +46,30 @@ pub struct ServeConfig {
     /// closes first and never sends on a connection the server is closing.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 65, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_seconds: u64,
-    /// Per-client request rate limit (requests/s); 0 disables rate limiting.
+    /// API keys: a file of lines `<client-id> <scope>[,<scope>...] sha256:<hex digest of the key>`
+    /// (scopes `score`, `record`, `history`; see `fraudops api-key new`), re-read when it changes. Unset:
+    /// no authentication, every caller may score, record and send history (one's own machine only).
+    #[arg(long, env = "API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Per-client quota on the scoring routes (requests/s): per authenticated client id with
+    /// API_KEYS_FILE, per peer address without; 0 disables it.
     #[arg(long, env = "RATE_LIMIT_RPS", default_value_t = 0)]
     pub rate_limit_rps: u32,
     /// Burst a client may send above its rate.
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 100)]
     pub rate_limit_burst: u32,
-    /// Header that identifies a client for rate limiting (e.g. `x-api-key`); the peer address otherwise.
-    #[arg(long, env = "RATE_LIMIT_KEY_HEADER")]
-    pub rate_limit_key_header: Option<String>,
     /// Largest accepted request body, bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Seconds a request's body may take to arrive after its headers; past it, 408 and the connection
+    /// is closed (a slow body holds memory and, once read, a place among the requests in flight).
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_seconds: u64,
+    /// Bytes of request bodies held at once, over all requests being read or scored; a body that would
+    /// exceed it is shed (503). Bounds body memory whatever clients send: the default, 32 MiB, is an
+    /// eighth of the API's 256Mi memory limit.
+    #[arg(long, env = "MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 32 << 20)]
+    pub max_body_bytes_in_flight: usize,
     /// Largest accepted batch, transactions.
     #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 1000)]
     pub max_batch_size: usize,
@@ -98,16 +111,19 @@ impl ServeConfig {
             max_queue_wait_ms: 100,
             max_connections: 16_384,
             header_read_timeout_seconds: 65,
+            api_keys_file: None,
             rate_limit_rps: 0,
             rate_limit_burst: 100,
-            rate_limit_key_header: None,
             max_body_bytes: 1 << 20,
+            body_read_timeout_seconds: 10,
+            max_body_bytes_in_flight: 32 << 20,
             max_batch_size: 1000,
             shutdown_grace_seconds: 5,
             replica_id: Some("test-replica".into()),
             feature_store: fraudops_store::StoreArgs {
                 url: None,
                 timeout: std::time::Duration::from_millis(25),
+                max_clock_skew: fraudops_store::DEFAULT_MAX_CLOCK_SKEW,
             },
             cpu_limit_cores: None,
             coalesce_writes: true,

@@ -8,7 +8,8 @@
 //! two fixed paths, so matching them by hand costs nothing and the rest keeps axum's conveniences.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::BoxError;
 use axum::Router;
@@ -18,10 +19,12 @@ use axum::response::{IntoResponse, Response};
 use fraudops_wire::ErrorBody;
 use tower::ServiceExt;
 
-use crate::protection::Admission;
+use crate::auth::{AuthFailure, Authenticator, UNKNOWN_CLIENT};
+use crate::error::ApiError;
+use crate::protection::{Admission, BodyLimits};
 use crate::queue_wait;
-use crate::routes::{self, AppState};
-use crate::telemetry::SCORING_ENDPOINTS;
+use crate::routes::{self, AppState, ScoringRequest};
+use crate::telemetry::{ClientRefusal, SCORING_ENDPOINTS};
 use crate::tracking::InProgress;
 
 /// The two routes on the fast path, in the order of [`SCORING_ENDPOINTS`], which spells their templates
@@ -51,29 +54,42 @@ impl ScoringRoute {
 /// Routes each request: scoring routes to the fast path, the rest to the router.
 pub struct Dispatch {
     state: AppState,
-    admission: Admission,
+    guard: ScoringGuard,
     router: Router,
     coalesce_writes: bool,
 }
 
+/// What stands between a scoring request and its handler, in the order it applies: who is calling
+/// (401), admission before the body is read (503 on the CPU wait, 429 on the client's quota), the body
+/// read within its size, deadline and the budget of bodies in flight (413, 408, 503), then the cap on
+/// requests in flight (503).
+pub struct ScoringGuard {
+    /// API keys.
+    pub auth: Arc<Authenticator>,
+    /// Shedding, quotas and the in-flight cap.
+    pub admission: Admission,
+    /// How bodies are read.
+    pub bodies: BodyLimits,
+}
+
 impl Dispatch {
-    /// `router` serves everything but the scoring routes; `admission` guards the scoring routes;
+    /// `router` serves everything but the scoring routes; `guard` guards the scoring routes;
     /// `coalesce_writes` as `COALESCE_WRITES` says.
     pub fn new(
         state: AppState,
-        admission: Admission,
+        guard: ScoringGuard,
         router: Router,
         coalesce_writes: bool,
     ) -> Self {
         Self {
             state,
-            admission,
+            guard,
             router,
             coalesce_writes,
         }
     }
 
-    /// Answers one request from `peer` (the rate limit's key when no key header is configured).
+    /// Answers one request from `peer` (the quota's key on a server without API keys).
     pub async fn handle<B>(&self, request: Request<B>, peer: Option<SocketAddr>) -> Response
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
@@ -109,17 +125,9 @@ impl Dispatch {
         let response = if method != Method::POST {
             method_not_allowed()
         } else {
-            match self.admission.admit(request.headers(), peer, queue_wait) {
-                Ok(_permit) => match route {
-                    ScoringRoute::Single => routes::predict(&self.state, request, started)
-                        .await
-                        .into_response(),
-                    ScoringRoute::Batch => routes::predict_batch(&self.state, request, started)
-                        .await
-                        .into_response(),
-                },
-                Err(refused) => refused.into_response(),
-            }
+            self.answer(route, request, peer, queue_wait, started)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
         };
         if self.coalesce_writes {
             // Write coalescing: every request the runtime found ready with this one is scored before
@@ -140,6 +148,64 @@ impl Dispatch {
             response.extensions().get().copied(),
         );
         response
+    }
+}
+
+impl Dispatch {
+    /// A scoring request through [`ScoringGuard`] to its handler.
+    async fn answer<B>(
+        &self,
+        route: ScoringRoute,
+        request: Request<B>,
+        peer: Option<SocketAddr>,
+        queue_wait: Duration,
+        started: Instant,
+    ) -> Result<Response, ApiError>
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let metrics = &self.state.metrics;
+        let (parts, body) = request.into_parts();
+        let caller = self
+            .guard
+            .auth
+            .authenticate(&parts.headers)
+            .map_err(|why| {
+                metrics.refuse_client(
+                    UNKNOWN_CLIENT,
+                    match why {
+                        AuthFailure::MissingKey => ClientRefusal::MissingKey,
+                        AuthFailure::InvalidKey => ClientRefusal::InvalidKey,
+                    },
+                );
+                ApiError::Unauthenticated(why)
+            })?;
+        let admitted = self
+            .guard
+            .admission
+            .admit(&parts.headers, &caller, peer, queue_wait)
+            .inspect_err(|e| {
+                if matches!(e, ApiError::RateLimited { .. }) {
+                    metrics.refuse_client(&caller.client, ClientRefusal::Quota);
+                }
+            })?;
+        routes::check_content_type(&parts.headers)?;
+        let body = self.guard.bodies.read(&parts.headers, body).await?;
+        let _permit = self.guard.admission.permit()?;
+        let request = ScoringRequest {
+            caller: &caller,
+            body: &body.bytes,
+            admitted,
+        };
+        Ok(match route {
+            ScoringRoute::Single => routes::predict(&self.state, request, started)
+                .await?
+                .into_response(),
+            ScoringRoute::Batch => routes::predict_batch(&self.state, request, started)
+                .await?
+                .into_response(),
+        })
     }
 }
 

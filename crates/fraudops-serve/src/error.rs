@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fraudops_wire::{ErrorBody, ValidationError};
 
+use crate::auth::{AuthFailure, Scope};
 use crate::telemetry::{ErrorKind, RejectReason};
 
 /// A failed request. Rejections (overload, rate limit, size) and validation failures are the client's
@@ -43,6 +44,35 @@ pub enum ApiError {
     /// No model is loaded yet (registry unreachable at start-up).
     #[error("no model is loaded yet")]
     NotReady,
+    /// The server requires an API key and the request had none, or one nobody holds.
+    #[error("{}", match .0 {
+        AuthFailure::MissingKey => "an API key is required: send Authorization: Bearer <key>",
+        AuthFailure::InvalidKey => "the API key is not valid",
+    })]
+    Unauthenticated(AuthFailure),
+    /// The caller's key lacks the scope this request needs.
+    #[error("this API key may not {}: it lacks the scope `{}`", scope_action(*.scope), .scope.name())]
+    Forbidden {
+        /// The scope needed.
+        scope: Scope,
+        /// The field that needs it.
+        field: String,
+    },
+    /// The body did not arrive within BODY_READ_TIMEOUT_SECONDS.
+    #[error("the request body did not arrive within {seconds} s")]
+    BodyTimeout {
+        /// The limit.
+        seconds: u64,
+    },
+}
+
+/// What a scope allows, in an error's words.
+fn scope_action(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Score => "score",
+        Scope::Record => "record transactions",
+        Scope::History => "send history",
+    }
 }
 
 impl ApiError {
@@ -57,6 +87,9 @@ impl ApiError {
             }
             Self::Overloaded | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -74,12 +107,16 @@ impl ApiError {
             Self::Overloaded => ErrorKind::Rejected(RejectReason::Overload),
             Self::RateLimited { .. } => ErrorKind::Rejected(RejectReason::RateLimit),
             Self::NotReady => ErrorKind::System,
+            Self::Unauthenticated(_) => ErrorKind::Rejected(RejectReason::Unauthenticated),
+            Self::Forbidden { .. } => ErrorKind::Rejected(RejectReason::Forbidden),
+            Self::BodyTimeout { .. } => ErrorKind::Rejected(RejectReason::BodyTimeout),
         }
     }
 
     fn field(&self) -> Option<String> {
         match self {
             Self::Validation(e) => e.field().map(str::to_owned),
+            Self::Forbidden { field, .. } => Some(field.clone()),
             _ => None,
         }
     }
@@ -125,6 +162,17 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, Self::Unauthenticated(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, Self::BodyTimeout { .. }) {
+            // The rest of the body may still be on its way: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         // The metrics middleware reads this to count the error by kind.
         response.extensions_mut().insert(self.kind());

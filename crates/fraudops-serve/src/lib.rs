@@ -13,7 +13,9 @@
 //!   reference in its artifact;
 //! * `dispatch` — the service each connection runs: scoring routes straight from hyper, the rest
 //!   through the axum router;
-//! * `protection` — load shedding, per-client rate limits (admission to the scoring routes);
+//! * `auth` — API keys with scopes (`score`, `record`, `history`) from API_KEYS_FILE, re-read on change;
+//! * `protection` — load shedding, per-client quotas, the body budget and deadline (admission to the
+//!   scoring routes);
 //! * `queue_wait` — how long each request waited for the CPU (the signal shedding acts on);
 //! * `connections` — the accept loop and the bounds on connections (count, header/idle timeout, buffer);
 //! * `tracking` — the tower layer that counts the router's requests by route template;
@@ -26,6 +28,7 @@
 //! Architecture invariant: handlers never touch metric names or JSON field names directly; the scoring
 //! path cannot fail once a transaction is validated.
 
+mod auth;
 mod config;
 mod connections;
 mod dispatch;
@@ -43,6 +46,7 @@ mod system;
 mod telemetry;
 mod tracking;
 
+pub use auth::key_digest;
 pub use config::ServeConfig;
 pub use logging::{JsonLines, init_logging};
 pub use model_store::{FetchFuture, Fetched, ModelSource, RegistryFetcher};

@@ -20,32 +20,37 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::BoxError;
+use axum::body::{Bytes, HttpBody};
 use axum::http::{HeaderMap, header};
+use fraudops_wire::ValidationError;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http_body_util::BodyExt;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::auth::{Caller, OPEN_CLIENT};
 use crate::error::ApiError;
 
-/// Per-client token buckets keyed by a header (an API key) or the peer address.
+/// Per-client token buckets: keyed by the authenticated client id, or by the peer address on a server
+/// without API keys (never by a header the client sets, which any client can vary).
 #[derive(Clone)]
 pub struct ClientRateLimit {
-    limiter: Arc<DefaultKeyedRateLimiter<String>>,
-    key_header: Option<String>,
+    limiter: Arc<DefaultKeyedRateLimiter<Arc<str>>>,
 }
 
 impl ClientRateLimit {
     /// `rps` requests per second with `burst` extra; `None` when `rps` is 0 (disabled).
-    pub fn new(rps: u32, burst: u32, key_header: Option<String>) -> Option<Self> {
+    pub fn new(rps: u32, burst: u32) -> Option<Self> {
         let rps = NonZeroU32::new(rps)?;
         let burst = NonZeroU32::new(burst).unwrap_or(rps);
         Some(Self {
             limiter: Arc::new(RateLimiter::keyed(
                 Quota::per_second(rps).allow_burst(burst),
             )),
-            key_header: key_header.map(|h| h.to_ascii_lowercase()),
         })
     }
 
@@ -55,22 +60,18 @@ impl ClientRateLimit {
         self.limiter.shrink_to_fit();
     }
 
-    fn key(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-        if let Some(value) = self
-            .key_header
-            .as_deref()
-            .and_then(|h| headers.get(h))
-            .and_then(|v| v.to_str().ok())
-        {
-            return format!("h:{value}");
+    /// The bucket of this caller: its client id, or its address when the server has no keys.
+    fn key(caller: &Caller, peer: Option<SocketAddr>) -> Arc<str> {
+        if &*caller.client != OPEN_CLIENT {
+            return caller.client.clone();
         }
-        peer.map_or_else(|| "unknown".to_owned(), |peer| format!("ip:{}", peer.ip()))
+        Arc::from(peer.map_or_else(|| "unknown".to_owned(), |peer| format!("ip:{}", peer.ip())))
     }
 
     /// `Err` with the 429 for a client over its rate.
-    fn check(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), ApiError> {
+    fn check(&self, caller: &Caller, peer: Option<SocketAddr>) -> Result<(), ApiError> {
         self.limiter
-            .check_key(&self.key(headers, peer))
+            .check_key(&Self::key(caller, peer))
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 ApiError::RateLimited {
@@ -80,14 +81,144 @@ impl ClientRateLimit {
     }
 }
 
+/// Bytes of request bodies held in memory at once, over all requests: with bodies read before a
+/// request takes its place among those in flight, this is what bounds their memory, whatever mix of
+/// sizes and speeds the clients send. Charged as bytes arrive (a slow body holds only what it sent).
+pub struct BodyBudget {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+/// A body read within the budget; its bytes count against the budget until this is dropped.
+pub struct HeldBody<'a> {
+    /// The body.
+    pub bytes: Bytes,
+    budget: &'a BodyBudget,
+    held: usize,
+}
+
+impl Drop for HeldBody<'_> {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.held, Ordering::Relaxed);
+    }
+}
+
+/// How a body is read: its size limit, its deadline, the budget it is charged to.
+pub struct BodyLimits {
+    /// MAX_BODY_BYTES.
+    pub max_bytes: usize,
+    /// BODY_READ_TIMEOUT_SECONDS: from the headers to the body's last byte.
+    pub deadline: Duration,
+    /// MAX_BODY_BYTES_IN_FLIGHT.
+    pub budget: BodyBudget,
+}
+
+impl BodyLimits {
+    /// Bodies of at most `max_bytes`, each read within `deadline`, all together at most `in_flight`
+    /// bytes.
+    pub fn new(max_bytes: usize, deadline: Duration, in_flight: usize) -> Self {
+        Self {
+            max_bytes,
+            deadline,
+            budget: BodyBudget {
+                held: AtomicUsize::new(0),
+                limit: in_flight.max(max_bytes),
+            },
+        }
+    }
+
+    /// Reads a body: 413 when it is (or says it is) larger than the limit, 408 when it is not in within
+    /// the deadline, 503 when the bodies in flight already hold the budget.
+    pub async fn read<B>(&self, headers: &HeaderMap, body: B) -> Result<HeldBody<'_>, ApiError>
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let limit = self.max_bytes;
+        if content_length(headers).is_some_and(|len| len > limit as u64) {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+        let mut held = HeldBody {
+            bytes: Bytes::new(),
+            budget: &self.budget,
+            held: 0,
+        };
+        let read = async {
+            let mut body = std::pin::pin!(body);
+            let mut chunks: Vec<Bytes> = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    ApiError::Validation(ValidationError::MalformedJson {
+                        message: format!("could not read the request body: {}", e.into()),
+                        field: None,
+                    })
+                })?;
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if held.held + data.len() > limit {
+                    return Err(ApiError::BodyTooLarge { limit });
+                }
+                if !self.budget.take(data.len()) {
+                    return Err(ApiError::Overloaded);
+                }
+                held.held += data.len();
+                chunks.push(data);
+            }
+            Ok(join(chunks, held.held))
+        };
+        let seconds = self.deadline.as_secs();
+        held.bytes = tokio::time::timeout(self.deadline, read)
+            .await
+            .map_err(|_| ApiError::BodyTimeout { seconds })??;
+        Ok(held)
+    }
+}
+
+impl BodyBudget {
+    /// Charges `n` bytes; `false` (nothing charged) when that would exceed the budget.
+    fn take(&self, n: usize) -> bool {
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held + n <= self.limit).then_some(held + n)
+            })
+            .is_ok()
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+/// A body's frames as one buffer (nearly always one frame: no copy).
+fn join(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
+    if chunks.len() <= 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut joined = bytes::BytesMut::with_capacity(len);
+    for chunk in chunks {
+        joined.extend_from_slice(&chunk);
+    }
+    joined.freeze()
+}
+
+/// The `Content-Length` a request declares.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// The body size from which shedding a request saves more than its 503 costs: about ten transactions,
 /// whose parsing and scoring take several times the HTTP exchange itself (~10 µs at saturation, ~25 µs
 /// under a quota). A body of unknown length (chunked) counts as large.
 pub const WORTH_SHEDDING_BYTES: u64 = 4096;
 
 /// Admission control for the scoring routes: a request that waited too long for the CPU is shed (503 +
-/// `Retry-After`) if its body is worth shedding, then the client's rate limit applies (429), then the cap
-/// on requests in flight (503). Shed means answered at once, never queued.
+/// `Retry-After`) if its body is worth shedding, then the client's rate limit applies (429); once its body
+/// is in, the cap on requests in flight (503). Shed means answered at once, never queued.
 pub struct Admission {
     permits: Semaphore,
     rate_limit: Option<ClientRateLimit>,
@@ -109,33 +240,46 @@ impl Admission {
         }
     }
 
-    /// Admits a request from `peer` with these headers that waited `queue_wait` for the CPU, or says why
-    /// not. The request holds its place among those in flight until the permit drops, however it ends.
+    /// Admits a request of `caller` from `peer` with these headers that waited `queue_wait` for the CPU,
+    /// before its body is read, or says why not.
     pub fn admit(
         &self,
         headers: &HeaderMap,
+        caller: &Caller,
         peer: Option<SocketAddr>,
         queue_wait: Duration,
-    ) -> Result<SemaphorePermit<'_>, ApiError> {
+    ) -> Result<Admitted, ApiError> {
         // First and cheapest: under CPU overload every instruction spent on a request we shed is taken
         // from one we could have answered in time.
-        if self.max_queue_wait.is_some_and(|max| queue_wait > max) && worth_shedding(headers) {
+        let waited_too_long = self.max_queue_wait.is_some_and(|max| queue_wait > max);
+        if waited_too_long && worth_shedding(headers) {
             return Err(ApiError::Overloaded);
         }
         if let Some(limit) = &self.rate_limit {
-            limit.check(headers, peer)?;
+            limit.check(caller, peer)?;
         }
+        Ok(Admitted { waited_too_long })
+    }
+
+    /// A place among the requests in flight, taken once the body is in; held until the permit drops,
+    /// however the request ends.
+    pub fn permit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
         self.permits.try_acquire().map_err(|_| ApiError::Overloaded)
     }
 }
 
+/// What admission learned about a request it let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// The request waited longer than MAX_QUEUE_WAIT_MS for the CPU but was too small to be worth
+    /// shedding unread: if it turns out to need the feature store (a direct call), it is shed before the
+    /// store call, which costs Redis far more than the 503 costs us.
+    pub waited_too_long: bool,
+}
+
 /// Whether a request with these headers costs enough more than its 503 to be shed on its wait.
 fn worth_shedding(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_none_or(|bytes| bytes >= WORTH_SHEDDING_BYTES)
+    content_length(headers).is_none_or(|bytes| bytes >= WORTH_SHEDDING_BYTES)
 }
 
 #[cfg(test)]
@@ -145,6 +289,10 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    fn open() -> Caller {
+        Caller::open()
+    }
 
     fn body_of(bytes: u64) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -157,13 +305,19 @@ mod tests {
         let admission = Admission::new(4, None, Some(20 * MS));
         let batch = body_of(40_000);
         assert_eq!(
-            admission.admit(&batch, None, 21 * MS).err(),
+            admission.admit(&batch, &open(), None, 21 * MS).err(),
             Some(ApiError::Overloaded)
         );
-        assert!(admission.admit(&batch, None, 20 * MS).is_ok());
-        assert!(admission.admit(&batch, None, Duration::ZERO).is_ok());
+        assert!(admission.admit(&batch, &open(), None, 20 * MS).is_ok());
+        assert!(
+            admission
+                .admit(&batch, &open(), None, Duration::ZERO)
+                .is_ok()
+        );
         assert_eq!(
-            admission.admit(&HeaderMap::new(), None, 21 * MS).err(),
+            admission
+                .admit(&HeaderMap::new(), &open(), None, 21 * MS)
+                .err(),
             Some(ApiError::Overloaded),
             "a body of unknown length counts as large"
         );
@@ -172,15 +326,19 @@ mod tests {
     #[test]
     fn a_request_cheaper_than_its_503_is_never_shed_on_its_wait() {
         let admission = Admission::new(4, None, Some(20 * MS));
-        assert!(admission.admit(&body_of(350), None, 500 * MS).is_ok());
         assert!(
             admission
-                .admit(&body_of(WORTH_SHEDDING_BYTES - 1), None, 500 * MS)
+                .admit(&body_of(350), &open(), None, 500 * MS)
                 .is_ok()
         );
         assert!(
             admission
-                .admit(&body_of(WORTH_SHEDDING_BYTES), None, 500 * MS)
+                .admit(&body_of(WORTH_SHEDDING_BYTES - 1), &open(), None, 500 * MS)
+                .is_ok()
+        );
+        assert!(
+            admission
+                .admit(&body_of(WORTH_SHEDDING_BYTES), &open(), None, 500 * MS)
                 .is_err()
         );
     }
@@ -189,29 +347,129 @@ mod tests {
     fn without_a_wait_limit_only_the_in_flight_cap_sheds() {
         let admission = Admission::new(1, None, None);
         let headers = HeaderMap::new();
-        let held = admission.admit(&headers, None, 10_000 * MS);
-        assert!(held.is_ok(), "no wait limit: any wait is admitted");
+        let admitted = admission.admit(&headers, &open(), None, 10_000 * MS);
         assert_eq!(
-            admission.admit(&headers, None, Duration::ZERO).err(),
+            admitted,
+            Ok(Admitted {
+                waited_too_long: false
+            }),
+            "no wait limit: any wait is admitted"
+        );
+        let held = admission.permit();
+        assert!(held.is_ok());
+        assert_eq!(
+            admission.permit().err(),
             Some(ApiError::Overloaded),
             "the one permit is held"
         );
         drop(held);
-        assert!(admission.admit(&headers, None, Duration::ZERO).is_ok());
+        assert!(admission.permit().is_ok());
+    }
+
+    #[test]
+    fn a_small_request_that_waited_too_long_is_admitted_and_marked() {
+        let admission = Admission::new(4, None, Some(20 * MS));
+        assert_eq!(
+            admission.admit(&body_of(350), &open(), None, 21 * MS),
+            Ok(Admitted {
+                waited_too_long: true
+            })
+        );
     }
 
     #[test]
     fn a_shed_request_does_not_spend_the_clients_rate() {
-        let limit = ClientRateLimit::new(1, 1, None);
+        let limit = ClientRateLimit::new(1, 1);
         let admission = Admission::new(4, limit, Some(MS));
         let headers = body_of(40_000);
         let peer = Some(SocketAddr::from(([10, 0, 0, 1], 1234)));
         for _ in 0..3 {
             assert_eq!(
-                admission.admit(&headers, peer, 5 * MS).err(),
+                admission.admit(&headers, &open(), peer, 5 * MS).err(),
                 Some(ApiError::Overloaded)
             );
         }
-        assert!(admission.admit(&headers, peer, Duration::ZERO).is_ok());
+        assert!(
+            admission
+                .admit(&headers, &open(), peer, Duration::ZERO)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_quota_follows_the_client_id_not_the_address() {
+        let admission = Admission::new(4, ClientRateLimit::new(1, 1), None);
+        let caller = |id: &str| Caller {
+            client: Arc::from(id),
+            scopes: crate::auth::Scopes::ALL,
+        };
+        let a = Some(SocketAddr::from(([10, 0, 0, 1], 1)));
+        let b = Some(SocketAddr::from(([10, 0, 0, 2], 1)));
+        let h = HeaderMap::new();
+        assert!(admission.admit(&h, &caller("pay"), a, MS).is_ok());
+        assert!(
+            matches!(
+                admission.admit(&h, &caller("pay"), b, MS),
+                Err(ApiError::RateLimited { .. })
+            ),
+            "another address does not give the client a second bucket"
+        );
+        assert!(admission.admit(&h, &caller("worker"), a, MS).is_ok());
+        // Without keys, the address is all there is.
+        assert!(admission.admit(&h, &open(), a, MS).is_ok());
+        assert!(admission.admit(&h, &open(), b, MS).is_ok());
+    }
+
+    fn chunked(
+        parts: &[&'static [u8]],
+    ) -> impl HttpBody<Data = Bytes, Error = std::convert::Infallible> {
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = parts
+            .iter()
+            .map(|p| Ok(hyper::body::Frame::data(Bytes::from_static(p))))
+            .collect();
+        http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn bodies_in_flight_never_hold_more_than_the_budget() {
+        let limits = BodyLimits::new(8, Duration::from_secs(1), 10);
+        let first = limits
+            .read(&HeaderMap::new(), chunked(&[b"1234", b"5678"]))
+            .await
+            .expect("within the budget");
+        assert_eq!(&first.bytes[..], b"12345678");
+        assert_eq!(limits.budget.held(), 8);
+        assert_eq!(
+            limits
+                .read(&HeaderMap::new(), chunked(&[b"abc"]))
+                .await
+                .err(),
+            Some(ApiError::Overloaded),
+            "8 + 3 bytes exceed the budget of 10"
+        );
+        assert_eq!(limits.budget.held(), 8, "a refused body holds nothing");
+        drop(first);
+        assert_eq!(limits.budget.held(), 0);
+        assert_eq!(
+            limits
+                .read(&HeaderMap::new(), chunked(&[b"12345", b"6789"]))
+                .await
+                .err(),
+            Some(ApiError::BodyTooLarge { limit: 8 })
+        );
+        assert_eq!(limits.budget.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_a_408() {
+        let limits = BodyLimits::new(1024, Duration::from_millis(50), 4096);
+        let never = http_body_util::StreamBody::new(futures_util::stream::pending::<
+            Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+        >());
+        assert_eq!(
+            limits.read(&HeaderMap::new(), never).await.err(),
+            Some(ApiError::BodyTimeout { seconds: 0 })
+        );
+        assert_eq!(limits.budget.held(), 0);
     }
 }

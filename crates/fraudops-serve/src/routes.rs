@@ -4,25 +4,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use axum::BoxError;
 use axum::Json;
-use axum::body::{Bytes, HttpBody};
 use axum::extract::State;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use fraudops_features::FeatureVector;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use fraudops_wire::{
     BatchResponse, ErrorBody, HealthStatus, PredictResponse, ServiceInfo, ValidTransaction,
     ValidationError, parse_batch, parse_single,
 };
 
+use crate::auth::{Caller, Scope};
 use crate::error::ApiError;
 use crate::events::{FeatureStoreFailed, PredictionMade};
 use crate::model_store::{ModelStore, ServedModel};
-use crate::telemetry::{Metrics, STORE_OP_OBSERVE, STORE_OP_RECORD};
-use fraudops_store::{FeatureStore, Observation, ScoreRecord, ScoreRecorder, StoredScore};
+use crate::protection::Admitted;
+use crate::telemetry::{ClientRefusal, Metrics, STORE_OP_OBSERVE, STORE_OP_RECORD};
+use fraudops_store::{
+    FeatureStore, Observation, Recorded, ScoreRecord, ScoreRecorder, StoredScore,
+};
 
 /// What every handler shares.
 pub struct AppInner {
@@ -67,7 +68,7 @@ impl Drop for ActiveGuard<'_> {
 }
 
 /// JSON or absent (`application/json`, any `+json` type, any parameters, any case); else a 415.
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -82,57 +83,12 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The body of a JSON request, of any body type: hyper's straight from the connection on the fast path
-/// ([`crate::dispatch`]), axum's in tests.
-async fn json_body<B>(request: Request<B>, limit: usize) -> Result<Bytes, ApiError>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let (parts, body) = request.into_parts();
-    check_content_type(&parts.headers)?;
-    read_body(&parts.headers, body, limit).await
-}
-
-/// Reads the body up to `limit` bytes; a declared or actual larger body is a 413.
-async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ApiError>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(inner) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
-            let mut too_large = false;
-            while let Some(err) = source {
-                too_large |= err.is::<LengthLimitError>();
-                source = err.source();
-            }
-            Err(if too_large {
-                ApiError::BodyTooLarge { limit }
-            } else {
-                ApiError::Validation(ValidationError::MalformedJson {
-                    message: format!("could not read the request body: {inner}"),
-                    field: None,
-                })
-            })
-        }
-    }
-}
-
 /// Scores one validated transaction and records its metrics.
 fn score(
     state: &AppInner,
     served: &ServedModel,
     tx: ValidTransaction,
+    recorded: bool,
     started: Instant,
 ) -> PredictResponse {
     let t0 = Instant::now();
@@ -153,7 +109,9 @@ fn score(
         unknown_merchant_category: tx.unknown_merchant_category,
     }
     .emit(&state.metrics);
-    if let (Some(recorder), Some(key)) = (&state.scores, tx.store_key) {
+    // Only a transaction the store recorded has its score kept for its label: a caller that may not
+    // record must not overwrite the score of a real transaction with the same id either.
+    if let (Some(recorder), Some(key), true) = (&state.scores, tx.store_key, recorded) {
         let queued = recorder.record(ScoreRecord {
             transaction_id: tx.id.to_string(),
             time: key.time,
@@ -183,78 +141,129 @@ fn score(
     }
 }
 
+/// A scoring request once its caller is known and its body is in ([`crate::dispatch`]).
+pub struct ScoringRequest<'a> {
+    /// Who sent it, with what scopes.
+    pub caller: &'a Caller,
+    /// The JSON body.
+    pub body: &'a [u8],
+    /// What admission learned.
+    pub admitted: Admitted,
+}
+
 /// Score one transaction.
 #[utoipa::path(post, path = "/predict", request_body = fraudops_wire::PredictRequest,
+    security((), ("api_key" = [])),
     responses(
         (status = 200, description = "The prediction", body = PredictResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "API keys are required and none valid was sent", body = ErrorBody),
+        (status = 403, description = "The key lacks the scope the request needs (`history`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within BODY_READ_TIMEOUT_SECONDS", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid field", body = ErrorBody),
-        (status = 429, description = "Client over its rate limit", body = ErrorBody),
+        (status = 422, description = "Invalid field (a recorded tx_datetime ahead of the server's clock included)", body = ErrorBody),
+        (status = 429, description = "Client over its quota; retry after Retry-After", body = ErrorBody),
         (status = 503, description = "At capacity or no model loaded; retry after Retry-After", body = ErrorBody),
     ))]
-pub async fn predict<B>(
+pub async fn predict(
     state: &AppInner,
-    request: Request<B>,
+    request: ScoringRequest<'_>,
     started: Instant,
-) -> Result<SizedJson<PredictResponse>, ApiError>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let (mut tx, served, _active) = scoring_input(state, request, parse_single).await?;
-    with_stored_windows(state, std::slice::from_mut(&mut tx)).await;
+) -> Result<SizedJson<PredictResponse>, ApiError> {
+    let single = |_: usize| String::new();
+    let (mut txs, served, _active) = scoring_input(
+        state,
+        &request,
+        |bytes| parse_single(bytes).map(|tx| vec![tx]),
+        single,
+    )?;
+    let recorded = with_stored_windows(state, &request, &mut txs, single).await?;
+    let (Some(tx), Some(&recorded)) = (txs.pop(), recorded.first()) else {
+        // parse_single gives exactly one transaction.
+        return Err(ApiError::NotReady);
+    };
     Ok(SizedJson(
-        score(state, &served, tx, started),
+        score(state, &served, tx, recorded, started),
         PREDICTION_JSON_BYTES,
     ))
 }
 
 /// What both scoring routes start with, in this order so that a bad body is refused before the model is
-/// asked for: the body read (within MAX_BODY_BYTES) and parsed, the model to score with, and the
+/// asked for: the body parsed, the caller's scopes checked against it, the model to score with, and the
 /// active-requests gauge held until the handler returns.
-async fn scoring_input<'s, B, T>(
+fn scoring_input<'s>(
     state: &'s AppInner,
-    request: Request<B>,
-    parse: impl FnOnce(&[u8]) -> Result<T, ValidationError>,
-) -> Result<(T, Arc<ServedModel>, ActiveGuard<'s>), ApiError>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let bytes = json_body(request, state.max_body_bytes).await?;
-    let parsed = parse(&bytes)?;
+    request: &ScoringRequest<'_>,
+    parse: impl FnOnce(&[u8]) -> Result<Vec<ValidTransaction>, ValidationError>,
+    prefix: impl Fn(usize) -> String,
+) -> Result<(Vec<ValidTransaction>, Arc<ServedModel>, ActiveGuard<'s>), ApiError> {
+    let parsed = parse(request.body)?;
+    if !request.caller.scopes.allows(Scope::History)
+        && let Some(i) = parsed.iter().position(|tx| tx.has_history)
+    {
+        state
+            .metrics
+            .refuse_client(&request.caller.client, ClientRefusal::Scope);
+        return Err(ApiError::Forbidden {
+            scope: Scope::History,
+            field: format!("{}history", prefix(i)),
+        });
+    }
     let served = state.store.get().ok_or(ApiError::NotReady)?;
     Ok((parsed, served, ActiveGuard::new(&state.metrics)))
 }
 
 /// Gives the transactions that name a card, a terminal and a time without history their windows from the
-/// online feature store, and records them there: one round trip for all of a request's transactions, in
-/// request order. When the store fails or misses the deadline they keep the no-history windows the parse
-/// gave them (a first transaction at an unseen terminal): scoring degrades, the request never fails.
-async fn with_stored_windows(state: &AppInner, txs: &mut [ValidTransaction]) {
+/// online feature store, and records them there if the caller may: one round trip for all of a request's
+/// transactions, in request order. Returns, per transaction, whether the store recorded it.
+///
+/// Refused before the store is asked: a request that waited too long for the CPU (the store call is what
+/// it would cost), and a recorded transaction whose time is ahead of the clock by more than
+/// MAX_CLOCK_SKEW (422 naming it: the store prunes history by event time). When the store fails or misses
+/// the deadline the transactions keep the no-history windows the parse gave them (a first transaction at
+/// an unseen terminal): scoring degrades, the request never fails.
+async fn with_stored_windows(
+    state: &AppInner,
+    request: &ScoringRequest<'_>,
+    txs: &mut [ValidTransaction],
+    prefix: impl Fn(usize) -> String,
+) -> Result<Vec<bool>, ApiError> {
+    let mut recorded = vec![false; txs.len()];
     let Some(features) = &state.features else {
-        return;
+        return Ok(recorded);
     };
-    let (keyed, observations): (Vec<usize>, Vec<Observation>) = txs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, tx)| {
-            tx.store_key.map(|key| {
-                let observation = Observation {
-                    transaction_id: tx.id.to_string(),
-                    customer_id: key.customer_id,
-                    terminal_id: key.terminal_id,
-                    time: key.time,
-                    amount: tx.row.amount,
-                };
-                (i, observation)
-            })
-        })
-        .unzip();
+    let record = request.caller.scopes.allows(Scope::Record);
+    let latest = features.latest_recordable_time();
+    let mut keyed = Vec::new();
+    let mut observations = Vec::new();
+    for (i, tx) in txs.iter().enumerate() {
+        let Some(key) = tx.store_key else { continue };
+        if record && key.time > latest {
+            return Err(ApiError::Validation(ValidationError::invalid(
+                format!("{}tx_datetime", prefix(i)),
+                format!(
+                    "is {} s ahead of this server's clock (UTC); a recorded transaction may be at most {} s ahead",
+                    key.time - (latest - features.max_clock_skew_seconds()),
+                    features.max_clock_skew_seconds()
+                ),
+            )));
+        }
+        keyed.push(i);
+        observations.push(Observation {
+            transaction_id: tx.id.to_string(),
+            customer_id: key.customer_id,
+            terminal_id: key.terminal_id,
+            time: key.time,
+            amount: tx.row.amount,
+            record,
+        });
+    }
     if keyed.is_empty() {
-        return;
+        return Ok(recorded);
+    }
+    if request.admitted.waited_too_long {
+        return Err(ApiError::Overloaded);
     }
     let t0 = Instant::now();
     let result = features.observe(&observations).await;
@@ -263,10 +272,18 @@ async fn with_stored_windows(state: &AppInner, txs: &mut [ValidTransaction]) {
         .feature_store_duration
         .observe(t0.elapsed().as_secs_f64());
     match result {
-        Ok(windows) => {
-            for (&i, w) in keyed.iter().zip(windows) {
-                txs[i].row.customer = w.customer;
-                txs[i].row.terminal = w.terminal;
+        Ok(observed) => {
+            for (&i, o) in keyed.iter().zip(observed) {
+                txs[i].row.customer = o.windows.customer;
+                txs[i].row.terminal = o.windows.terminal;
+                recorded[i] = o.recorded == Recorded::Yes;
+                if !recorded[i] {
+                    state
+                        .metrics
+                        .feature_store_unrecorded
+                        .with_label_values(&[o.recorded.as_str()])
+                        .inc();
+                }
             }
         }
         Err(error) => FeatureStoreFailed {
@@ -276,6 +293,7 @@ async fn with_stored_windows(state: &AppInner, txs: &mut [ValidTransaction]) {
         }
         .emit(&state.metrics),
     }
+    Ok(recorded)
 }
 
 /// Room for one prediction's JSON (about 260 bytes): serialized without growing the buffer.
@@ -304,32 +322,36 @@ impl<T: serde::Serialize> IntoResponse for SizedJson<T> {
 
 /// Score many transactions; predictions come back in request order, all from one model version.
 #[utoipa::path(post, path = "/predict/batch", request_body = fraudops_wire::BatchRequest,
+    security((), ("api_key" = [])),
     responses(
         (status = 200, description = "Predictions in request order", body = BatchResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "API keys are required and none valid was sent", body = ErrorBody),
+        (status = 403, description = "The key lacks the scope the request needs (`history`, named with its index)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within BODY_READ_TIMEOUT_SECONDS", body = ErrorBody),
         (status = 413, description = "Body or batch too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid field (named with its index)", body = ErrorBody),
-        (status = 429, description = "Client over its rate limit", body = ErrorBody),
+        (status = 429, description = "Client over its quota; retry after Retry-After", body = ErrorBody),
         (status = 503, description = "At capacity or no model loaded; retry after Retry-After", body = ErrorBody),
     ))]
-pub async fn predict_batch<B>(
+pub async fn predict_batch(
     state: &AppInner,
-    request: Request<B>,
+    request: ScoringRequest<'_>,
     started: Instant,
-) -> Result<SizedJson<BatchResponse>, ApiError>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let (mut txs, served, _active) = scoring_input(state, request, |bytes| {
-        parse_batch(bytes, state.max_batch_size)
-    })
-    .await?;
-    with_stored_windows(state, &mut txs).await;
+) -> Result<SizedJson<BatchResponse>, ApiError> {
+    let item = |i: usize| format!("transactions[{i}].");
+    let (mut txs, served, _active) = scoring_input(
+        state,
+        &request,
+        |bytes| parse_batch(bytes, state.max_batch_size),
+        item,
+    )?;
+    let recorded = with_stored_windows(state, &request, &mut txs, item).await?;
     let predictions: Vec<PredictResponse> = txs
         .into_iter()
-        .map(|tx| score(state, &served, tx, started))
+        .zip(recorded)
+        .map(|(tx, recorded)| score(state, &served, tx, recorded, started))
         .collect();
     let bytes = 128 + predictions.len() * PREDICTION_JSON_BYTES;
     Ok(SizedJson(

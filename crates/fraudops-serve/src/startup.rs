@@ -9,16 +9,17 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
-use fraudops_store::{FeatureStore, ScoreRecorder};
+use fraudops_store::ScoreRecorder;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
+use crate::auth::{Authenticator, KEYS_POLL};
 use crate::config::ServeConfig;
 use crate::connections::{ConnectionLimits, serve_connections};
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, ScoringGuard};
 use crate::model_store::{ModelSource, ModelStore, rotate_drift, watch};
 use crate::openapi::ApiDoc;
-use crate::protection::{Admission, ClientRateLimit};
+use crate::protection::{Admission, BodyLimits, ClientRateLimit};
 use crate::routes::{self, AppInner, AppState};
 use crate::system::{CpuSampler, cpu_limit_cores, resident_memory_bytes};
 use crate::telemetry::{Metrics, STORE_OP_RECORD};
@@ -45,6 +46,7 @@ pub struct Server {
     state: AppState,
     source: ModelSource,
     rate_limit: Option<ClientRateLimit>,
+    auth: Arc<Authenticator>,
     config: ServeConfig,
 }
 
@@ -62,13 +64,10 @@ impl Server {
             .context("rendering the OpenAPI document")?;
         // Lazy: a store that is down at start-up is not an error (requests are scored without history and
         // counted until it answers); a URL that is not Redis's is.
-        let features = match &config.feature_store.url {
-            Some(url) => Some(
-                FeatureStore::connect(url, config.feature_store.timeout)
-                    .context("configuring the feature store")?,
-            ),
-            None => None,
-        };
+        let features = config
+            .feature_store
+            .connect()
+            .context("configuring the feature store")?;
         // The scores of direct calls, for the label consumer: written in batches by a task of their own.
         let scores = features.clone().map(|store| {
             let metrics = metrics.clone();
@@ -106,12 +105,13 @@ impl Server {
             }
             None => None,
         };
-        let rate_limit = ClientRateLimit::new(
-            config.rate_limit_rps,
-            config.rate_limit_burst,
-            config.rate_limit_key_header.clone(),
-        );
+        let rate_limit = ClientRateLimit::new(config.rate_limit_rps, config.rate_limit_burst);
+        let auth = Arc::new(match &config.api_keys_file {
+            Some(path) => Authenticator::from_file(path).context("loading API_KEYS_FILE")?,
+            None => Authenticator::open(),
+        });
         Ok(Self {
+            auth,
             listener,
             metrics_listener,
             state,
@@ -137,26 +137,41 @@ impl Server {
 
     /// The whole application as the service each connection runs; benches drive it without a socket.
     pub fn dispatch(&self) -> Dispatch {
-        Dispatch::new(
-            self.state.clone(),
-            Admission::new(
+        let guard = ScoringGuard {
+            auth: self.auth.clone(),
+            admission: Admission::new(
                 self.config.max_in_flight,
                 self.rate_limit.clone(),
                 (self.config.max_queue_wait_ms > 0)
                     .then(|| Duration::from_millis(self.config.max_queue_wait_ms)),
             ),
+            bodies: BodyLimits::new(
+                self.config.max_body_bytes,
+                Duration::from_secs(self.config.body_read_timeout_seconds),
+                self.config.max_body_bytes_in_flight,
+            ),
+        };
+        Dispatch::new(
+            self.state.clone(),
+            guard,
             self.router(),
             self.config.coalesce_writes,
         )
     }
 
-    /// Every route but the scoring ones, which [`Dispatch`] answers itself.
+    /// Every route but the scoring ones, which [`Dispatch`] answers itself. `/metrics` only when no
+    /// METRICS_PORT serves it.
     fn router(&self) -> Router {
-        Router::new()
+        let router = Router::new()
             .route("/", get(routes::service_info))
             .route("/health", get(routes::health))
-            .route("/ready", get(routes::ready))
-            .route("/metrics", get(routes::metrics))
+            .route("/ready", get(routes::ready));
+        let router = if self.metrics_listener.is_none() {
+            router.route("/metrics", get(routes::metrics))
+        } else {
+            router
+        };
+        router
             .route("/openapi.json", get(routes::openapi_json))
             .route("/docs", get(routes::docs))
             .route("/docs/swagger-ui-bundle.js", get(routes::docs_js))
@@ -183,7 +198,9 @@ impl Server {
             metrics_addr = self.metrics_addr().map(tracing::field::display),
             replica_id = %state.replica_id, cpu_limit_cores = limit, cpu_limit_source = limit_source.as_str(),
             model_version = model_version.as_deref(),
-            feature_store = self.config.feature_store.url.as_deref().map(redacted));
+            feature_store = self.config.feature_store.url.as_deref().map(redacted),
+            api_keys = self.auth.is_enforced().then(|| self.auth.key_count()),
+            quota_rps = self.config.rate_limit_rps);
 
         let watcher = tokio::spawn(watch(
             state.store.clone(),
@@ -195,6 +212,20 @@ impl Server {
             state.store.clone(),
             Duration::from_secs(self.config.drift_window_seconds / 2),
         ));
+        let keys = self.auth.is_enforced().then(|| {
+            let auth = self.auth.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(KEYS_POLL).await;
+                    match auth.reload() {
+                        Ok(true) => tracing::info!(event = "api_keys_reloaded", keys = auth.key_count()),
+                        Ok(false) => {}
+                        Err(error) => tracing::error!(event = "api_keys_invalid", error = %error,
+                            keys = auth.key_count(), "the keys file changed and cannot be used; the keys in force stay"),
+                    }
+                }
+            })
+        });
         let janitor = self.rate_limit.clone().map(|limit| {
             tokio::spawn(async move {
                 loop {
@@ -259,6 +290,9 @@ impl Server {
         drift.abort();
         if let Some(j) = janitor {
             j.abort();
+        }
+        if let Some(k) = keys {
+            k.abort();
         }
         if let Some(m) = metrics_server {
             m.abort();

@@ -1,6 +1,7 @@
 //! The SPEC §4.1 metrics — every name and label written once, here (JSON logging is in `logging`).
 
 use fraudops_features::{FEATURE_NAMES, N_FEATURES};
+use fraudops_store::Recorded;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -29,15 +30,24 @@ pub enum RejectReason {
     BodyTooLarge,
     /// Batch over the item limit (413).
     BatchTooLarge,
+    /// No valid API key (401).
+    Unauthenticated,
+    /// The key lacks a scope the request needs (403).
+    Forbidden,
+    /// The body did not arrive within its deadline (408).
+    BodyTimeout,
 }
 
 impl RejectReason {
     /// Every reason, exported from the start at 0.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 7] = [
         Self::Overload,
         Self::RateLimit,
         Self::BodyTooLarge,
         Self::BatchTooLarge,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::BodyTimeout,
     ];
 
     /// The label value.
@@ -47,6 +57,9 @@ impl RejectReason {
             Self::RateLimit => "rate_limit",
             Self::BodyTooLarge => "body_too_large",
             Self::BatchTooLarge => "batch_too_large",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::BodyTimeout => "body_timeout",
         }
     }
 }
@@ -77,6 +90,31 @@ pub const STORE_OP_RECORD: &str = "record";
 pub const RESULT_FRAUD: &str = "fraud";
 /// `ml_model_predictions_total{result}` of a transaction scored as genuine.
 pub const RESULT_LEGIT: &str = "legit";
+
+/// The `reason` of `api_client_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRefusal {
+    /// No `Authorization: Bearer` key (401).
+    MissingKey,
+    /// A key no client holds (401).
+    InvalidKey,
+    /// The key lacks a scope the request needs (403).
+    Scope,
+    /// The client is over its quota (429).
+    Quota,
+}
+
+impl ClientRefusal {
+    /// The label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::MissingKey => "missing_key",
+            Self::InvalidKey => "invalid_key",
+            Self::Scope => "scope",
+            Self::Quota => "quota",
+        }
+    }
+}
 
 /// The scoring routes: nearly all traffic, so their label sets are resolved once, not per request.
 pub const SCORING_ENDPOINTS: [&str; 2] = ["/predict", "/predict/batch"];
@@ -135,6 +173,13 @@ pub struct Metrics {
     pub feature_store_errors: IntCounterVec,
     /// `ml_model_feature_store_duration_seconds`: one store round trip (all of a request's transactions).
     pub feature_store_duration: Histogram,
+    /// `ml_model_feature_store_unrecorded_total{reason}`: direct calls scored with the store's windows
+    /// but not recorded there (`read_only`: the key may not record; `too_old`: older than the store's
+    /// reach for its card).
+    pub feature_store_unrecorded: IntCounterVec,
+    /// `api_client_refusals_total{client,reason}`: requests refused because of who sent them
+    /// (`missing_key`, `invalid_key`, `scope`, `quota`); `client` is `unknown` without a valid key.
+    pub client_refusals: IntCounterVec,
     /// `ml_model_score_psi`: PSI of the live fraud probability against the model's reference. A vector
     /// without labels so the series can be absent (no reference, too few predictions), not a fake 0.
     score_psi: GaugeVec,
@@ -285,6 +330,20 @@ impl Metrics {
                 "Time of one feature store round trip (read the windows and record the transactions).",
                 LATENCY_BUCKETS.to_vec(),
             )?,
+            feature_store_unrecorded: IntCounterVec::new(
+                Opts::new(
+                    "ml_model_feature_store_unrecorded_total",
+                    "Direct calls scored with the feature store's windows but not recorded there, by reason (read_only, too_old).",
+                ),
+                &["reason"],
+            )?,
+            client_refusals: IntCounterVec::new(
+                Opts::new(
+                    "api_client_refusals_total",
+                    "Requests refused because of their caller, by client id and reason (missing_key, invalid_key, scope, quota).",
+                ),
+                &["client", "reason"],
+            )?,
             queue_wait: hist(
                 "http_request_queue_wait_seconds",
                 "Time a scoring request waited for the CPU (from its connection's wake-up to its first poll).",
@@ -331,6 +390,14 @@ impl Metrics {
         }
         m.feature_store_errors
             .with_label_values(&[STORE_OP_OBSERVE]);
+        for why in [ClientRefusal::MissingKey, ClientRefusal::InvalidKey] {
+            m.client_refusals
+                .with_label_values(&[crate::auth::UNKNOWN_CLIENT, why.label()]);
+        }
+        for reason in [Recorded::ReadOnly, Recorded::TooOld] {
+            m.feature_store_unrecorded
+                .with_label_values(&[reason.as_str()]);
+        }
         for result in [RELOAD_SUCCESS, RELOAD_FAILURE] {
             m.reloads.with_label_values(&[result]);
         }
@@ -345,6 +412,13 @@ impl Metrics {
             })
             .collect();
         Ok(m)
+    }
+
+    /// Counts a request refused because of its caller (`client`: its id, or `unknown`).
+    pub fn refuse_client(&self, client: &str, why: ClientRefusal) {
+        self.client_refusals
+            .with_label_values(&[client, why.label()])
+            .inc();
     }
 
     fn register_all(&self) -> Result<(), prometheus::Error> {
@@ -371,6 +445,8 @@ impl Metrics {
         r.register(Box::new(self.feature_store_errors.clone()))?;
         r.register(Box::new(self.unknown_category.clone()))?;
         r.register(Box::new(self.feature_store_duration.clone()))?;
+        r.register(Box::new(self.feature_store_unrecorded.clone()))?;
+        r.register(Box::new(self.client_refusals.clone()))?;
         r.register(Box::new(self.queue_wait.clone()))?;
         r.register(Box::new(self.connections_open.clone()))?;
         r.register(Box::new(self.connections_refused.clone()))?;

@@ -18,6 +18,10 @@ use crate::scripts::{
 /// nothing, and one that is back is used again within this pause.
 const BREAKER_PAUSE: Duration = Duration::from_millis(250);
 
+/// How far ahead of the clock an event's time may be and still be recorded, unless configured
+/// (`MAX_CLOCK_SKEW`): payment terminals' clocks drift by seconds, not hours.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
 /// One transaction to record, as a scorer sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
@@ -32,6 +36,46 @@ pub struct Observation {
     pub time: EpochSeconds,
     /// Amount.
     pub amount: f64,
+    /// Whether the caller may write history: `true` records the transaction (a trusted scorer: the
+    /// payment flow, the stream worker); `false` returns its windows as if it were recorded and writes
+    /// nothing (a caller that may only score).
+    pub record: bool,
+}
+
+/// What the store did with one observation; anything but [`Recorded::Yes`] left the store unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded: later transactions of its card and terminal count it.
+    Yes,
+    /// Not recorded because the caller asked for a read ([`Observation::record`] false).
+    ReadOnly,
+    /// Not recorded: its time is further ahead of this process's clock than the allowed skew, and a
+    /// future time would make the store forget history it still needs.
+    Future,
+    /// Not recorded: older than what the store still holds for its card, so its windows may
+    /// miss pruned transactions and recording it would change no later window.
+    TooOld,
+}
+
+impl Recorded {
+    /// The label value metrics and logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Yes => "recorded",
+            Self::ReadOnly => "read_only",
+            Self::Future => "future",
+            Self::TooOld => "too_old",
+        }
+    }
+}
+
+/// One observation's answer: its windows and whether it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observed {
+    /// The windows, this transaction included (recorded or not).
+    pub windows: Windows,
+    /// What the store did with it.
+    pub recorded: Recorded,
 }
 
 /// A confirmed outcome (`fraud-labels`).
@@ -111,6 +155,8 @@ pub struct Windows {
 pub struct FeatureStore {
     conn: ConnectionManager,
     deadline: Duration,
+    /// How far ahead of this process's clock an event may be and still be recorded.
+    max_clock_skew: Duration,
     /// Milliseconds since `epoch` before which the store is not asked (the breaker).
     paused_until: std::sync::Arc<AtomicU64>,
     epoch: Instant,
@@ -138,9 +184,21 @@ impl FeatureStore {
         Ok(Self {
             conn,
             deadline,
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             paused_until: std::sync::Arc::new(AtomicU64::new(0)),
             epoch: Instant::now(),
         })
+    }
+
+    /// Events more than `skew` ahead of this process's clock are not recorded ([`Recorded::Future`]).
+    pub fn with_max_clock_skew(mut self, skew: Duration) -> Self {
+        self.max_clock_skew = skew;
+        self
+    }
+
+    /// The allowed skew, whole seconds (for messages).
+    pub fn max_clock_skew_seconds(&self) -> i64 {
+        i64::try_from(self.max_clock_skew.as_secs()).unwrap_or(i64::MAX)
     }
 
     /// The deadline of every call.
@@ -148,18 +206,31 @@ impl FeatureStore {
         self.deadline
     }
 
+    /// The latest event time this store records now: the clock plus the allowed skew. Callers that can
+    /// refuse such an event (the API, with a 422 naming the field) ask before they call.
+    pub fn latest_recordable_time(&self) -> EpochSeconds {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        now.saturating_add(self.max_clock_skew_seconds())
+    }
+
     /// Records `events` in order and returns each one's windows (its own amount included), in one round
     /// trip. Events of one card must be given in event-time order for the windows to equal training's.
-    pub async fn observe(&self, events: &[Observation]) -> Result<Vec<Windows>, StoreError> {
+    /// An event is recorded only when its caller may ([`Observation::record`]), its time is not ahead of
+    /// the clock by more than the skew, and it is not older than the store's reach ([`Recorded`]).
+    pub async fn observe(&self, events: &[Observation]) -> Result<Vec<Observed>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let latest = self.latest_recordable_time();
+        let future: Vec<bool> = events.iter().map(|e| e.record && e.time > latest).collect();
         let mut call = OBSERVE.prepare_invoke();
         call.arg(events.len());
         for n in observe_header() {
             call.arg(n);
         }
-        for e in events {
+        for (e, &future) in events.iter().zip(&future) {
             call.key(keys::customer(e.customer_id))
                 .key(keys::terminal(e.terminal_id))
                 .key(keys::terminal_fraud(e.terminal_id));
@@ -167,7 +238,8 @@ impl FeatureStore {
             call.arg(e.time)
                 .arg(i64::try_from(micro / 1_000_000).unwrap_or(i64::MAX))
                 .arg(i64::try_from(micro % 1_000_000).unwrap_or(0))
-                .arg(e.transaction_id.as_str());
+                .arg(e.transaction_id.as_str())
+                .arg(u8::from(e.record && !future));
         }
         let mut conn = self.conn.clone();
         let values: Vec<i64> = self.guard(call.invoke_async(&mut conn)).await?;
@@ -177,7 +249,28 @@ impl FeatureStore {
                 got: values.len(),
             });
         }
-        Ok(values.chunks_exact(OBSERVE_WIDTH).map(windows).collect())
+        values
+            .chunks_exact(OBSERVE_WIDTH)
+            .zip(future)
+            .map(|(v, future)| {
+                let recorded = match (v[15], future) {
+                    (_, true) => Recorded::Future,
+                    (0, _) => Recorded::Yes,
+                    (1, _) => Recorded::ReadOnly,
+                    (2, _) => Recorded::TooOld,
+                    _ => {
+                        return Err(StoreError::Protocol {
+                            expected: OBSERVE_WIDTH,
+                            got: v.len(),
+                        });
+                    }
+                };
+                Ok(Observed {
+                    windows: windows(v),
+                    recorded,
+                })
+            })
+            .collect()
     }
 
     /// Applies confirmed outcomes to terminal risk in one round trip; idempotent, so a label delivered
@@ -278,7 +371,7 @@ impl FeatureStore {
     }
 }
 
-/// One event's 15 integers as windows, through the definition's own arithmetic.
+/// One event's first 15 integers as windows, through the definition's own arithmetic.
 fn windows(v: &[i64]) -> Windows {
     let count = |i: usize| u32::try_from(v[i]).unwrap_or(u32::MAX);
     let sum = |w: usize| MicroAmount::from(v[3 + w]) * 1_000_000 + MicroAmount::from(v[6 + w]);

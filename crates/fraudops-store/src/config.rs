@@ -13,6 +13,25 @@ pub struct StoreArgs {
     #[arg(long = "feature-store-timeout", env = "FEATURE_STORE_TIMEOUT", default_value = "25ms",
           value_parser = parse_duration)]
     pub timeout: Duration,
+    /// How far ahead of this machine's clock a transaction's time may be and still be recorded (its
+    /// `tx_datetime`, UTC): the store prunes history by event time, so a future time must not reach it.
+    /// The API refuses such a request with 422; the stream worker scores it without recording it.
+    #[arg(long = "max-clock-skew", env = "MAX_CLOCK_SKEW", default_value = "5m",
+          value_parser = parse_duration)]
+    pub max_clock_skew: Duration,
+}
+
+impl StoreArgs {
+    /// The store these options name, or `None` without a URL.
+    pub fn connect(&self) -> Result<Option<crate::FeatureStore>, crate::StoreError> {
+        self.url
+            .as_deref()
+            .map(|url| {
+                crate::FeatureStore::connect(url, self.timeout)
+                    .map(|s| s.with_max_clock_skew(self.max_clock_skew))
+            })
+            .transpose()
+    }
 }
 
 /// `25ms`, `2s`, `1m`.

@@ -27,7 +27,10 @@ mod scripts;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use client::{FeatureStore, Label, Observation, ScoreRecord, StoredScore, Windows};
+pub use client::{
+    DEFAULT_MAX_CLOCK_SKEW, FeatureStore, Label, Observation, Observed, Recorded, ScoreRecord,
+    StoredScore, Windows,
+};
 pub use config::StoreArgs;
 pub use error::StoreError;
 pub use recorder::ScoreRecorder;

@@ -15,8 +15,8 @@ pub static OBSERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!
 /// Applies labels to terminal risk (see the file's header).
 pub static LABEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("label.lua")));
 
-/// Integers `observe.lua` returns per event.
-pub const OBSERVE_WIDTH: usize = 15;
+/// Integers `observe.lua` returns per event: 15 window values and what it did.
+pub const OBSERVE_WIDTH: usize = 16;
 
 /// How late an event may arrive and still see exact windows: history is kept this much longer than any
 /// window reaches. Scorers do not move in lockstep (one worker lags another, a replay lane falls behind),

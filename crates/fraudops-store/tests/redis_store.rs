@@ -10,7 +10,8 @@ use fraudops_features::definition::{DAY, FeatureRow};
 use fraudops_features::{FEATURE_NAMES, FeatureVector};
 use fraudops_store::testing::RedisServer;
 use fraudops_store::{
-    FeatureStore, Label, Observation, ScoreRecord, ScoreRecorder, StoreError, StoredScore, Windows,
+    FeatureStore, Label, Observation, Recorded, ScoreRecord, ScoreRecorder, StoreError,
+    StoredScore, Windows,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,6 +65,7 @@ fn observation(t: &Transaction) -> Observation {
         terminal_id: t.terminal_id,
         time: t.tx_datetime,
         amount: t.tx_amount,
+        record: true,
     }
 }
 
@@ -103,8 +105,9 @@ async fn through_store(
     for ids in order.chunks(chunk) {
         let events: Vec<Observation> = ids.iter().map(|&i| observation(&txs[i as usize])).collect();
         let windows = store.observe(&events).await.expect("observe");
-        for (&i, w) in ids.iter().zip(&windows) {
-            out[i as usize] = vector(&txs[i as usize], w);
+        for (&i, o) in ids.iter().zip(&windows) {
+            assert_eq!(o.recorded, Recorded::Yes, "tx {i}");
+            out[i as usize] = vector(&txs[i as usize], &o.windows);
         }
         let labels: Vec<Label> = ids.iter().map(|&i| label(&txs[i as usize])).collect();
         store.apply_labels(&labels).await.expect("labels");
@@ -157,7 +160,7 @@ async fn a_redelivered_transaction_or_label_counts_once_and_a_reversed_label_is_
         .await
         .expect("observe");
     assert_eq!(again, twice, "the same transaction recorded twice");
-    assert_eq!(twice[0].customer.nb_tx, [1, 1, 1]);
+    assert_eq!(twice[0].windows.customer.nb_tx, [1, 1, 1]);
     store.apply_labels(&[label(&first)]).await.expect("label");
     store.apply_labels(&[label(&first)]).await.expect("label");
     let later = tx(2, START + 7 * DAY + 3600, 8, 3, 5.0, false);
@@ -165,8 +168,12 @@ async fn a_redelivered_transaction_or_label_counts_once_and_a_reversed_label_is_
         .observe(&[observation(&later)])
         .await
         .expect("observe");
-    assert_eq!(w[0].terminal.nb_tx, [1, 1, 1]);
-    assert_eq!(w[0].terminal.risk, [1.0, 1.0, 1.0], "one fraud of one");
+    assert_eq!(w[0].windows.terminal.nb_tx, [1, 1, 1]);
+    assert_eq!(
+        w[0].windows.terminal.risk,
+        [1.0, 1.0, 1.0],
+        "one fraud of one"
+    );
     // A chargeback reversed: the same transaction labelled genuine.
     let mut reversed = label(&first);
     reversed.fraud = false;
@@ -182,7 +189,7 @@ async fn a_redelivered_transaction_or_label_counts_once_and_a_reversed_label_is_
         ))])
         .await
         .expect("observe");
-    assert_eq!(w[0].terminal.risk, [0.0, 0.0, 0.0]);
+    assert_eq!(w[0].windows.terminal.risk, [0.0, 0.0, 0.0]);
 }
 
 #[tokio::test]
@@ -266,15 +273,24 @@ async fn keys_expire_past_the_longest_window_plus_the_delay() {
             "{key} expires in {ttl} s"
         );
     }
-    // Per key, events no window reaches (even 7 days late) are dropped as time moves on.
+    // Per key, events no window reaches (even 7 days late) are dropped as time moves on: below the
+    // newest time the key held before the event (so one event, whatever its time, prunes nothing).
+    let zcard = |conn: &mut redis::Connection| -> i64 {
+        redis::cmd("ZCARD")
+            .arg("fraudops:v1:c:1")
+            .query(conn)
+            .expect("zcard")
+    };
     let late = tx(2, START + 38 * DAY, 1, 5, 1.0, false);
     let w = store.observe(&[observation(&late)]).await.expect("observe");
-    assert_eq!(w[0].customer.nb_tx, [1, 1, 1]);
-    let members: i64 = redis::cmd("ZCARD")
-        .arg("fraudops:v1:c:1")
-        .query(&mut conn)
-        .expect("zcard");
-    assert_eq!(members, 1, "the 38-day-old transaction is gone");
+    assert_eq!(w[0].windows.customer.nb_tx, [1, 1, 1]);
+    assert_eq!(zcard(&mut conn), 2, "the key had seen nothing past START");
+    let later = tx(3, START + 38 * DAY + 60, 1, 5, 1.0, false);
+    store
+        .observe(&[observation(&later)])
+        .await
+        .expect("observe");
+    assert_eq!(zcard(&mut conn), 2, "the 38-day-old transaction is gone");
 }
 
 #[tokio::test]
@@ -301,7 +317,11 @@ async fn a_restart_keeps_the_windows() {
         let t = &txs[i as usize];
         let w = store.observe(&[observation(t)]).await.expect("observe");
         store.apply_labels(&[label(t)]).await.expect("label");
-        assert_same(batch.row(i as usize), &vector(t, &w[0]), &format!("tx {i}"));
+        assert_same(
+            batch.row(i as usize),
+            &vector(t, &w[0].windows),
+            &format!("tx {i}"),
+        );
     }
     assert!(after.len() == 50);
 }
@@ -366,6 +386,184 @@ async fn scorers_up_to_seven_days_apart_still_see_exact_windows() {
     for i in order {
         let t = &txs[i as usize];
         let w = store.observe(&[observation(t)]).await.expect("observe");
-        assert_same(batch.row(i as usize), &vector(t, &w[0]), &format!("tx {i}"));
+        assert_same(
+            batch.row(i as usize),
+            &vector(t, &w[0].windows),
+            &format!("tx {i}"),
+        );
     }
+}
+
+/// The card's and terminal's windows of `probe` (read only: the probe changes nothing).
+async fn windows_of(store: &FeatureStore, probe: &Transaction) -> Windows {
+    let mut o = observation(probe);
+    o.record = false;
+    let w = store.observe(&[o]).await.expect("observe");
+    assert_ne!(w[0].recorded, Recorded::Yes);
+    w[0].windows
+}
+
+#[tokio::test]
+async fn a_caller_clock_cannot_erase_or_rewrite_history() {
+    let Some(server) = RedisServer::start_or_skip("a_caller_clock_cannot_erase_history", false)
+    else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let txs = random_transactions(21, 300);
+    let batch = compute(&txs);
+    let order = processing_order(&txs);
+    let mut conn = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("admin connection");
+    let dump = |conn: &mut redis::Connection| -> Vec<(String, Vec<(String, f64)>)> {
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg("fraudops:v1:[ctf]:*")
+            .query(conn)
+            .expect("keys");
+        keys.sort();
+        keys.into_iter()
+            .map(|k| {
+                let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(conn)
+                    .expect("zrange");
+                (k, members)
+            })
+            .collect()
+    };
+    let year_2099 = 4_070_908_800;
+    let mut latest_of_card = std::collections::HashMap::<u64, i64>::new();
+    for (n, &i) in order.iter().enumerate() {
+        let t = &txs[i as usize];
+        if n % 25 == 24 {
+            // The attacks of issue 29 on this card and terminal, between two real transactions.
+            let before = dump(&mut conn);
+            let future = tx(
+                90_000 + n as u64,
+                year_2099,
+                t.customer_id,
+                t.terminal_id,
+                9.0,
+                false,
+            );
+            let w = store
+                .observe(&[observation(&future)])
+                .await
+                .expect("observe");
+            assert_eq!(w[0].recorded, Recorded::Future);
+            let tomorrow = tx(
+                91_000 + n as u64,
+                store.latest_recordable_time() + 86_400,
+                t.customer_id,
+                t.terminal_id,
+                9.0,
+                false,
+            );
+            let w = store
+                .observe(&[observation(&tomorrow)])
+                .await
+                .expect("observe");
+            assert_eq!(w[0].recorded, Recorded::Future, "a day ahead of the clock");
+            // A caller that may only score: its windows, nothing written.
+            let mut probe = observation(&tx(
+                92_000 + n as u64,
+                t.tx_datetime,
+                t.customer_id,
+                t.terminal_id,
+                5.0,
+                false,
+            ));
+            probe.record = false;
+            let w = store.observe(&[probe]).await.expect("observe");
+            assert_eq!(w[0].recorded, Recorded::ReadOnly);
+            // An event far older than what the card holds: scored, not recorded.
+            if let Some(&latest) = latest_of_card.get(&t.customer_id) {
+                let ancient = tx(
+                    93_000 + n as u64,
+                    latest - 40 * DAY,
+                    t.customer_id,
+                    t.terminal_id,
+                    5.0,
+                    false,
+                );
+                let w = store
+                    .observe(&[observation(&ancient)])
+                    .await
+                    .expect("observe");
+                assert_eq!(
+                    w[0].recorded,
+                    Recorded::TooOld,
+                    "40 days before the card's last"
+                );
+            }
+            assert_eq!(dump(&mut conn), before, "nothing was written or deleted");
+        }
+        let w = store.observe(&[observation(t)]).await.expect("observe");
+        assert_eq!(w[0].recorded, Recorded::Yes, "tx {i}");
+        assert_same(
+            batch.row(i as usize),
+            &vector(t, &w[0].windows),
+            &format!("tx {i}"),
+        );
+        store.apply_labels(&[label(t)]).await.expect("label");
+        latest_of_card.insert(t.customer_id, t.tx_datetime);
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_observation_sees_what_recording_it_would_see() {
+    let Some(server) = RedisServer::start_or_skip("a_read_only_observation", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let txs = random_transactions(22, 120);
+    for t in &txs {
+        let read = windows_of(&store, t).await;
+        let w = store.observe(&[observation(t)]).await.expect("observe");
+        assert_eq!(w[0].recorded, Recorded::Yes);
+        assert_eq!(read, w[0].windows, "tx {}", t.transaction_id);
+        // Read again once recorded: the transaction is not counted twice.
+        assert_eq!(windows_of(&store, t).await, w[0].windows);
+    }
+}
+
+#[tokio::test]
+async fn a_far_future_time_prunes_nothing_even_if_a_caller_lets_it_through() {
+    let Some(server) = RedisServer::start_or_skip("a_far_future_time_prunes_nothing", false) else {
+        return;
+    };
+    // A store told to trust any clock: the script's own bound is all that is left.
+    let store = FeatureStore::connect(&server.url(), DEADLINE)
+        .expect("connect")
+        .with_max_clock_skew(Duration::from_secs(200 * 365 * 86_400));
+    let history: Vec<Transaction> = (0..3)
+        .map(|i| tx(i, START + i as i64 * 3600, 7, 8, 50.0, i == 0))
+        .collect();
+    for t in &history {
+        store.observe(&[observation(t)]).await.expect("observe");
+        store.apply_labels(&[label(t)]).await.expect("label");
+    }
+    let next = tx(10, START + 8 * DAY, 7, 8, 20.0, false);
+    let expected = windows_of(&store, &next).await;
+    let w = store
+        .observe(&[observation(&tx(11, 4_070_908_800, 7, 8, 1.0, false))])
+        .await
+        .expect("observe");
+    assert_eq!(w[0].recorded, Recorded::Yes, "this store trusts the clock");
+    assert_eq!(
+        windows_of(&store, &next).await,
+        expected,
+        "the card's and terminal's history is intact"
+    );
+    let w = store.observe(&[observation(&next)]).await.expect("observe");
+    assert_eq!(
+        w[0].recorded,
+        Recorded::TooOld,
+        "older than the key's reach now"
+    );
+    assert_eq!(w[0].windows, expected);
 }

@@ -125,6 +125,7 @@ impl Event {
             terminal_id: self.tx.terminal_id,
             time: self.tx.tx_datetime,
             amount: self.tx.tx_amount,
+            record: true,
         }
     }
 

@@ -13,6 +13,7 @@ use prometheus::{
 use tokio::net::TcpListener;
 
 use crate::error::StreamError;
+use fraudops_store::Recorded;
 
 /// SPEC §4.1: messages read from Kafka.
 pub const MESSAGES_CONSUMED: &str = "kafka_messages_consumed_total";
@@ -84,6 +85,9 @@ pub const STREAM_STORE_ERRORS: &str = "stream_feature_store_errors_total";
 /// Scores the worker could not record in the feature store for the label consumer (queue full or the
 /// store failed); their labels count as unscored in the online evaluation.
 pub const STREAM_SCORES_NOT_RECORDED: &str = "stream_scores_not_recorded_total";
+/// Events the worker scored from the store without recording them, by reason (`future`: ahead of the
+/// clock by more than MAX_CLOCK_SKEW; `too_old`: older than the store's reach for its card).
+pub const STREAM_STORE_UNRECORDED: &str = "stream_feature_store_unrecorded_total";
 /// One feature-store round trip of the worker (a batch of events).
 pub const STREAM_STORE_DURATION: &str = "stream_feature_store_duration_seconds";
 
@@ -106,6 +110,7 @@ pub struct KafkaMetrics {
     target_rate: IntGauge,
     attack_errors: IntCounterVec,
     store_errors: IntCounter,
+    store_unrecorded: IntCounterVec,
     store_duration: Histogram,
     scores_not_recorded: IntCounter,
     /// Second of the last `feature_store_failed` line.
@@ -172,6 +177,16 @@ impl KafkaMetrics {
             STREAM_SCORES_NOT_RECORDED,
             "Scores not recorded in the feature store for the label consumer (queue full or store failed).",
         )?;
+        let store_unrecorded = IntCounterVec::new(
+            Opts::new(
+                STREAM_STORE_UNRECORDED,
+                "Events scored with the store's windows but not recorded there, by reason (future, too_old).",
+            ),
+            &["reason"],
+        )?;
+        for reason in [Recorded::Future, Recorded::TooOld] {
+            store_unrecorded.with_label_values(&[reason.as_str()]);
+        }
         let store_duration = Histogram::with_opts(
             HistogramOpts::new(
                 STREAM_STORE_DURATION,
@@ -182,6 +197,7 @@ impl KafkaMetrics {
         for c in [
             Box::new(consumed.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(store_errors.clone()),
+            Box::new(store_unrecorded.clone()),
             Box::new(store_duration.clone()),
             Box::new(scores_not_recorded.clone()),
             Box::new(produced.clone()),
@@ -207,6 +223,7 @@ impl KafkaMetrics {
             target_rate,
             attack_errors,
             store_errors,
+            store_unrecorded,
             store_duration,
             scores_not_recorded,
             store_logged_at: Default::default(),
@@ -290,6 +307,13 @@ impl KafkaMetrics {
     /// logged at most once per second (a store that is down fails every batch).
     pub fn scores_not_recorded(&self, n: usize) {
         self.scores_not_recorded.inc_by(n as u64);
+    }
+
+    /// The store scored an event without recording it (`recorded` is never [`Recorded::Yes`] here).
+    pub fn store_unrecorded(&self, recorded: Recorded) {
+        self.store_unrecorded
+            .with_label_values(&[recorded.as_str()])
+            .inc();
     }
 
     /// A feature store call failed for a batch of `events`: counted, and logged at most once a second.

@@ -44,6 +44,9 @@ pub struct ValidTransaction {
     /// the API reads and records the windows there. `None` when the caller supplied history (the stream
     /// worker, a caller with its own feature pipeline) or cannot have any (the seed's minimal schema).
     pub store_key: Option<StoreKey>,
+    /// The request brought precomputed `history` (only callers allowed to may: the API checks the
+    /// caller's scope).
+    pub has_history: bool,
 }
 
 /// The coordinates of a transaction in the online feature store.
@@ -110,14 +113,14 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationError> {
 fn decode_tracking_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = bounded(e.path().to_string());
         let inner = e.into_inner();
         let field = missing_field(&inner.to_string(), &path).or(if path == "." {
             None
         } else {
             Some(path)
         });
-        let message = inner.to_string();
+        let message = bounded(inner.to_string());
         match inner.classify() {
             Category::Data => ValidationError::Invalid { message, field },
             Category::Syntax | Category::Eof | Category::Io => {
@@ -130,6 +133,54 @@ fn decode_tracking_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Validati
         field: None,
     })?;
     Ok(value)
+}
+
+/// Longest error message or field path returned: errors are echoed in responses, logs and dead letters,
+/// and a value of a 1 MiB body must not be echoed whole.
+pub const MAX_MESSAGE_CHARS: usize = 200;
+/// Characters of a caller's value an error quotes.
+const QUOTED_CHARS: usize = 32;
+
+/// A caller's text as an error quotes it: debug-quoted, at most [`QUOTED_CHARS`] characters of it.
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+        None => format!("{text:?}"),
+    }
+}
+
+/// A message of at most [`MAX_MESSAGE_CHARS`]: serde quotes the offending value (`"…"` or `` `…` ``),
+/// which is what is shortened, so the message keeps saying what was expected.
+fn bounded(message: String) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    let quoted = message.find(['"', '`']).and_then(|open| {
+        let mark = message[open..].chars().next()?;
+        let close = message.rfind(mark).filter(|&c| c > open)?;
+        Some((open, close))
+    });
+    let shortened = match quoted {
+        Some((open, close)) => {
+            let inner = &message[open + 1..close];
+            let keep = inner
+                .char_indices()
+                .nth(QUOTED_CHARS)
+                .map_or(inner.len(), |(i, _)| i);
+            format!(
+                "{}{}… ({} bytes){}",
+                &message[..=open],
+                &inner[..keep],
+                inner.len(),
+                &message[close..]
+            )
+        }
+        None => message,
+    };
+    match shortened.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &shortened[..cut]),
+        None => shortened,
+    }
 }
 
 /// serde reports a missing field at its parent's path; name the field itself.
@@ -255,7 +306,7 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
         Some(text) => Some(parse_datetime(text).ok_or_else(|| {
             ValidationError::invalid(
                 f("tx_datetime"),
-                format!("expected YYYY-MM-DD HH:MM:SS, got {text:?}"),
+                format!("expected YYYY-MM-DD HH:MM:SS, got {}", quote(text)),
             )
         })?),
         None => None,
@@ -311,6 +362,7 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
         }),
         _ => None,
     };
+    let has_history = req.history.is_some();
     let history = req.history.unwrap_or_default();
     let customer = match &history.customer {
         Some(h) => customer_windows(h, prefix, "history.customer.")?,
@@ -333,6 +385,7 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
             account_balance: req.account_balance,
         },
         store_key,
+        has_history,
         unknown_merchant_category,
     })
 }
@@ -340,6 +393,54 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_quotes_a_short_prefix_of_a_huge_value() {
+        let huge = "x".repeat(1 << 20);
+        for (body, quotes_it) in [
+            (
+                format!(r#"{{"transaction_id": 1, "amount": 1, "tx_datetime": "{huge}"}}"#),
+                true,
+            ),
+            (
+                format!(r#"{{"transaction_id": 1, "amount": "{huge}"}}"#),
+                true,
+            ),
+            (
+                format!(r#"{{"transaction_id": "{huge}", "amount": 1}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"transaction_id": 1, "amount": 1, "merchant_category": ["{huge}"]}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"transaction_id": 1, "amount": 1, "{huge}": 1, "x": }}"#),
+                false,
+            ),
+        ] {
+            let e = parse_single(body.as_bytes()).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.chars().count() <= MAX_MESSAGE_CHARS + 1,
+                "{}",
+                text.len()
+            );
+            assert!(
+                e.field()
+                    .is_none_or(|f| f.chars().count() <= MAX_MESSAGE_CHARS + 1)
+            );
+            if quotes_it {
+                assert!(
+                    text.contains("xxxx") && text.contains("1048576 bytes"),
+                    "a prefix is quoted: {text}"
+                );
+            }
+        }
+        let e = parse_single(format!(r#"{{"transaction_id": 1, "amount": "{huge}"}}"#).as_bytes())
+            .unwrap_err();
+        assert!(e.to_string().contains("expected"), "{e}");
+    }
 
     fn err(body: &str) -> ValidationError {
         parse_single(body.as_bytes()).unwrap_err()

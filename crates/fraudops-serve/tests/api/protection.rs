@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{TestServer, metric, transaction, wait_for};
+use crate::support::{KeysFile, TestServer, metric, transaction, wait_for};
 
 /// A `/predict` request whose body is sent in two halves: between them it holds a slot in flight.
 pub struct SlowRequest {
@@ -34,6 +34,11 @@ impl SlowRequest {
     /// Sends the rest of the body; returns the status code.
     pub async fn finish(mut self) -> u16 {
         self.stream.write_all(&self.rest).await.expect("write rest");
+        self.wait_status().await
+    }
+
+    /// Sends nothing more; returns the status code the server answers with.
+    pub async fn wait_status(mut self) -> u16 {
         let mut response = Vec::new();
         self.stream
             .read_to_end(&mut response)
@@ -51,11 +56,55 @@ async fn in_progress(server: &TestServer) -> f64 {
     metric(&server.metrics().await, "http_requests_in_progress").unwrap_or(-1.0)
 }
 
+/// A "feature store" that accepts connections and never answers: requests that need it hold their place
+/// among those in flight until the store's deadline.
+async fn stalled_store() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("redis://{}/0", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+/// A direct call: card, terminal and time, no history (it asks the feature store).
+fn direct(id: &str) -> Value {
+    let mut body = transaction(id);
+    body["customer_id"] = 1.into();
+    body["terminal_id"] = 2.into();
+    body["tx_datetime"] = "2018-04-01 10:00:00".into();
+    body
+}
+
 #[tokio::test]
 async fn excess_requests_are_shed_immediately_with_retry_after() {
-    let server = TestServer::configured(|config| config.max_in_flight = 2).await;
-    let a = SlowRequest::begin(&server).await;
-    let b = SlowRequest::begin(&server).await;
+    let (store, _stalled) = stalled_store().await;
+    let server = std::sync::Arc::new(
+        TestServer::configured(|config| {
+            config.max_in_flight = 2;
+            config.feature_store.url = Some(store);
+            config.feature_store.timeout = Duration::from_secs(3);
+        })
+        .await,
+    );
+    // Two direct calls wait on the store, each holding a place in flight.
+    let waiting: Vec<_> = (0..2)
+        .map(|i| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                server
+                    .post_json("/predict", &direct(&format!("w{i}")))
+                    .await
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
     // The /metrics request itself is in progress while it renders, hence 3.
     assert!(
         wait_for(Duration::from_secs(5), || async {
@@ -83,14 +132,45 @@ async fn excess_requests_are_shed_immediately_with_retry_after() {
     assert_eq!(server.get("/health").await.status(), 200);
     assert_eq!(server.get("/ready").await.status(), 200);
 
-    assert_eq!(a.finish().await, 200);
-    assert_eq!(b.finish().await, 200);
+    // The store's deadline passes: both are scored without history.
+    for w in waiting {
+        assert_eq!(w.await.expect("task"), 200);
+    }
     assert_eq!(server.predict_status("after").await, 200);
     server
         .assert_samples(&[
             ("http_requests_rejected_total{reason=\"overload\"}", 1.0),
             ("http_errors_total{status_class=\"5xx\"}", 1.0),
         ])
+        .await;
+}
+
+#[tokio::test]
+async fn a_slow_body_holds_no_place_in_flight() {
+    let server = TestServer::configured(|config| config.max_in_flight = 1).await;
+    let slow = SlowRequest::begin(&server).await;
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            in_progress(&server).await == 2.0
+        })
+        .await
+    );
+    assert_eq!(
+        server.predict_status("fast").await,
+        200,
+        "the one place in flight is taken only once a body is in"
+    );
+    assert_eq!(slow.finish().await, 200);
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408_and_frees_everything() {
+    let server = TestServer::configured(|config| config.body_read_timeout_seconds = 1).await;
+    let slow = SlowRequest::begin(&server).await;
+    assert_eq!(slow.wait_status().await, 408);
+    assert_eq!(server.predict_status("next").await, 200);
+    server
+        .assert_samples(&[("http_requests_rejected_total{reason=\"body_timeout\"}", 1.0)])
         .await;
 }
 
@@ -156,24 +236,27 @@ async fn a_flood_gets_only_answers_or_shedding_never_errors() {
 }
 
 #[tokio::test]
-async fn clients_over_their_rate_get_429_others_do_not() {
+async fn clients_over_their_quota_get_429_others_do_not() {
+    let keys = KeysFile::new(&[("noisy", "score", "k-noisy"), ("quiet", "score", "k-quiet")]);
     let server = TestServer::configured(|config| {
         config.rate_limit_rps = 1;
         config.rate_limit_burst = 2;
-        config.rate_limit_key_header = Some("X-Api-Key".into());
+        config.api_keys_file = Some(keys.path());
     })
     .await;
     let send = |key: &'static str| {
         let request = server
             .client
             .post(server.url("/predict"))
-            .header("x-api-key", key)
+            .bearer_auth(key)
+            // A header the client sets does not give it another bucket.
+            .header("x-api-key", format!("{key}-{}", rand_suffix()))
             .json(&transaction("r"));
         async move { request.send().await.expect("send") }
     };
-    assert_eq!(send("noisy").await.status(), 200);
-    assert_eq!(send("noisy").await.status(), 200);
-    let limited = send("noisy").await;
+    assert_eq!(send("k-noisy").await.status(), 200);
+    assert_eq!(send("k-noisy").await.status(), 200);
+    let limited = send("k-noisy").await;
     assert_eq!(limited.status(), 429);
     let retry_after: u64 = limited.headers()["retry-after"]
         .to_str()
@@ -181,15 +264,25 @@ async fn clients_over_their_rate_get_429_others_do_not() {
         .parse()
         .expect("seconds");
     assert!((1..=2).contains(&retry_after));
-    assert_eq!(send("quiet").await.status(), 200);
-    // Without the header, clients are told apart by address; health is never limited.
+    assert_eq!(send("k-quiet").await.status(), 200);
+    // Health is never limited nor authenticated.
     for _ in 0..5 {
         assert_eq!(server.get("/health").await.status(), 200);
     }
     server
         .assert_samples(&[
             ("http_requests_rejected_total{reason=\"rate_limit\"}", 1.0),
+            (
+                "api_client_refusals_total{client=\"noisy\",reason=\"quota\"}",
+                1.0,
+            ),
             ("http_errors_total{status_class=\"4xx\"}", 1.0),
         ])
         .await;
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }

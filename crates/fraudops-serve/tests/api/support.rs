@@ -194,3 +194,33 @@ where
 
 /// Shared flag for tests that need a registry whose answer they control.
 pub type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+/// An API_KEYS_FILE in a temporary directory: `(client id, scopes, key)` per line, keys stored as their
+/// digests as an operator would.
+pub struct KeysFile {
+    dir: tempfile::TempDir,
+}
+
+impl KeysFile {
+    pub fn new(keys: &[(&str, &str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = Self { dir };
+        file.write(keys);
+        file
+    }
+
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("api-keys")
+    }
+
+    /// Replaces the file's keys (as a Secret update does).
+    pub fn write(&self, keys: &[(&str, &str, &str)]) {
+        let text: String = keys
+            .iter()
+            .map(|(client, scopes, key)| {
+                format!("{client} {scopes} {}\n", fraudops_serve::key_digest(key))
+            })
+            .collect();
+        std::fs::write(self.path(), text).expect("write keys");
+    }
+}

@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use fraudops_features::FeatureRow;
-use fraudops_store::{FeatureStore, Observation};
+use fraudops_store::{FeatureStore, Observation, Recorded};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -55,8 +55,11 @@ pub fn spawn<T: Send + 'static>(
             };
             match windows {
                 Some(windows) => {
-                    for ((event, item), w) in batch.drain(..).zip(windows) {
-                        let row = event.row(&w);
+                    for ((event, item), o) in batch.drain(..).zip(windows) {
+                        if o.recorded != Recorded::Yes {
+                            metrics.store_unrecorded(o.recorded);
+                        }
+                        let row = event.row(&o.windows);
                         then(event, Some(row), item);
                     }
                 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fraudops_features::FeatureRow;
 use fraudops_model::Model;
-use fraudops_store::{FeatureStore, ScoreRecord, ScoreRecorder, StoredScore};
+use fraudops_store::{ScoreRecord, ScoreRecorder, StoredScore};
 use fraudops_wire::{DeadLetter, PredictionEvent};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -302,8 +302,8 @@ pub async fn run(
     }
     let metrics = KafkaMetrics::new()?;
     let scorer = scorer(&config, &metrics)?;
-    let feature_store = match &config.feature_store.url {
-        Some(url) => Some(FeatureStore::connect(url, config.feature_store.timeout)?),
+    let feature_store = match config.feature_store.connect()? {
+        Some(store) => Some(store),
         None => {
             if config.in_process {
                 tracing::warn!(
