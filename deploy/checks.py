@@ -63,6 +63,11 @@ CRD_SCHEMAS: dict[tuple[str, str], dict] = {
     ("argoproj.io/v1alpha1", "AppProject"): {
         "required": ["sourceRepos", "destinations"],
     },
+    ("cert-manager.io/v1", "ClusterIssuer"): {
+        "required": ["acme"],
+        "properties": {"acme": {"type": "object", "required": ["server", "email", "privateKeySecretRef", "solvers"],
+                                "properties": {"solvers": {"type": "array", "minItems": 1}}}},
+    },
 }
 
 # HPA of SPEC §7, exactly.
@@ -232,6 +237,16 @@ def cmd_invariants(paths: list[Path]) -> None:
         if not svc or not any(p["name"] == "http" and p["port"] == 80 and p["targetPort"] == "http"
                               for p in svc["spec"]["ports"]):
             fail(f"{path.name}: Service fraudops-api must map port 80 (http) to the http port")
+        # The API's /metrics on its own port (METRICS_PORT): the http port answers 404 for it, so the
+        # ServiceMonitor scrapes the Service's metrics port.
+        if api:
+            c = api["spec"]["template"]["spec"]["containers"][0]
+            metrics = next((p["containerPort"] for p in c.get("ports", []) if p["name"] == "metrics"), None)
+            if metrics != API_METRICS_PORT or _env(c).get("METRICS_PORT", {}).get("value") != str(API_METRICS_PORT):
+                fail(f"{path.name}: fraudops-api must serve /metrics on METRICS_PORT {API_METRICS_PORT}, its container "
+                     f"port `metrics` (got port {metrics}, METRICS_PORT {_env(c).get('METRICS_PORT')})")
+        if not svc or not any(p["name"] == "metrics" and p["targetPort"] == "metrics" for p in svc["spec"]["ports"]):
+            fail(f"{path.name}: Service fraudops-api must expose the metrics port for the ServiceMonitor")
         for kind, name in (("ServiceMonitor", "fraudops-api"), ("PodMonitor", "fraudops-stream"),
                            ("PodMonitor", "fraudops-labels"), ("PodMonitor", "fraudops-redis"),
                            ("PodMonitor", "fraudops-archive"),
@@ -241,8 +256,8 @@ def cmd_invariants(paths: list[Path]) -> None:
                 fail(f"{path.name}: {kind} {name} missing or without label release=kube-prometheus-stack")
         sm = find(objs, "ServiceMonitor", "fraudops-api")
         ep = sm["spec"]["endpoints"][0] if sm else {}
-        if (ep.get("port"), ep.get("path"), ep.get("interval")) != ("http", "/metrics", "15s"):
-            fail(f"{path.name}: ServiceMonitor endpoint must be port http, /metrics, 15s")
+        if (ep.get("port"), ep.get("path"), ep.get("interval")) != ("metrics", "/metrics", "15s"):
+            fail(f"{path.name}: ServiceMonitor endpoint must be port metrics, /metrics, 15s")
         topics = {o["metadata"]["name"]: o["spec"] for o in objs if o.get("kind") == "KafkaTopic"}
         if set(topics) != {"transactions-input", "fraud-predictions", "transactions-dead-letter", "fraud-labels"}:
             fail(f"{path.name}: Kafka topics {sorted(topics)}")
@@ -263,6 +278,11 @@ def cmd_invariants(paths: list[Path]) -> None:
         _check_retrain_trigger(objs, path.name)
         _check_archive(objs, path.name)
         _check_network_policies(objs, path.name)
+        _check_api_network_policy(objs, path.name)
+        for problem in api_auth_problems(objs, production=path.stem in PRODUCTION_LIKE):
+            fail(f"{path.name}: {problem}")
+        for problem in ingress_problems(objs, production=path.stem in PRODUCTION_LIKE):
+            fail(f"{path.name}: {problem}")
 
 
 def _check_retrain_trigger(objs: list[dict], where: str) -> None:
@@ -450,6 +470,589 @@ def _check_network_policies(objs: list[dict], where: str) -> None:
         for w in workloads:
             if _admitted(policy, "http", w["spec"]["template"]["metadata"]["labels"]):
                 fail(f"{where}: {w['metadata']['name']} may post to the retraining bridge")
+
+
+# --- the API's keys, its NetworkPolicy, its Ingress and the edge limits -------------------------------------
+# The `fraudops serve` contract: API_KEYS_FILE names a file of `<client-id> <scopes> sha256:<digest>` lines that
+# serve re-reads when it changes; callers send `Authorization: Bearer <key>` (API_KEY of the stream worker and
+# the attack). Production must not serve without it; the local overlay and the drill run without keys.
+PRODUCTION_LIKE = ("production", "seed-attack")  # rendered overlays (file stems) that must require keys
+API_KEYS_SECRET, API_KEYS_SECRET_KEY = "fraudops-api-keys", "api-keys"
+CLIENT_KEYS_SECRET = "fraudops-api-client-keys"
+API_METRICS_PORT = 9102
+SCORING_PATHS = ("/predict", "/predict/batch")
+# Pods of the platform, by the labels their charts and operators give them (for the NetworkPolicy checks).
+PROMETHEUS_POD = ("monitoring", {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/managed-by": "prometheus-operator",
+                                 "operator.prometheus.io/name": "kube-prometheus-stack-prometheus"})
+INGRESS_CONTROLLER_POD = ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/instance": "ingress-nginx",
+                                            "app.kubernetes.io/component": "controller"})
+OTHER_PODS = {"grafana": ("monitoring", {"app.kubernetes.io/name": "grafana"}),
+              "alertmanager": ("monitoring", {"app.kubernetes.io/name": "alertmanager"}),
+              "a pod of another namespace": ("default", {"app": "curl"}),
+              "the ingress controller's admission webhook": ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx",
+                                                                                "app.kubernetes.io/component": "admission-webhook"})}
+
+
+def _workloads(objs: list[dict]) -> list[dict]:
+    return [o for o in objs if o.get("kind") in ("Deployment", "StatefulSet", "Job", "CronJob")]
+
+
+def _pod_spec(workload: dict) -> dict:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]
+
+
+def _secret_refs(workload: dict) -> list[tuple[str, bool]]:
+    """(Secret name, optional) of every Secret the pod needs: volumes, env and envFrom."""
+    pod = _pod_spec(workload)
+    refs = [(v["secret"].get("secretName"), bool(v["secret"].get("optional"))) for v in pod.get("volumes", [])
+            if "secret" in v]
+    for c in pod.get("containers", []) + pod.get("initContainers", []):
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                refs.append((ref.get("name"), bool(ref.get("optional"))))
+        for e in c.get("envFrom", []):
+            if "secretRef" in e:
+                refs.append((e["secretRef"].get("name"), bool(e["secretRef"].get("optional"))))
+    return refs
+
+
+def _attack_job() -> dict:
+    return docs(DEPLOY / "k8s/attack/attack-job.yaml")[0]
+
+
+def _flag(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+
+
+def api_auth_problems(objs: list[dict], production: bool) -> list[str]:
+    """What is wrong with the API keys' wiring in one rendered overlay (empty: nothing). Production: serve reads
+    API_KEYS_FILE from the Secret fraudops-api-keys, mounted read-only as a directory (no subPath, so a rotation
+    reaches the file), required; the stream worker sends its key from fraudops-api-client-keys. Elsewhere: no pod
+    needs those Secrets (a laptop has none). Everywhere: no key in git, no RATE_LIMIT_KEY_HEADER."""
+    problems = []
+    for o in objs:
+        if o.get("kind") == "Secret" and o["metadata"]["name"] in (API_KEYS_SECRET, CLIENT_KEYS_SECRET):
+            problems.append(f"Secret {o['metadata']['name']} is rendered: API keys are never in git (the operator "
+                            "creates the Secret, deploy/README.md §7)")
+    config = (find(objs, "ConfigMap", "fraudops-config") or {}).get("data", {})
+    for var in ("API_KEY", "API_KEYS_FILE", "RATE_LIMIT_KEY_HEADER"):
+        if var in config:
+            problems.append(f"fraudops-config sets {var}: every workload and the drill's replicas load that ConfigMap")
+    for w in _workloads(objs):
+        for c in _pod_spec(w).get("containers", []):
+            env = _env(c)
+            if "value" in env.get("API_KEY", {}):
+                problems.append(f"{w['metadata']['name']}: a literal API_KEY (keys come from the Secret "
+                                f"{CLIENT_KEYS_SECRET})")
+            if "RATE_LIMIT_KEY_HEADER" in env:
+                problems.append(f"{w['metadata']['name']}: RATE_LIMIT_KEY_HEADER is gone (a header the client sets "
+                                "cannot key a quota; with keys the quota is per client id)")
+    if not production:
+        for w in _workloads(objs):
+            for name, optional in _secret_refs(w):
+                if name in (API_KEYS_SECRET, CLIENT_KEYS_SECRET) and not optional:
+                    problems.append(f"{w['metadata']['name']} needs the Secret {name}, which only production has "
+                                    "(its pod would never start here)")
+        return problems
+
+    api = find(objs, "Deployment", "fraudops-api")
+    if api is None:
+        return problems + ["no Deployment fraudops-api"]
+    pod = api["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = _env(c)
+    path = env.get("API_KEYS_FILE", {}).get("value")
+    if c.get("args", [None])[0] != "serve":
+        problems.append(f"fraudops-api runs {c.get('args')}, not serve")
+    if not path:
+        problems.append("fraudops-api serves without API_KEYS_FILE (a literal path into the Secret "
+                        f"{API_KEYS_SECRET}): production would answer anyone")
+    else:
+        mount = next((m for m in c.get("volumeMounts", []) if path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+        volume = next((v for v in pod.get("volumes", []) if mount and v["name"] == mount["name"]), None)
+        secret = (volume or {}).get("secret")
+        if mount is None or volume is None:
+            problems.append(f"API_KEYS_FILE {path} is not in a mounted volume")
+        elif secret is None or secret.get("secretName") != API_KEYS_SECRET:
+            problems.append(f"API_KEYS_FILE {path} is not a file of the Secret {API_KEYS_SECRET} (volume {volume})")
+        else:
+            if mount.get("subPath") or mount.get("subPathExpr"):
+                problems.append(f"API_KEYS_FILE's mount uses subPath: the kubelet never updates such a file, so a "
+                                "rotated or revoked key would not reach the API")
+            if not mount.get("readOnly"):
+                problems.append("the API keys' mount must be readOnly")
+            if secret.get("optional"):
+                problems.append(f"the Secret {API_KEYS_SECRET} is optional: the API would start without keys")
+            name = path[len(mount["mountPath"].rstrip("/")) + 1:]
+            items = secret.get("items")
+            key = next((i["key"] for i in items if i["path"] == name), None) if items else name
+            if key != API_KEYS_SECRET_KEY:
+                problems.append(f"API_KEYS_FILE {path} is the Secret's key {key!r}, not {API_KEYS_SECRET_KEY!r}")
+    stream = find(objs, "Deployment", "fraudops-stream")
+    ref = _env(stream["spec"]["template"]["spec"]["containers"][0]).get("API_KEY", {}).get("valueFrom", {}).get(
+        "secretKeyRef", {}) if stream else {}
+    if (ref.get("name"), ref.get("key"), bool(ref.get("optional"))) != (CLIENT_KEYS_SECRET, "stream-worker", False):
+        problems.append(f"fraudops-stream must send API_KEY from the Secret {CLIENT_KEYS_SECRET}, key stream-worker "
+                        f"(required), got {ref}")
+    # The quota is per client, and the stream worker is one client carrying every event of the attack: below the
+    # attack's guard the quota, not the API's CPU, would stop the escalation before the admin alert.
+    rps = int(env.get("RATE_LIMIT_RPS", {}).get("value", "0") or 0)
+    hpa = find(objs, "HorizontalPodAutoscaler", "fraudops-api")
+    guard = _flag(_attack_job()["spec"]["template"]["spec"]["containers"][0].get("args", []), "--max-rate")
+    if rps and hpa and guard and rps * hpa["spec"]["maxReplicas"] < float(guard):
+        problems.append(f"RATE_LIMIT_RPS {rps} per client and replica × {hpa['spec']['maxReplicas']} replicas is below "
+                        f"the attack's --max-rate {guard}: the stream worker's quota would end the attack")
+    return problems
+
+
+def cmd_api_keys_negative(production: Path) -> None:
+    """The check above refuses each way production could serve without keys (and passes the overlay as it is)."""
+    import copy
+
+    objs = docs(production)
+    if api_auth_problems(objs, production=True):
+        fail(f"{production.name}: the unmodified overlay fails: {api_auth_problems(objs, production=True)}")
+        return
+
+    def api(o):  # the API's pod spec and container
+        d = find(o, "Deployment", "fraudops-api")["spec"]["template"]["spec"]
+        return d, d["containers"][0]
+
+    def keys_volume(o):
+        d, c = api(o)
+        path = _env(c)["API_KEYS_FILE"]["value"]
+        m = next(m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+        return m, next(v for v in d["volumes"] if v["name"] == m["name"])
+
+    def drop_env(container: dict, name: str) -> None:
+        container["env"] = [e for e in container.get("env", []) if e["name"] != name]
+
+    def worker(o):
+        return find(o, "Deployment", "fraudops-stream")["spec"]["template"]["spec"]["containers"][0]
+
+    def from_volume(kind: str, source: dict):
+        def mutate(o):
+            volume = keys_volume(o)[1]
+            volume.pop("secret")
+            volume[kind] = source
+        return mutate
+
+    def literal_worker_key(o):
+        drop_env(worker(o), "API_KEY")
+        worker(o)["env"].append({"name": "API_KEY", "value": "not-a-key"})
+
+    mutants = {
+        "no API_KEYS_FILE": lambda o: drop_env(api(o)[1], "API_KEYS_FILE"),
+        "API_KEYS_FILE outside any volume": lambda o: _env(api(o)[1])["API_KEYS_FILE"].update(value="/tmp/api-keys"),
+        "keys from an emptyDir": from_volume("emptyDir", {}),
+        "keys from a ConfigMap": from_volume("configMap", {"name": API_KEYS_SECRET}),
+        "keys from another Secret": lambda o: keys_volume(o)[1]["secret"].update(secretName="fraudops-lake"),
+        "a subPath mount": lambda o: keys_volume(o)[0].update(subPath=API_KEYS_SECRET_KEY),
+        "an optional Secret": lambda o: keys_volume(o)[1]["secret"].update(optional=True),
+        "a writable mount": lambda o: keys_volume(o)[0].update(readOnly=False),
+        "another key of the Secret": lambda o: keys_volume(o)[1]["secret"].update(
+            items=[{"key": "old-keys", "path": API_KEYS_SECRET_KEY}]),
+        "a literal worker key": literal_worker_key,
+        "the worker without a key": lambda o: drop_env(worker(o), "API_KEY"),
+        "the keys Secret in git": lambda o: o.append({"apiVersion": "v1", "kind": "Secret",
+                                                      "metadata": {"name": API_KEYS_SECRET},
+                                                      "stringData": {API_KEYS_SECRET_KEY: "x score sha256:00"}}),
+        "RATE_LIMIT_KEY_HEADER": lambda o: find(o, "ConfigMap", "fraudops-config")["data"].update(
+            RATE_LIMIT_KEY_HEADER="x-client-id"),
+        "a quota below the attack's guard": lambda o: _env(api(o)[1])["RATE_LIMIT_RPS"].update(value="100"),
+    }
+    for name, mutate in mutants.items():
+        mutant = copy.deepcopy(objs)
+        mutate(mutant)
+        problems = api_auth_problems(mutant, production=True)
+        if problems:
+            print(f"refused, {name}: {problems[0]}")
+        else:
+            fail(f"{production.name} with {name} passes the API keys check")
+    # And production's objects as a laptop overlay: its pods would wait for Secrets a laptop does not have.
+    if not api_auth_problems(objs, production=False):
+        fail(f"{production.name} passes as a non-production overlay although its pods need the key Secrets")
+
+
+def _admits(policy: dict, port: tuple[str, int], namespace: str, labels: dict, own: str = "fraudops") -> bool:
+    """Whether the policy lets a pod with these labels in this namespace reach the port (name, number)."""
+    for rule in policy["spec"].get("ingress", []):
+        if rule.get("ports") and not any(p.get("port") in port for p in rule["ports"]):
+            continue
+        if not rule.get("from"):
+            return True
+        for peer in rule["from"]:
+            if "ipBlock" in peer:
+                return True  # an address range admits pods of every namespace, and more
+            ns, pods = peer.get("namespaceSelector"), peer.get("podSelector")
+            in_ns = namespace == own if ns is None else selects(ns, {"kubernetes.io/metadata.name": namespace})
+            if in_ns and (pods is None or selects(pods, labels)):
+                return True
+    return False
+
+
+def _check_api_network_policy(objs: list[dict], where: str) -> None:
+    """The API's two ports: metrics (9102) only for Prometheus; http (8000) for the ingress controller and the
+    in-cluster clients (the stream worker, the attack Job), never for other pods of monitoring or elsewhere."""
+    api = find(objs, "Deployment", "fraudops-api")
+    if api is None:
+        return
+    labels = api["spec"]["template"]["metadata"]["labels"]
+    c = api["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    policy = _policy_for(objs, labels)
+    if policy is None:
+        fail(f"{where}: no NetworkPolicy restricts ingress to fraudops-api")
+        return
+    http, metrics = ("http", ports.get("http")), ("metrics", ports.get("metrics"))
+    for rule in policy["spec"].get("ingress", []):
+        for p in rule.get("ports", []):
+            if p.get("port") not in list(ports) + list(ports.values()):
+                fail(f"{where}: NetworkPolicy {policy['metadata']['name']} names port {p.get('port')!r}, not one of "
+                     f"the API's {sorted(ports)}")
+    if not _admits(policy, metrics, *PROMETHEUS_POD):
+        fail(f"{where}: Prometheus cannot scrape the API's metrics port")
+    if not _admits(policy, http, *INGRESS_CONTROLLER_POD):
+        fail(f"{where}: the ingress controller cannot reach the API's http port")
+    if _admits(policy, metrics, *INGRESS_CONTROLLER_POD):
+        fail(f"{where}: the ingress controller may reach the API's metrics port")
+    for name, (ns, pod_labels) in OTHER_PODS.items():
+        for port in (http, metrics):
+            if _admits(policy, port, ns, pod_labels):
+                fail(f"{where}: {name} (namespace {ns}) may reach the API's {port[0]} port")
+    attack = _attack_job()["spec"]["template"]["metadata"]["labels"]
+    clients = [(w["metadata"]["name"], w["spec"]["template"]["metadata"]["labels"]) for w in _workloads(objs)
+               if any(a.startswith("http://fraudops-api.") for c in _pod_spec(w)["containers"] for a in c.get("args", []))]
+    for name, pod_labels in clients + [("the attack Job", attack)]:
+        if not _admits(policy, http, "fraudops", pod_labels):
+            fail(f"{where}: {name} calls the API but NetworkPolicy {policy['metadata']['name']} does not admit it")
+    for w in _workloads(objs):
+        if _admits(policy, metrics, "fraudops", w["spec"]["template"]["metadata"]["labels"]):
+            fail(f"{where}: {w['metadata']['name']} may reach the API's metrics port")
+    if not clients:
+        fail(f"{where}: no workload calls the API (the stream worker's --api-url)")
+
+
+def _cluster_issuers() -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for p in sorted((DEPLOY / "platform/cert-manager").glob("*.yaml"))
+            for o in docs(p) if o.get("kind") == "ClusterIssuer"}
+
+
+def ingress_problems(objs: list[dict], production: bool) -> list[str]:
+    """The Ingress routes only the scoring paths (Exact), with no limit annotation (it would silence the edge
+    limits of the controller's http-snippet); in production with a host, TLS for that host, and a certificate
+    from a ClusterIssuer of deploy/platform/cert-manager."""
+    ing = find(objs, "Ingress", "fraudops-api")
+    if ing is None:
+        return ["no Ingress fraudops-api"] if production else []  # the local overlay deletes it
+    problems = []
+    rules = ing["spec"].get("rules", [])
+    paths = [(p["path"], p.get("pathType")) for r in rules for p in r.get("http", {}).get("paths", [])]
+    if not rules or sorted(paths) != sorted([(p, "Exact") for p in SCORING_PATHS] * len(rules)):
+        problems.append(f"Ingress fraudops-api routes {paths}; only {list(SCORING_PATHS)}, pathType Exact")
+    for r in rules:
+        for p in r.get("http", {}).get("paths", []):
+            svc = p["backend"].get("service", {})
+            if svc.get("name") != "fraudops-api" or svc.get("port") not in ({"name": "http"}, {"number": 80}):
+                problems.append(f"Ingress fraudops-api path {p['path']} goes to {svc}, not fraudops-api's http port")
+    if ing["spec"].get("defaultBackend"):
+        problems.append("Ingress fraudops-api has a defaultBackend (every other path would reach it)")
+    for key in ing["metadata"].get("annotations", {}):
+        if re.fullmatch(r"nginx\.ingress\.kubernetes\.io/(limit-rps|limit-rpm|limit-burst-multiplier|[a-z-]*snippet)", key):
+            problems.append(f"Ingress fraudops-api has {key}: a limit_req of its own makes nginx drop the edge limits "
+                            "of the controller's http-snippet for these paths (deploy/platform/ingress-nginx.values.yaml)")
+    if production:
+        hosts = [r.get("host") for r in rules]
+        tls_hosts = {h for t in ing["spec"].get("tls", []) for h in t.get("hosts", [])}
+        if not all(hosts) or not set(hosts) <= tls_hosts or not all(t.get("secretName") for t in ing["spec"].get("tls", [])):
+            problems.append(f"Ingress fraudops-api: every rule needs a host with TLS (hosts {hosts}, TLS {sorted(tls_hosts)})")
+        issuer = ing["metadata"].get("annotations", {}).get("cert-manager.io/cluster-issuer")
+        issuers = _cluster_issuers()
+        if issuer not in issuers:
+            problems.append(f"Ingress fraudops-api's cert-manager.io/cluster-issuer {issuer!r} is none of "
+                            f"deploy/platform/cert-manager's ClusterIssuers {sorted(issuers)}")
+        else:
+            classes = [s.get("http01", {}).get("ingress", {}).get("ingressClassName")
+                       for s in issuers[issuer]["spec"]["acme"]["solvers"]]
+            if ing["spec"].get("ingressClassName") not in classes:
+                problems.append(f"ClusterIssuer {issuer} solves HTTP-01 through ingress classes {classes}, not the "
+                                f"API's {ing['spec'].get('ingressClassName')}")
+    return problems
+
+
+def upstream_name(namespace: str, backend: dict) -> str:
+    """ingress-nginx's name of an Ingress backend's upstream, as its locations set $proxy_upstream_name
+    (internal/ingress/controller/util.go, upstreamName): <namespace>-<service>-<port number, else port name>."""
+    port = backend["service"]["port"]
+    return f"{namespace}-{backend['service']['name']}-{port.get('number') or port.get('name')}"
+
+
+def _snippet(values: dict) -> tuple[dict, str]:
+    config = values["controller"]["config"]
+    return config, config.get("http-snippet", "")
+
+
+def _nginx_maps(snippet: str) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """`map SOURCE $VAR { K V; … }` blocks of the snippet: VAR -> (SOURCE, [(K, V), …])."""
+    maps = {}
+    for m in re.finditer(r"map\s+(\"[^\"]*\"|\S+)\s+\$(\w+)\s*\{(.*?)\n\s*\}", snippet, flags=re.S):
+        entries = [tuple(re.match(r"(\"[^\"]*\"|\S+)\s+(.*?)\s*$", e.strip()).groups())
+                   for e in m.group(3).split(";") if e.strip()]
+        maps[m.group(2)] = (m.group(1).strip('"'), [(k.strip('"'), v.strip('"')) for k, v in entries])
+    return maps
+
+
+EDGE_ZONES = ("fraudops_key", "fraudops_addr", "fraudops_nokey")
+
+
+def _edge_limits(snippet: str) -> tuple[dict, dict]:
+    """zone -> (key variable, rate r/s) of limit_req_zone; zone -> burst of the (nodelay) limit_req lines."""
+    zones = {m.group(2): (m.group(1), int(m.group(3))) for m in re.finditer(
+        r"limit_req_zone\s+\$(\w+)\s+zone=(\w+):\w+\s+rate=(\d+)r/s\s*;", snippet)}
+    limits = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r"limit_req\s+zone=(\w+)\s+burst=(\d+)\s+nodelay\s*;", snippet)}
+    return zones, limits
+
+
+def cmd_edge(production: Path) -> None:
+    """ingress-nginx's configuration of the edge: TLS only (redirect, HSTS), client addresses from the
+    connection, and the API's limits per key, per address and for keyless requests, scoped to the API's
+    upstream (the names ingress-nginx gives the production Ingress's backends) and to nothing else."""
+    values = yaml.safe_load((DEPLOY / "platform/ingress-nginx.values.yaml").read_text(encoding="utf-8"))
+    config, snippet = _snippet(values)
+    for key, want in {"use-forwarded-headers": "false", "ssl-redirect": "true", "force-ssl-redirect": "true",
+                      "hsts": "true", "hsts-include-subdomains": "true", "limit-req-status-code": "429"}.items():
+        if config.get(key) != want:
+            fail(f"ingress-nginx config {key}={config.get(key)!r}, want {want!r}")
+    if int(config.get("hsts-max-age", 0)) < 15_552_000:
+        fail(f"ingress-nginx hsts-max-age {config.get('hsts-max-age')} is under 180 days")
+    if re.search(r"\blimit_req_status\b", snippet):
+        fail("the http-snippet sets limit_req_status: ingress-nginx writes it from limit-req-status-code, and nginx "
+             "refuses the duplicate")
+    if re.search(r"\$http_x_|\$cookie_|\$arg_", snippet):
+        fail("the http-snippet reads a header, cookie or argument the client chooses: a client could spend another "
+             "client's budget")
+    maps = _nginx_maps(snippet)
+    zones, limits = _edge_limits(snippet)
+    if set(zones) != set(EDGE_ZONES) or set(limits) != set(EDGE_ZONES):
+        fail(f"edge limits: zones {sorted(zones)} and nodelay limit_req {sorted(limits)}, want {list(EDGE_ZONES)}")
+        return
+    scope = [(var, src, entries) for var, (src, entries) in maps.items() if src == "$proxy_upstream_name"]
+    if len(scope) != 1:
+        fail(f"edge limits: want one map of $proxy_upstream_name (the API's scope), found {len(scope)}")
+        return
+    scope_var, _, entries = scope[0]
+    patterns = [k[1:] for k, v in entries if k.startswith("~") and v == "1"]
+    if len(patterns) != 1 or dict(entries).get("default") != "0":
+        fail(f"edge limits: the scope map must be one regex -> 1, default 0: {entries}")
+        return
+    scope_re = re.compile(patterns[0])
+    objs = docs(production)
+    ing = find(objs, "Ingress", "fraudops-api")
+    api_upstreams = {upstream_name(ing["metadata"].get("namespace", "fraudops"), p["backend"])
+                     for r in ing["spec"]["rules"] for p in r["http"]["paths"]}
+    others = {f"{s['metadata'].get('namespace', 'fraudops')}-{s['metadata']['name']}-{p.get(k)}"
+              for s in objs if s.get("kind") == "Service" and s["metadata"]["name"] != "fraudops-api"
+              for p in s["spec"]["ports"] for k in ("name", "port")}
+    others |= {"fraudops-cm-acme-http-solver-x7k2p-8089", "monitoring-kube-prometheus-stack-grafana-80", "-", "internal"}
+    for name in sorted(api_upstreams):
+        if not scope_re.search(name):
+            fail(f"edge limits: the scope {scope_re.pattern!r} misses the API's upstream {name} (the limits would "
+                 "not apply)")
+    for name in sorted(others):
+        if scope_re.search(name):
+            fail(f"edge limits: the scope {scope_re.pattern!r} also matches {name}")
+    # Each zone's key: its map reads the scope first (no key, no count, outside the API).
+    want_source = {"fraudops_key": "$http_authorization", "fraudops_addr": None, "fraudops_nokey": "$http_authorization"}
+    for zone, (var, _) in zones.items():
+        src, _entries = maps.get(var, ("", []))
+        if f"${scope_var}" not in src or (want_source[zone] and want_source[zone] not in src):
+            fail(f"edge limits: zone {zone} keys on ${var} = map of {src!r}, which is not scoped to the API "
+                 f"(${scope_var}) or not on {want_source[zone] or 'the address'}")
+        if dict(_entries).get("default") != "":
+            fail(f"edge limits: ${var} must default to \"\" (not counted) outside the API")
+    rate = {z: zones[z][1] for z in EDGE_ZONES}
+    if not rate["fraudops_nokey"] <= rate["fraudops_key"] <= rate["fraudops_addr"]:
+        fail(f"edge limits: want keyless ≤ per key ≤ per address, got {rate}")
+    print(f"scope {scope_re.pattern} covers {sorted(api_upstreams)}; per key {rate['fraudops_key']} r/s "
+          f"(burst {limits['fraudops_key']}), per address {rate['fraudops_addr']} r/s (burst {limits['fraudops_addr']}), "
+          f"keyless {rate['fraudops_nokey']} r/s (burst {limits['fraudops_nokey']}), per controller pod")
+
+
+# The live check's limits: no refill during the test (1 r/m), small bursts (burst + 1 requests pass).
+LIVE_BURST = {"fraudops_key": 5, "fraudops_addr": 12, "fraudops_nokey": 2}
+
+
+def cmd_edge_live(binary: str, production: Path) -> None:
+    """The controller's http-snippet in a real nginx, inside a server built as ingress-nginx's template builds
+    them (limit_req_status from limit-req-status-code, $proxy_upstream_name set per server and per location,
+    the API's locations from the production Ingress). Only the rates and bursts are swapped for small ones so
+    the limits are reached in a few requests. Per key, per address and keyless limits apply to the API's
+    locations and to nothing else; a long token counts only per address."""
+    import http.client
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    values = yaml.safe_load((DEPLOY / "platform/ingress-nginx.values.yaml").read_text(encoding="utf-8"))
+    config, snippet = _snippet(values)
+    zones, limits = _edge_limits(snippet)
+    if set(limits) != set(LIVE_BURST):
+        fail(f"edge limits {sorted(limits)} are not {sorted(LIVE_BURST)} (run the edge check)")
+        return
+    test_snippet = re.sub(r"rate=\d+r/s", "rate=1r/m", snippet)
+    for zone, burst in LIVE_BURST.items():
+        test_snippet = re.sub(rf"(limit_req\s+zone={zone}\s+burst=)\d+", rf"\g<1>{burst}", test_snippet)
+    ing = find(docs(production), "Ingress", "fraudops-api")
+    locations = {p["path"]: upstream_name(ing["metadata"].get("namespace", "fraudops"), p["backend"])
+                 for r in ing["spec"]["rules"] for p in r["http"]["paths"]}
+    other = "fraudops-fraudops-retrain-trigger-8080"
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    port, backend = free_port(), free_port()
+    work = Path(tempfile.mkdtemp(prefix="fraudops-nginx-"))
+    (work / "snippet.conf").write_text(test_snippet, encoding="utf-8")
+    location = "\n".join(
+        f"        location = {path} {{\n            set $proxy_upstream_name \"{name}\";\n"
+        f"            proxy_pass http://127.0.0.1:{backend};\n        }}" for path, name in
+        list(locations.items()) + [("/other", other)])
+    temp = "\n".join(f"    {d}_temp_path {work}/{d};" for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (work / "nginx.conf").write_text(f"""
+pid {work}/nginx.pid;
+error_log {work}/error.log notice;
+worker_processes 2;
+events {{ worker_connections 256; }}
+http {{
+{temp}
+    access_log off;
+    uninitialized_variable_warn off;
+    limit_req_status {config['limit-req-status-code']};
+    include {work}/snippet.conf;
+    server {{
+        listen 127.0.0.1:{backend};
+        location / {{ return 200 "scored\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        listen 127.0.0.2:{port};
+        listen 127.0.0.3:{port};
+        set $proxy_upstream_name "-";
+{location}
+    }}
+}}
+""", encoding="utf-8")
+    base = [binary, "-p", str(work), "-e", str(work / "error.log"), "-c", str(work / "nginx.conf")]
+    test = subprocess.run(base + ["-t"], capture_output=True, text=True)
+    if test.returncode != 0:
+        fail(f"nginx -t refuses the http-snippet:\n{test.stderr}")
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    print(test.stderr.strip().splitlines()[-1])
+    proc = subprocess.Popen(base + ["-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        if proc.poll() is not None:
+            fail(f"nginx exited: {(work / 'error.log').read_text()[-2000:]}")
+            return
+        status = int(config["limit-req-status-code"])
+        api_path = SCORING_PATHS[0]
+
+        def statuses(n: int, path: str, source: str, token: str | None) -> list[int]:
+            conn = http.client.HTTPConnection(source, port, timeout=5, source_address=(source, 0))
+            got = []
+            for _ in range(n):
+                conn.request("POST", path, body=b"{}", headers={"Authorization": token} if token else {})
+                response = conn.getresponse()
+                response.read()
+                got.append(response.status)
+            conn.close()
+            return got
+
+        def expect(what: str, got: list[int], want: list[int]) -> None:
+            if got != want:
+                fail(f"edge limits, {what}: got {got}, want {want}")
+            else:
+                print(f"{what}: {len(want)} requests, {want.count(200)} passed, {want.count(status)} refused ({status})")
+
+        k, a, n = (LIVE_BURST[z] + 1 for z in EDGE_ZONES)  # requests a fresh bucket lets through
+        expect("one key on the API", statuses(k + 1, api_path, "127.0.0.1", "Bearer key-a"), [200] * k + [status])
+        expect("a second key, same address", statuses(k, SCORING_PATHS[-1], "127.0.0.1", "Bearer key-b"), [200] * k)
+        left = a - 2 * k
+        expect("a third key once the address is spent", statuses(left + 1, api_path, "127.0.0.1", "Bearer key-c"),
+               [200] * left + [status])
+        expect("the same key on another Ingress", statuses(3 * a, "/other", "127.0.0.1", "Bearer key-a"), [200] * 3 * a)
+        expect("no key, from another address", statuses(n + 1, api_path, "127.0.0.2", None), [200] * n + [status])
+        expect("a key from that address", statuses(1, api_path, "127.0.0.2", "Bearer key-d"), [200])
+        long_token = "Bearer " + "x" * 300
+        expect("a 300-character token (per address only)", statuses(a + 1, api_path, "127.0.0.3", long_token),
+               [200] * a + [status])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def cmd_platform() -> None:
+    """The ArgoCD platform: every chart pinned to a version, from a repository the project allows, into a
+    namespace the project allows; cert-manager among them with its issuers after it; the cluster-scoped kinds
+    the issuers need are whitelisted."""
+    project = docs(DEPLOY / "argocd/project.yaml")[0]["spec"]
+    repos = set(project["sourceRepos"])
+    namespaces = {d["namespace"] for d in project["destinations"]}
+    cluster_kinds = {(k["group"], k["kind"]) for k in project.get("clusterResourceWhitelist", [])}
+    apps = {}
+    for path in sorted((DEPLOY / "argocd/platform").glob("*.yaml")):
+        app = docs(path)[0]
+        apps[app["metadata"]["name"]] = app
+        spec = app["spec"]
+        for src in spec.get("sources") or [spec["source"]]:
+            if src["repoURL"] not in repos:
+                fail(f"{path.name}: {src['repoURL']} is not in the project's sourceRepos")
+            if "chart" in src and not re.fullmatch(r"v?\d+\.\d+\.\d+", str(src.get("targetRevision", ""))):
+                fail(f"{path.name}: chart {src['chart']} is not pinned to a version ({src.get('targetRevision')!r})")
+            if "path" in src and not (REPO / src["path"]).is_dir():
+                fail(f"{path.name}: path {src['path']} does not exist")
+        if spec["destination"]["namespace"] not in namespaces:
+            fail(f"{path.name}: namespace {spec['destination']['namespace']} is not a destination of the project")
+    wave = lambda a: int(a["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", 0))  # noqa: E731
+    cm = next((a for a in apps.values() if any(s.get("chart") == "cert-manager"
+                                                for s in a["spec"].get("sources") or [a["spec"]["source"]])), None)
+    issuer = next((a for a in apps.values() if (a["spec"].get("source") or {}).get("path") == "deploy/platform/cert-manager"),
+                  None)
+    if cm is None or issuer is None:
+        fail("no ArgoCD platform Application for the cert-manager chart and one for deploy/platform/cert-manager")
+    elif wave(issuer) <= wave(cm):
+        fail("the cert-manager issuers must sync in a later wave than the chart (their CRD comes with it)")
+    if ("cert-manager.io", "ClusterIssuer") not in cluster_kinds:
+        fail("the project does not whitelist cert-manager.io/ClusterIssuer")
+    for name, obj in _cluster_issuers().items():
+        acme = obj["spec"]["acme"]
+        if not acme["server"].startswith("https://acme-") or not acme.get("email"):
+            fail(f"ClusterIssuer {name}: ACME server {acme['server']!r}, email {acme.get('email')!r}")
+    print(f"{len(apps)} platform applications")
 
 
 # --- the online feature store (SPEC §5) ---------------------------------------------------------------
@@ -828,6 +1431,9 @@ def cmd_dashboard(rule_out: Path) -> None:
                    "kafka_messages_consumed_total", "ml_model_fraud_probability_bucket", "ml_model_info"):
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
+    # Who the API's keys refused and why (api_client_refusals_total, RUNBOOK.md "401, 403 and 429 from the API").
+    if "api_client_refusals_total" not in used:
+        fail("dashboard: no panel shows api_client_refusals_total")
     # Drift, and the retraining's age (pushed by `fraudops register`), in the Model quality row.
     for needed in ("ml_model_score_psi", "ml_model_feature_psi", "fraudops:model_retrain_age_seconds"):
         if needed not in used:
@@ -1051,7 +1657,7 @@ def cmd_terraform() -> None:
     for needed in ("yandex_vpc_network", "yandex_vpc_subnet", "yandex_iam_service_account",
                    "yandex_resourcemanager_folder_iam_member", "yandex_kubernetes_cluster",
                    "yandex_kubernetes_node_group", "yandex_container_registry", "yandex_storage_bucket",
-                   "yandex_iam_service_account_static_access_key"):
+                   "yandex_iam_service_account_static_access_key", "yandex_vpc_address"):
         if needed not in types:
             fail(f"terraform: no {needed} resource")
     variables = {name: body for d in parsed.values() for block in d.get("variable", []) for name, body in block.items()}
@@ -1069,6 +1675,9 @@ def cmd_terraform() -> None:
             fail(f"terraform: var.{ref} is used but not declared")
     if "outputs.tf" not in parsed or not parsed["outputs.tf"].get("output"):
         fail("terraform: outputs.tf declares no output")
+    outputs = {name for block in parsed.get("outputs.tf", {}).get("output", []) for name in block}
+    if "ingress_address" not in outputs:
+        fail("terraform: no output ingress_address (the load balancer's reserved address, loadBalancerIP)")
     print(f"{len(parsed)} files, {len(resources)} resources, {len(variables)} variables")
 
 
@@ -1191,6 +1800,12 @@ def main(argv: list[str]) -> int:
     sub.add_parser("alertmanager-live").add_argument("binary")
     sub.add_parser("terraform")
     sub.add_parser("workflow")
+    sub.add_parser("api-keys-negative").add_argument("production", type=Path)
+    sub.add_parser("edge").add_argument("production", type=Path)
+    edge_live = sub.add_parser("edge-live")
+    edge_live.add_argument("binary")
+    edge_live.add_argument("production", type=Path)
+    sub.add_parser("platform")
     a = p.parse_args(argv)
     {
         "validate": lambda: cmd_validate(a.files),
@@ -1208,6 +1823,10 @@ def main(argv: list[str]) -> int:
         "alertmanager-live": lambda: cmd_alertmanager_live(a.binary),
         "terraform": cmd_terraform,
         "workflow": cmd_workflow,
+        "api-keys-negative": lambda: cmd_api_keys_negative(a.production),
+        "edge": lambda: cmd_edge(a.production),
+        "edge-live": lambda: cmd_edge_live(a.binary, a.production),
+        "platform": cmd_platform,
     }[a.cmd]()
     return 1 if failures else 0
 

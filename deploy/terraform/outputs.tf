@@ -73,3 +73,8 @@ output "ci_registry_key_json" {
   })
   sensitive = true
 }
+
+output "ingress_address" {
+  description = "The reserved public address of the ingress controller's load balancer: controller.service.loadBalancerIP in deploy/platform/ingress-nginx.values.yaml, and the A record of api_host."
+  value       = yandex_vpc_address.ingress.external_ipv4_address[0].address
+}

@@ -113,3 +113,20 @@ variable "lake_bucket_max_size_gb" {
   type        = number
   default     = 200
 }
+
+variable "api_host" {
+  description = "The API's public name: the host of the production Ingress and of its Let's Encrypt certificate (deploy/k8s/overlays/production/kustomization.yaml). Gets an A record to the ingress address when dns_zone is set, and must then lie within it."
+  type        = string
+  default     = "api.fraudops.example.com"
+}
+
+variable "dns_zone" {
+  description = "A public Cloud DNS zone to create for api_host, with a trailing dot (e.g. \"fraudops.example.com.\"); delegate it at the registrar. Null: no zone and no record, point api_host at the output ingress_address wherever your DNS is."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dns_zone == null || can(regex("\\.$", var.dns_zone))
+    error_message = "dns_zone must end with a dot, e.g. \"fraudops.example.com.\"."
+  }
+}

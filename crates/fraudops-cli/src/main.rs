@@ -69,6 +69,8 @@ enum Command {
     /// The Alertmanager → Airflow bridge: a model alert's webhook starts `ml_model_retrain` (one run per
     /// incident) with the alert in the run's conf.
     RetrainTrigger(cmd::retrain_trigger::Args),
+    /// API keys for `serve`'s API_KEYS_FILE: a new key and its line (the file holds digests only).
+    ApiKey(cmd::api_key::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,5 +94,6 @@ fn main() -> anyhow::Result<()> {
         Command::Attack(args) => cmd::attack::run(args),
         Command::Drill(args) => cmd::drill::run(args),
         Command::RetrainTrigger(args) => cmd::retrain_trigger::run(args),
+        Command::ApiKey(args) => cmd::api_key::run(args),
     }
 }

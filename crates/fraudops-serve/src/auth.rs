@@ -147,6 +147,13 @@ pub fn key_digest(key: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
+/// The keys-file line of a new key, checked as the server will read it.
+pub fn keys_file_line(client: &str, scopes: &str, key: &str) -> Result<String, KeysFileError> {
+    let line = format!("{client} {scopes} {}", key_digest(key));
+    ApiKeys::parse(&line, Path::new("<new key>"))?;
+    Ok(line)
+}
+
 impl ApiKeys {
     /// Parses the keys file's text; `path` only names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, KeysFileError> {

@@ -46,7 +46,7 @@ mod system;
 mod telemetry;
 mod tracking;
 
-pub use auth::key_digest;
+pub use auth::{key_digest, keys_file_line};
 pub use config::ServeConfig;
 pub use logging::{JsonLines, init_logging};
 pub use model_store::{FetchFuture, Fetched, ModelSource, RegistryFetcher};

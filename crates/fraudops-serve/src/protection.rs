@@ -81,7 +81,7 @@ impl ClientRateLimit {
     }
 }
 
-/// Bytes of request bodies held in memory at once, over all requests: with bodies read before a
+/// Bytes of request bodies held in memory at once, over a class of requests: with bodies read before a
 /// request takes its place among those in flight, this is what bounds their memory, whatever mix of
 /// sizes and speeds the clients send. Charged as bytes arrive (a slow body holds only what it sent).
 pub struct BodyBudget {
@@ -103,27 +103,40 @@ impl Drop for HeldBody<'_> {
     }
 }
 
-/// How a body is read: its size limit, its deadline, the budget it is charged to.
+/// Bodies declared at most this long are charged to the small bodies' budget: a transaction is ~400
+/// bytes, a batch of 30 about 12 KiB.
+pub const SMALL_BODY_BYTES: u64 = 16 * 1024;
+
+/// How a body is read: its size limit, its deadline, the budgets it is charged to.
+///
+/// Two budgets, so that large bodies (batches, or an attacker's slow maximum-size bodies) can never take
+/// the memory single transactions need: a quarter of MAX_BODY_BYTES_IN_FLIGHT is kept for bodies that
+/// declare at most [`SMALL_BODY_BYTES`], the rest for the others (and for bodies of unknown length).
 pub struct BodyLimits {
     /// MAX_BODY_BYTES.
     pub max_bytes: usize,
     /// BODY_READ_TIMEOUT_SECONDS: from the headers to the body's last byte.
     pub deadline: Duration,
-    /// MAX_BODY_BYTES_IN_FLIGHT.
-    pub budget: BodyBudget,
+    /// For bodies that declare at most [`SMALL_BODY_BYTES`].
+    pub small: BodyBudget,
+    /// For every other body.
+    pub large: BodyBudget,
 }
 
 impl BodyLimits {
     /// Bodies of at most `max_bytes`, each read within `deadline`, all together at most `in_flight`
-    /// bytes.
+    /// bytes (a quarter of it for small bodies; the large bodies' part never below one largest body).
     pub fn new(max_bytes: usize, deadline: Duration, in_flight: usize) -> Self {
+        let small = in_flight / 4;
+        let budget = |limit: usize| BodyBudget {
+            held: AtomicUsize::new(0),
+            limit,
+        };
         Self {
             max_bytes,
             deadline,
-            budget: BodyBudget {
-                held: AtomicUsize::new(0),
-                limit: in_flight.max(max_bytes),
-            },
+            small: budget(small.max(SMALL_BODY_BYTES as usize)),
+            large: budget((in_flight - small).max(max_bytes)),
         }
     }
 
@@ -135,12 +148,18 @@ impl BodyLimits {
         B::Error: Into<BoxError>,
     {
         let limit = self.max_bytes;
-        if content_length(headers).is_some_and(|len| len > limit as u64) {
+        let declared = content_length(headers);
+        if declared.is_some_and(|len| len > limit as u64) {
             return Err(ApiError::BodyTooLarge { limit });
         }
+        // hyper holds a body to its Content-Length, so a small body stays small.
+        let budget = match declared {
+            Some(len) if len <= SMALL_BODY_BYTES => &self.small,
+            _ => &self.large,
+        };
         let mut held = HeldBody {
             bytes: Bytes::new(),
-            budget: &self.budget,
+            budget,
             held: 0,
         };
         let read = async {
@@ -159,7 +178,7 @@ impl BodyLimits {
                 if held.held + data.len() > limit {
                     return Err(ApiError::BodyTooLarge { limit });
                 }
-                if !self.budget.take(data.len()) {
+                if !budget.take(data.len()) {
                     return Err(ApiError::Overloaded);
                 }
                 held.held += data.len();
@@ -433,23 +452,24 @@ mod tests {
     #[tokio::test]
     async fn bodies_in_flight_never_hold_more_than_the_budget() {
         let limits = BodyLimits::new(8, Duration::from_secs(1), 10);
+        assert_eq!(limits.large.limit, 8, "at least one largest body");
         let first = limits
             .read(&HeaderMap::new(), chunked(&[b"1234", b"5678"]))
             .await
             .expect("within the budget");
         assert_eq!(&first.bytes[..], b"12345678");
-        assert_eq!(limits.budget.held(), 8);
+        assert_eq!(limits.large.held(), 8);
         assert_eq!(
             limits
                 .read(&HeaderMap::new(), chunked(&[b"abc"]))
                 .await
                 .err(),
             Some(ApiError::Overloaded),
-            "8 + 3 bytes exceed the budget of 10"
+            "8 + 3 bytes exceed the large bodies' budget of 8"
         );
-        assert_eq!(limits.budget.held(), 8, "a refused body holds nothing");
+        assert_eq!(limits.large.held(), 8, "a refused body holds nothing");
         drop(first);
-        assert_eq!(limits.budget.held(), 0);
+        assert_eq!(limits.large.held(), 0);
         assert_eq!(
             limits
                 .read(&HeaderMap::new(), chunked(&[b"12345", b"6789"]))
@@ -457,7 +477,33 @@ mod tests {
                 .err(),
             Some(ApiError::BodyTooLarge { limit: 8 })
         );
-        assert_eq!(limits.budget.held(), 0);
+        assert_eq!(limits.large.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn large_bodies_cannot_take_the_memory_of_small_ones() {
+        let limits = BodyLimits::new(1 << 20, Duration::from_secs(1), 4 << 20);
+        let big = vec![b'x'; 1 << 20];
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let body = http_body_util::Full::new(Bytes::from(big.clone()));
+            held.push(limits.read(&HeaderMap::new(), body).await.expect("large"));
+        }
+        let fourth = http_body_util::Full::new(Bytes::from(big.clone()));
+        assert_eq!(
+            limits.read(&HeaderMap::new(), fourth).await.err(),
+            Some(ApiError::Overloaded),
+            "3 MiB of 4 go to large bodies"
+        );
+        let small = b"{\"transaction_id\": 1, \"amount\": 1}";
+        let body = http_body_util::Full::new(Bytes::from_static(small));
+        let read = limits
+            .read(&body_of(small.len() as u64), body)
+            .await
+            .expect("a transaction still gets in");
+        assert_eq!(limits.small.held(), small.len());
+        drop((read, held));
+        assert_eq!(limits.small.held() + limits.large.held(), 0);
     }
 
     #[tokio::test]
@@ -470,6 +516,6 @@ mod tests {
             limits.read(&HeaderMap::new(), never).await.err(),
             Some(ApiError::BodyTimeout { seconds: 0 })
         );
-        assert_eq!(limits.budget.held(), 0);
+        assert_eq!(limits.large.held(), 0);
     }
 }

@@ -35,6 +35,8 @@ const LABEL_WAIT: Duration = Duration::from_secs(120);
 pub struct DirectReplay {
     /// The API's base URL.
     pub api_url: String,
+    /// Its key (scope `record`: each call is recorded in the store), if it requires one.
+    pub api_key: Option<String>,
     /// The broker, for labels.
     pub kafka: KafkaArgs,
     /// The labels topic.
@@ -77,7 +79,12 @@ pub async fn replay(
         ));
     }
     let lanes = config.lanes.max(1);
-    let (client, url) = crate::api_client::predict_client(&config.api_url, lanes, config.timeout)?;
+    let (client, url) = crate::api_client::predict_client(
+        &config.api_url,
+        config.api_key.as_deref(),
+        lanes,
+        config.timeout,
+    )?;
     crate::admin::ensure_topics(
         &config.kafka,
         &[(config.labels_topic.as_str(), config.kafka.partitions)],

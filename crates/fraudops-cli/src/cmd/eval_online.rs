@@ -40,6 +40,9 @@ pub struct Args {
     /// The API's base URL (its FEATURE_STORE_URL must be set).
     #[arg(long, env = "API_URL")]
     pub api_url: String,
+    /// The replay's API key (scope `record`), for an API with API_KEYS_FILE.
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// The broker carrying the labels.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -105,6 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let config = DirectReplay {
         api_url: args.api_url.clone(),
+        api_key: args.api_key.clone(),
         kafka: args.kafka.clone(),
         labels_topic: args.labels_topic.clone(),
         labels_group: args.labels_group.clone(),

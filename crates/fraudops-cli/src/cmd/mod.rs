@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments (the `///` lines are the help) and its `run`.
 
+pub mod api_key;
 pub mod archive;
 pub mod attack;
 pub mod drill;

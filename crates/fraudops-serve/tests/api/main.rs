@@ -3,6 +3,7 @@
 mod contract;
 mod drift;
 mod feature_store;
+mod hostile;
 mod lifecycle;
 mod overload;
 mod protection;

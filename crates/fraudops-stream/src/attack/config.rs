@@ -26,6 +26,9 @@ pub struct AttackConfig {
     /// Send straight to the scoring API at this base URL (`POST <URL>/predict`) instead of Kafka.
     #[arg(long, env = "ATTACK_HTTP_URL")]
     pub http: Option<String>,
+    /// The attack's API key for `--http` (an API with API_KEYS_FILE requires one).
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Closed loop: keep escalating until this Alertmanager alert is firing, then stop.
     #[arg(long, env = "ATTACK_UNTIL_ALERT", requires = "alertmanager")]
     pub until_alert: Option<String>,

@@ -79,7 +79,12 @@ pub async fn run(
     }
     let (mut sink, mode, destination) = match &config.http {
         Some(url) => {
-            let sink = HttpSink::new(url, config.http_max_in_flight, config.http_timeout)?;
+            let sink = HttpSink::new(
+                url,
+                config.api_key.as_deref(),
+                config.http_max_in_flight,
+                config.http_timeout,
+            )?;
             let url = sink.url().to_owned();
             (Sink::Http(sink), "http", url)
         }

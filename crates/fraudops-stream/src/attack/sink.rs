@@ -142,10 +142,12 @@ impl HttpSink {
     /// A client for the API at `base_url`.
     pub fn new(
         base_url: &str,
+        api_key: Option<&str>,
         max_in_flight: usize,
         timeout: Duration,
     ) -> Result<Self, StreamError> {
-        let (client, url) = crate::api_client::predict_client(base_url, max_in_flight, timeout)?;
+        let (client, url) =
+            crate::api_client::predict_client(base_url, api_key, max_in_flight, timeout)?;
         Ok(Self {
             client,
             url,

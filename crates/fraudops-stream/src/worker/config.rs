@@ -28,6 +28,10 @@ pub struct WorkerConfig {
     /// Score through the API at this base URL (`POST <URL>/predict`); the load that drives its autoscaling.
     #[arg(long, env = "API_URL", conflicts_with = "in_process")]
     pub api_url: Option<String>,
+    /// The worker's API key (an API with API_KEYS_FILE requires one; the worker's needs the scopes
+    /// `record` and `history`: it sends the store's windows as history).
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Score with the model inside the worker instead of calling the API.
     #[arg(long, env = "STREAM_IN_PROCESS")]
     pub in_process: bool,

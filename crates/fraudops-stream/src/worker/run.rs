@@ -260,6 +260,7 @@ fn scorer(config: &WorkerConfig, metrics: &KafkaMetrics) -> Result<Scorer, Strea
     match (&config.api_url, config.in_process) {
         (Some(url), false) => Ok(Scorer::Http(Arc::new(HttpScorer::new(
             url,
+            config.api_key.as_deref(),
             config.concurrency,
             config.http_timeout,
             config.max_attempts,

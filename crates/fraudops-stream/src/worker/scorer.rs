@@ -100,12 +100,14 @@ impl HttpScorer {
     /// A client for the API at `base_url`, making at most `concurrency` calls at once.
     pub fn new(
         base_url: &str,
+        api_key: Option<&str>,
         concurrency: usize,
         timeout: Duration,
         max_attempts: u32,
         metrics: KafkaMetrics,
     ) -> Result<Self, StreamError> {
-        let (client, url) = crate::api_client::predict_client(base_url, concurrency, timeout)?;
+        let (client, url) =
+            crate::api_client::predict_client(base_url, api_key, concurrency, timeout)?;
         Ok(Self {
             client,
             url,
