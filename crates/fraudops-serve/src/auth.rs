@@ -10,6 +10,7 @@
 //! The file holds SHA-256 digests, never keys: a leaked Secret lets nobody call. A presented key is hashed
 //! and compared with every digest in constant time (no early exit), and it is never logged.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+pub use crate::protection::ClientQuota;
 
 /// What a key allows, as a set of [`Scope`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,6 +80,9 @@ pub struct Caller {
     pub client: Arc<str>,
     /// What it may do.
     pub scopes: Scopes,
+    /// Its own quota (`rps=` in the keys file), shared by every key of the client; `None`: the server's
+    /// RATE_LIMIT_RPS applies.
+    pub quota: Option<ClientQuota>,
 }
 
 impl Caller {
@@ -85,6 +91,7 @@ impl Caller {
         Self {
             client: Arc::from(OPEN_CLIENT),
             scopes: Scopes::ALL,
+            quota: None,
         }
     }
 }
@@ -127,7 +134,7 @@ pub enum KeysFileError {
         /// Why.
         source: std::io::Error,
     },
-    /// A line is not `<client-id> <scope>[,<scope>…] sha256:<hex>`.
+    /// A line is not `<client-id> <scope>[,<scope>…] sha256:<hex> [rps=<n>] [burst=<n>]`.
     #[error("{path}:{line}: {message}")]
     Line {
         /// The file.
@@ -147,9 +154,18 @@ pub fn key_digest(key: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
-/// The keys-file line of a new key, checked as the server will read it.
-pub fn keys_file_line(client: &str, scopes: &str, key: &str) -> Result<String, KeysFileError> {
-    let line = format!("{client} {scopes} {}", key_digest(key));
+/// The keys-file line of a new key (with its client's own quota, if given), checked as the server will
+/// read it.
+pub fn keys_file_line(
+    client: &str,
+    scopes: &str,
+    key: &str,
+    rps: Option<u32>,
+) -> Result<String, KeysFileError> {
+    let mut line = format!("{client} {scopes} {}", key_digest(key));
+    if let Some(rps) = rps {
+        line.push_str(&format!(" rps={rps}"));
+    }
     ApiKeys::parse(&line, Path::new("<new key>"))?;
     Ok(line)
 }
@@ -158,6 +174,8 @@ impl ApiKeys {
     /// Parses the keys file's text; `path` only names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, KeysFileError> {
         let mut entries = Vec::new();
+        // One quota per client, whichever of its keys (two during a rotation) a request carries.
+        let mut quotas: HashMap<String, (u32, u32, ClientQuota)> = HashMap::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -169,12 +187,31 @@ impl ApiKeys {
                 message,
             };
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let [client, scopes, digest] = fields[..] else {
+            let [client, scopes, digest, ref options @ ..] = fields[..] else {
                 return Err(err(format!(
-                    "expected 3 fields `<client-id> <scopes> sha256:<hex>`, got {}",
+                    "expected `<client-id> <scopes> sha256:<hex> [rps=<n>] [burst=<n>]`, got {} fields",
                     fields.len()
                 )));
             };
+            let (mut rps, mut burst) = (None, None);
+            for option in options {
+                let (name, value) = option.split_once('=').unwrap_or((option, ""));
+                let n = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        err(format!("{option:?}: expected rps=<n> or burst=<n>, n ≥ 1"))
+                    })?;
+                match name {
+                    "rps" => rps = Some(n),
+                    "burst" => burst = Some(n),
+                    _ => return Err(err(format!("unknown option {option:?} (rps, burst)"))),
+                }
+            }
+            if burst.is_some() && rps.is_none() {
+                return Err(err("burst= needs rps=".into()));
+            }
             if client.len() > 64
                 || !client
                     .bytes()
@@ -191,10 +228,26 @@ impl ApiKeys {
             let mut bytes = [0u8; 32];
             hex::decode_to_slice(hex_digest, &mut bytes)
                 .map_err(|_| err("the digest must be 64 hex digits".into()))?;
+            let quota = match rps {
+                Some(rps) => {
+                    let burst = burst.unwrap_or(rps);
+                    let (r, b, quota) = quotas
+                        .entry(client.to_owned())
+                        .or_insert_with(|| (rps, burst, ClientQuota::new(rps, burst)));
+                    if (*r, *b) != (rps, burst) {
+                        return Err(err(format!(
+                            "client {client} has another line with rps={r} burst={b}: one quota per client"
+                        )));
+                    }
+                    Some(quota.clone())
+                }
+                None => None,
+            };
             entries.push(Entry {
                 caller: Caller {
                     client: Arc::from(client),
                     scopes,
+                    quota,
                 },
                 digest: bytes,
             });
@@ -352,7 +405,10 @@ mod tests {
     #[test]
     fn a_bad_line_is_named() {
         for (text, says) in [
-            ("a score", "3 fields"),
+            ("a score", "2 fields"),
+            ("a score sha256:00 rps=x", "rps=<n>"),
+            ("a score sha256:00 rps=0", "rps=<n>"),
+            ("a score sha256:00 speed=3", "unknown option"),
             ("a write sha256:00", "unknown scope"),
             ("a score md5:00", "sha256:"),
             ("a score sha256:zz", "64 hex"),
@@ -362,6 +418,39 @@ mod tests {
             assert!(e.contains("keys:1:") && e.contains(says), "{text}: {e}");
         }
         assert!(matches!(keys("# none\n"), Err(KeysFileError::Empty(_))));
+    }
+
+    #[test]
+    fn a_clients_keys_share_its_quota_and_must_agree_on_it() {
+        let text = format!(
+            "w record,history {} rps=2\nw record,history {} rps=2\np score {}\n",
+            key_digest("old"),
+            key_digest("new"),
+            key_digest("p")
+        );
+        let keys = keys(&text).expect("parse");
+        let old = keys
+            .authenticate("old")
+            .and_then(|c| c.quota.clone())
+            .expect("quota");
+        let new = keys
+            .authenticate("new")
+            .and_then(|c| c.quota.clone())
+            .expect("quota");
+        assert_eq!(old, new, "one bucket for both keys of the client");
+        assert!(old.check().is_ok() && new.check().is_ok());
+        assert!(
+            old.check().is_err(),
+            "the third request of the second is over rps=2"
+        );
+        assert!(keys.authenticate("p").is_some_and(|c| c.quota.is_none()));
+        let conflicting = format!(
+            "w score {} rps=2\nw score {} rps=3\n",
+            key_digest("a"),
+            key_digest("b")
+        );
+        let e = super::ApiKeys::parse(&conflicting, Path::new("keys")).expect_err("conflict");
+        assert!(e.to_string().contains("one quota per client"), "{e}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use axum::body::{Bytes, HttpBody};
 use axum::http::{HeaderMap, header};
 use fraudops_wire::ValidationError;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -72,12 +72,49 @@ impl ClientRateLimit {
     fn check(&self, caller: &Caller, peer: Option<SocketAddr>) -> Result<(), ApiError> {
         self.limiter
             .check_key(&Self::key(caller, peer))
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                ApiError::RateLimited {
-                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                }
-            })
+            .map_err(|not_until| too_many(&not_until))
+    }
+}
+
+/// A client's own quota (`rps=` in the keys file): one token bucket shared by its keys.
+#[derive(Clone)]
+pub struct ClientQuota(Arc<DefaultDirectRateLimiter>);
+
+impl ClientQuota {
+    /// `rps` requests per second with `burst` at once.
+    pub fn new(rps: u32, burst: u32) -> Self {
+        let rps = NonZeroU32::new(rps).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(rps);
+        Self(Arc::new(RateLimiter::direct(
+            Quota::per_second(rps).allow_burst(burst),
+        )))
+    }
+
+    /// `Err` with the 429 when the client is over its quota.
+    pub fn check(&self) -> Result<(), ApiError> {
+        self.0.check().map_err(|not_until| too_many(&not_until))
+    }
+}
+
+impl PartialEq for ClientQuota {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ClientQuota {}
+
+impl std::fmt::Debug for ClientQuota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientQuota")
+    }
+}
+
+/// The 429 of a bucket that has a token again at `not_until`.
+fn too_many(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    ApiError::RateLimited {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
     }
 }
 
@@ -274,8 +311,10 @@ impl Admission {
         if waited_too_long && worth_shedding(headers) {
             return Err(ApiError::Overloaded);
         }
-        if let Some(limit) = &self.rate_limit {
-            limit.check(caller, peer)?;
+        match (&caller.quota, &self.rate_limit) {
+            (Some(own), _) => own.check()?,
+            (None, Some(limit)) => limit.check(caller, peer)?,
+            (None, None) => {}
         }
         Ok(Admitted { waited_too_long })
     }
@@ -421,6 +460,7 @@ mod tests {
         let caller = |id: &str| Caller {
             client: Arc::from(id),
             scopes: crate::auth::Scopes::ALL,
+            quota: None,
         };
         let a = Some(SocketAddr::from(([10, 0, 0, 1], 1)));
         let b = Some(SocketAddr::from(([10, 0, 0, 2], 1)));

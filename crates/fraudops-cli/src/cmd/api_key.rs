@@ -24,6 +24,9 @@ enum Action {
         /// feature store), `history` (may send precomputed history).
         #[arg(long)]
         scopes: String,
+        /// The client's own quota, requests/s per API replica (the server's RATE_LIMIT_RPS otherwise).
+        #[arg(long)]
+        rps: Option<u32>,
     },
     /// The API_KEYS_FILE line of an existing key read from stdin (for a key made elsewhere).
     Line {
@@ -33,6 +36,9 @@ enum Action {
         /// Comma-separated scopes.
         #[arg(long)]
         scopes: String,
+        /// The client's own quota, requests/s per API replica.
+        #[arg(long)]
+        rps: Option<u32>,
     },
 }
 
@@ -41,24 +47,35 @@ const KEY_BYTES: usize = 32;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.action {
-        Action::New { client, scopes } => {
+        Action::New {
+            client,
+            scopes,
+            rps,
+        } => {
             let mut bytes = [0u8; KEY_BYTES];
             rand::rngs::OsRng
                 .try_fill_bytes(&mut bytes)
                 .context("reading randomness from the operating system")?;
             let key = format!("fo_{}", hex::encode(bytes));
-            let line = fraudops_serve::keys_file_line(&client, &scopes, &key)?;
+            let line = fraudops_serve::keys_file_line(&client, &scopes, &key, rps)?;
             println!("{key}");
             eprintln!("{line}");
         }
-        Action::Line { client, scopes } => {
+        Action::Line {
+            client,
+            scopes,
+            rps,
+        } => {
             let mut key = String::new();
             std::io::stdin()
                 .read_to_string(&mut key)
                 .context("reading the key from stdin")?;
             let key = key.trim();
             anyhow::ensure!(!key.is_empty(), "no key on stdin");
-            println!("{}", fraudops_serve::keys_file_line(&client, &scopes, key)?);
+            println!(
+                "{}",
+                fraudops_serve::keys_file_line(&client, &scopes, key, rps)?
+            );
         }
     }
     Ok(())

@@ -286,3 +286,35 @@ fn rand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
 }
+
+#[tokio::test]
+async fn a_clients_own_quota_overrides_the_servers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("api-keys");
+    let lines = [
+        fraudops_serve::keys_file_line("worker", "record,history", "k-worker", Some(1000)),
+        fraudops_serve::keys_file_line("payments", "record", "k-pay", None),
+    ]
+    .map(|l| l.expect("line"))
+    .join("\n");
+    std::fs::write(&path, lines).expect("write");
+    let server = TestServer::configured(|config| {
+        config.rate_limit_rps = 1;
+        config.rate_limit_burst = 2;
+        config.api_keys_file = Some(path);
+    })
+    .await;
+    let status = |key: &'static str| {
+        let request = server
+            .client
+            .post(server.url("/predict"))
+            .bearer_auth(key)
+            .json(&transaction("own"));
+        async move { request.send().await.expect("send").status().as_u16() }
+    };
+    for _ in 0..50 {
+        assert_eq!(status("k-worker").await, 200, "rps=1000: its own quota");
+    }
+    let payments: Vec<u16> = futures_util::future::join_all((0..5).map(|_| status("k-pay"))).await;
+    assert!(payments.contains(&429), "the server's quota of 1/s: {payments:?}");
+}
