@@ -598,14 +598,21 @@ def api_auth_problems(objs: list[dict], production: bool) -> list[str]:
     if (ref.get("name"), ref.get("key"), bool(ref.get("optional"))) != (CLIENT_KEYS_SECRET, "stream-worker", False):
         problems.append(f"fraudops-stream must send API_KEY from the Secret {CLIENT_KEYS_SECRET}, key stream-worker "
                         f"(required), got {ref}")
-    # The quota is per client, and the stream worker is one client carrying every event of the attack: below the
-    # attack's guard the quota, not the API's CPU, would stop the escalation before the admin alert.
-    rps = int(env.get("RATE_LIMIT_RPS", {}).get("value", "0") or 0)
+    # The quota is per client, and the stream worker is one client carrying every event of the attack: its key
+    # carries its own quota (`rps=` in the keys file, `fraudops api-key new --rps`), which the operator's command
+    # in deploy/README.md must give above the attack's guard per replica, or the worker's quota, not the API's
+    # CPU, would stop the escalation before the admin alert. RATE_LIMIT_RPS is every other client's quota.
     hpa = find(objs, "HorizontalPodAutoscaler", "fraudops-api")
     guard = _flag(_attack_job()["spec"]["template"]["spec"]["containers"][0].get("args", []), "--max-rate")
-    if rps and hpa and guard and rps * hpa["spec"]["maxReplicas"] < float(guard):
-        problems.append(f"RATE_LIMIT_RPS {rps} per client and replica × {hpa['spec']['maxReplicas']} replicas is below "
-                        f"the attack's --max-rate {guard}: the stream worker's quota would end the attack")
+    readme = (DEPLOY / "README.md").read_text()
+    worker = re.search(r"fraudops api-key new --client stream-worker [^\n]*?--rps (\d+)", readme)
+    if not worker:
+        problems.append("deploy/README.md: the stream worker's key must be made with its own quota (--rps)")
+    elif hpa and guard and int(worker.group(1)) * hpa["spec"]["maxReplicas"] < float(guard):
+        problems.append(f"the stream worker's --rps {worker.group(1)} per replica × {hpa['spec']['maxReplicas']} "
+                        f"replicas is below the attack's --max-rate {guard}: its quota would end the attack")
+    if not int(env.get("RATE_LIMIT_RPS", {}).get("value", "0") or 0):
+        problems.append("RATE_LIMIT_RPS must be set: the quota of every client without its own is on in production")
     return problems
 
 
@@ -663,7 +670,7 @@ def cmd_api_keys_negative(production: Path) -> None:
                                                       "stringData": {API_KEYS_SECRET_KEY: "x score sha256:00"}}),
         "RATE_LIMIT_KEY_HEADER": lambda o: find(o, "ConfigMap", "fraudops-config")["data"].update(
             RATE_LIMIT_KEY_HEADER="x-client-id"),
-        "a quota below the attack's guard": lambda o: _env(api(o)[1])["RATE_LIMIT_RPS"].update(value="100"),
+        "no quota": lambda o: _env(api(o)[1])["RATE_LIMIT_RPS"].update(value="0"),
     }
     for name, mutate in mutants.items():
         mutant = copy.deepcopy(objs)
