@@ -1,7 +1,7 @@
 //! Where a `POST /predict` spends its user-space time, stage by stage, without sockets
 //! (`cargo bench -p fraudops-serve`): parsing and validation, scoring, the `prediction_made` log line, and
 //! the whole request through the service a connection runs (admission, tracking, handler, metrics, response
-//! JSON) with and without logging.
+//! JSON) with and without logging, and with an API key (authentication's cost).
 //!
 //! `scripts/bench-serve.sh` measures the server over TCP; this bench says which stage to work on.
 
@@ -40,6 +40,27 @@ fn stages(c: &mut Criterion) {
         ))
         .unwrap_or_else(|e| panic!("server: {e}"));
     let dispatch = server.dispatch();
+    // The same server with API keys: 20 clients, the request's key the last line (every digest is
+    // compared anyway).
+    let keys = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("keys file: {e}"));
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            fraudops_serve::keys_file_line(
+                &format!("client-{i}"),
+                "record,history",
+                &format!("key-{i}"),
+                None,
+            )
+        })
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("keys: {e}"));
+    std::fs::write(keys.path(), lines.join("\n")).unwrap_or_else(|e| panic!("keys file: {e}"));
+    let mut keyed = ServeConfig::for_tests();
+    keyed.api_keys_file = Some(keys.path().to_owned());
+    let keyed = runtime
+        .block_on(Server::bind(keyed, ModelSource::Embedded))
+        .unwrap_or_else(|e| panic!("server: {e}"))
+        .dispatch();
     let model = fraudops_model::Model::embedded().unwrap_or_else(|e| panic!("model: {e}"));
     let tx = parse_single(BODY.as_bytes()).unwrap_or_else(|e| panic!("bench body: {e}"));
 
@@ -80,6 +101,20 @@ fn stages(c: &mut Criterion) {
         })
     };
     group.bench_function("dispatch_without_logs", full);
+    group.bench_function("dispatch_with_api_key", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut req = request();
+                req.headers_mut().insert(
+                    header::AUTHORIZATION,
+                    header::HeaderValue::from_static("Bearer key-19"),
+                );
+                let response = keyed.handle(req, None).await;
+                assert!(response.status().is_success());
+                axum::body::to_bytes(response.into_body(), usize::MAX).await
+            })
+        })
+    });
     group.bench_function("dispatch_with_logs", |b| {
         tracing::subscriber::with_default(json_subscriber(), || full(b))
     });

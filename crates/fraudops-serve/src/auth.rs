@@ -114,7 +114,18 @@ pub enum AuthFailure {
 #[derive(Debug, Clone)]
 struct Entry {
     caller: Caller,
-    digest: [u8; 32],
+    digest: [u64; 4],
+}
+
+/// A SHA-256 digest as four words, compared a word at a time.
+fn words(digest: &[u8; 32]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for (word, chunk) in out.iter_mut().zip(digest.chunks_exact(8)) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(bytes);
+    }
+    out
 }
 
 /// A keys file, parsed.
@@ -249,7 +260,7 @@ impl ApiKeys {
                     scopes,
                     quota,
                 },
-                digest: bytes,
+                digest: words(&bytes),
             });
         }
         if entries.is_empty() {
@@ -258,12 +269,18 @@ impl ApiKeys {
         Ok(Self { entries })
     }
 
-    /// The caller whose key this is. Every digest is compared, whatever matched, in constant time.
+    /// The caller whose key this is. Every digest is compared, whatever matched, in constant time: the
+    /// difference of each is folded without a branch (four 64-bit words) and tested with `subtle`.
     pub fn authenticate(&self, key: &str) -> Option<&Caller> {
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let digest = words(&Sha256::digest(key.as_bytes()).into());
         let mut found = None;
         for entry in &self.entries {
-            if bool::from(entry.digest.ct_eq(&digest)) {
+            let difference = entry
+                .digest
+                .iter()
+                .zip(&digest)
+                .fold(0u64, |acc, (a, b)| acc | (a ^ b));
+            if bool::from(difference.ct_eq(&0)) {
                 found = Some(&entry.caller);
             }
         }

@@ -8,7 +8,8 @@ use fraudops_wire::{
     BatchRequest, BatchResponse, CustomerHistory, ErrorBody, HealthStatus, History, PredictRequest,
     PredictResponse, ServiceInfo, TerminalHistory, TransactionId,
 };
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 /// The OpenAPI document served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -37,6 +38,28 @@ use utoipa::OpenApi;
         ErrorBody,
         HealthStatus,
         ServiceInfo
-    ))
+    )),
+    modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;
+
+/// The scoring routes' `api_key` scheme: a bearer key, required when the server has API_KEYS_FILE (the
+/// routes list it beside "no security", which a server without keys accepts).
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A key from `fraudops api-key new`, required when the server has API_KEYS_FILE; scopes: score, record (direct calls are recorded in the feature store), history (may send history).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}

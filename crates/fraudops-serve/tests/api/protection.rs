@@ -316,5 +316,8 @@ async fn a_clients_own_quota_overrides_the_servers() {
         assert_eq!(status("k-worker").await, 200, "rps=1000: its own quota");
     }
     let payments: Vec<u16> = futures_util::future::join_all((0..5).map(|_| status("k-pay"))).await;
-    assert!(payments.contains(&429), "the server's quota of 1/s: {payments:?}");
+    assert!(
+        payments.contains(&429),
+        "the server's quota of 1/s: {payments:?}"
+    );
 }
