@@ -494,3 +494,65 @@ pub async fn not_found() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model_store::ModelSource;
+
+    /// An app whose feature store is at a closed port: a call that reaches it fails and is scored
+    /// without history (200), so a refusal proves the store was never asked.
+    fn app() -> AppInner {
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let store = Arc::new(ModelStore::new(metrics.clone(), "test".into()));
+        store
+            .load_initial(&ModelSource::Embedded)
+            .expect("embedded model");
+        AppInner {
+            store,
+            metrics,
+            replica_id: "test".into(),
+            draining: false.into(),
+            max_body_bytes: 1 << 20,
+            max_batch_size: 10,
+            openapi_json: String::new(),
+            features: Some(
+                FeatureStore::connect(
+                    "redis://127.0.0.1:1/0",
+                    std::time::Duration::from_millis(50),
+                )
+                .expect("url"),
+            ),
+            scores: None,
+        }
+    }
+
+    const DIRECT: &str = r#"{"transaction_id": 1, "amount": 10, "customer_id": 1, "terminal_id": 2, "tx_datetime": "2018-04-01 10:00:00"}"#;
+    const NO_STORE: &str = r#"{"transaction_id": 1, "amount": 10}"#;
+
+    async fn answer(app: &AppInner, body: &str, waited_too_long: bool) -> Result<(), ApiError> {
+        let caller = Caller::open();
+        let request = ScoringRequest {
+            caller: &caller,
+            body: body.as_bytes(),
+            admitted: Admitted { waited_too_long },
+        };
+        predict(app, request, Instant::now()).await.map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn a_direct_call_that_waited_too_long_is_shed_before_the_store() {
+        let app = app();
+        assert_eq!(answer(&app, DIRECT, true).await, Err(ApiError::Overloaded));
+        assert_eq!(
+            answer(&app, NO_STORE, true).await,
+            Ok(()),
+            "without a store call, a small request is cheaper to answer than to shed"
+        );
+        assert_eq!(
+            answer(&app, DIRECT, false).await,
+            Ok(()),
+            "in time: the store is asked (and, unreachable, the call scores without history)"
+        );
+    }
+}
