@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use fraudops_features::FeatureVector;
-use fraudops_wire::TransactionId;
+use fraudops_wire::{FeatureSource, TransactionId};
 
 use crate::model_store::ServedModel;
 use crate::telemetry::{ERROR_MODEL_LOAD, Metrics, RELOAD_FAILURE, RELOAD_SUCCESS};
@@ -33,6 +33,8 @@ pub struct PredictionMade<'a> {
     pub replica_id: &'a str,
     /// The request's merchant category was one the model does not know (scored as missing).
     pub unknown_merchant_category: bool,
+    /// Where its history windows came from.
+    pub feature_source: FeatureSource,
 }
 
 impl PredictionMade<'_> {
@@ -42,7 +44,13 @@ impl PredictionMade<'_> {
         metrics.fraud_probability.observe(self.fraud_probability);
         metrics.confidence.observe(self.confidence);
         self.served.count(self.is_fraud);
-        if let Some(window) = &self.served.drift {
+        metrics.feature_source[self.feature_source.index()].inc();
+        // A score made without the history the store was asked for is not the model's input
+        // distribution; its shift is the outage's (FeatureStoreDegraded), not drift.
+        if let (Some(window), true) = (
+            &self.served.drift,
+            self.feature_source != FeatureSource::StoreUnavailable,
+        ) {
             window.record(self.features, self.fraud_probability);
         }
         if self.unknown_merchant_category {
@@ -55,6 +63,7 @@ impl PredictionMade<'_> {
             processing_time_ms = self.processing_time_ms,
             model_version = self.served.model.version(),
             replica_id = self.replica_id,
+            feature_source = self.feature_source.as_str(),
         );
     }
 }

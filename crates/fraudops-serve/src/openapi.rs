@@ -5,8 +5,8 @@
 //! the types do not import each other in a circle. utoipa derives it from the code, so it cannot drift.
 
 use fraudops_wire::{
-    BatchRequest, BatchResponse, CustomerHistory, ErrorBody, HealthStatus, History, PredictRequest,
-    PredictResponse, ServiceInfo, TerminalHistory, TransactionId,
+    BatchRequest, BatchResponse, CustomerHistory, ErrorBody, FeatureSource, HealthStatus, History,
+    PredictRequest, PredictResponse, ServiceInfo, TerminalHistory, TransactionId,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -33,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         History,
         PredictRequest,
         PredictResponse,
+        FeatureSource,
         BatchRequest,
         BatchResponse,
         ErrorBody,

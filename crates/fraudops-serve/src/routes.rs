@@ -11,8 +11,8 @@ use axum::response::{Html, IntoResponse, Response};
 use fraudops_features::FeatureVector;
 
 use fraudops_wire::{
-    BatchResponse, ErrorBody, HealthStatus, PredictResponse, ServiceInfo, ValidTransaction,
-    ValidationError, parse_batch, parse_single,
+    BatchResponse, ErrorBody, FeatureSource, HealthStatus, PredictResponse, ServiceInfo,
+    ValidTransaction, ValidationError, parse_batch, parse_single,
 };
 
 use crate::auth::{Caller, Scope};
@@ -88,7 +88,7 @@ fn score(
     state: &AppInner,
     served: &ServedModel,
     tx: ValidTransaction,
-    recorded: bool,
+    history: History,
     started: Instant,
 ) -> PredictResponse {
     let t0 = Instant::now();
@@ -107,11 +107,12 @@ fn score(
         processing_time_ms,
         replica_id: &state.replica_id,
         unknown_merchant_category: tx.unknown_merchant_category,
+        feature_source: history.source,
     }
     .emit(&state.metrics);
     // Only a transaction the store recorded has its score kept for its label: a caller that may not
     // record must not overwrite the score of a real transaction with the same id either.
-    if let (Some(recorder), Some(key), true) = (&state.scores, tx.store_key, recorded) {
+    if let (Some(recorder), Some(key), true) = (&state.scores, tx.store_key, history.recorded) {
         let queued = recorder.record(ScoreRecord {
             transaction_id: tx.id.to_string(),
             time: key.time,
@@ -138,7 +139,17 @@ fn score(
         prediction_time: crate::logging::timestamp_now(),
         processing_time_ms,
         replica_id: state.replica_id.clone(),
+        feature_source: history.source,
     }
+}
+
+/// What the store did for one transaction of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct History {
+    /// Where its windows came from.
+    source: FeatureSource,
+    /// The store recorded it (so its score is kept for its label).
+    recorded: bool,
 }
 
 /// A scoring request once its caller is known and its body is in ([`crate::dispatch`]).
@@ -178,13 +189,13 @@ pub async fn predict(
         |bytes| parse_single(bytes).map(|tx| vec![tx]),
         single,
     )?;
-    let recorded = with_stored_windows(state, &request, &mut txs, single).await?;
-    let (Some(tx), Some(&recorded)) = (txs.pop(), recorded.first()) else {
+    let histories = with_stored_windows(state, &request, &mut txs, single).await?;
+    let (Some(tx), Some(&history)) = (txs.pop(), histories.first()) else {
         // parse_single gives exactly one transaction.
         return Err(ApiError::NotReady);
     };
     Ok(SizedJson(
-        score(state, &served, tx, recorded, started),
+        score(state, &served, tx, history, started),
         PREDICTION_JSON_BYTES,
     ))
 }
@@ -216,7 +227,8 @@ fn scoring_input<'s>(
 
 /// Gives the transactions that name a card, a terminal and a time without history their windows from the
 /// online feature store, and records them there if the caller may: one round trip for all of a request's
-/// transactions, in request order. Returns, per transaction, whether the store recorded it.
+/// transactions, in request order. Returns, per transaction, where its windows came from and whether the
+/// store recorded it.
 ///
 /// Refused before the store is asked: a request that waited too long for the CPU (the store call is what
 /// it would cost), and a recorded transaction whose time is ahead of the clock by more than
@@ -228,10 +240,20 @@ async fn with_stored_windows(
     request: &ScoringRequest<'_>,
     txs: &mut [ValidTransaction],
     prefix: impl Fn(usize) -> String,
-) -> Result<Vec<bool>, ApiError> {
-    let mut recorded = vec![false; txs.len()];
+) -> Result<Vec<History>, ApiError> {
+    let mut histories: Vec<History> = txs
+        .iter()
+        .map(|tx| History {
+            source: if tx.has_history {
+                FeatureSource::Request
+            } else {
+                FeatureSource::None
+            },
+            recorded: false,
+        })
+        .collect();
     let Some(features) = &state.features else {
-        return Ok(recorded);
+        return Ok(histories);
     };
     let record = request.caller.scopes.allows(Scope::Record);
     let latest = features.latest_recordable_time();
@@ -260,7 +282,7 @@ async fn with_stored_windows(
         });
     }
     if keyed.is_empty() {
-        return Ok(recorded);
+        return Ok(histories);
     }
     if request.admitted.waited_too_long {
         return Err(ApiError::Overloaded);
@@ -276,8 +298,11 @@ async fn with_stored_windows(
             for (&i, o) in keyed.iter().zip(observed) {
                 txs[i].row.customer = o.windows.customer;
                 txs[i].row.terminal = o.windows.terminal;
-                recorded[i] = o.recorded == Recorded::Yes;
-                if !recorded[i] {
+                histories[i] = History {
+                    source: FeatureSource::Store,
+                    recorded: o.recorded == Recorded::Yes,
+                };
+                if !histories[i].recorded {
                     state
                         .metrics
                         .feature_store_unrecorded
@@ -286,14 +311,19 @@ async fn with_stored_windows(
                 }
             }
         }
-        Err(error) => FeatureStoreFailed {
-            op: STORE_OP_OBSERVE,
-            error: &error,
-            transactions: keyed.len(),
+        Err(error) => {
+            for &i in &keyed {
+                histories[i].source = FeatureSource::StoreUnavailable;
+            }
+            FeatureStoreFailed {
+                op: STORE_OP_OBSERVE,
+                error: &error,
+                transactions: keyed.len(),
+            }
+            .emit(&state.metrics)
         }
-        .emit(&state.metrics),
     }
-    Ok(recorded)
+    Ok(histories)
 }
 
 /// Room for one prediction's JSON (about 260 bytes): serialized without growing the buffer.
@@ -347,11 +377,11 @@ pub async fn predict_batch(
         |bytes| parse_batch(bytes, state.max_batch_size),
         item,
     )?;
-    let recorded = with_stored_windows(state, &request, &mut txs, item).await?;
+    let histories = with_stored_windows(state, &request, &mut txs, item).await?;
     let predictions: Vec<PredictResponse> = txs
         .into_iter()
-        .zip(recorded)
-        .map(|(tx, recorded)| score(state, &served, tx, recorded, started))
+        .zip(histories)
+        .map(|(tx, history)| score(state, &served, tx, history, started))
         .collect();
     let bytes = 128 + predictions.len() * PREDICTION_JSON_BYTES;
     Ok(SizedJson(

@@ -2,6 +2,7 @@
 
 use fraudops_features::{FEATURE_NAMES, N_FEATURES};
 use fraudops_store::Recorded;
+use fraudops_wire::FeatureSource;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -177,6 +178,9 @@ pub struct Metrics {
     /// but not recorded there (`read_only`: the key may not record; `too_old`: older than the store's
     /// reach for its card).
     pub feature_store_unrecorded: IntCounterVec,
+    /// `ml_model_feature_source_total{source}`, resolved per value in `FeatureSource::ALL` order: where
+    /// each prediction's history came from (`store_unavailable`: needed and not reached).
+    pub feature_source: [IntCounter; 4],
     /// `api_client_refusals_total{client,reason}`: requests refused because of who sent them
     /// (`missing_key`, `invalid_key`, `scope`, `quota`); `client` is `unknown` without a valid key.
     pub client_refusals: IntCounterVec,
@@ -337,6 +341,17 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            feature_source: {
+                let by_source = IntCounterVec::new(
+                    Opts::new(
+                        "ml_model_feature_source_total",
+                        "Predictions by where their history windows came from: store, request, none, store_unavailable (the store was needed and not reached).",
+                    ),
+                    &["source"],
+                )?;
+                registry.register(Box::new(by_source.clone()))?;
+                FeatureSource::ALL.map(|s| by_source.with_label_values(&[s.as_str()]))
+            },
             client_refusals: IntCounterVec::new(
                 Opts::new(
                     "api_client_refusals_total",

@@ -29,8 +29,8 @@ pub use event::{
     DeadLetter, LabelEvent, MAX_DEAD_LETTER_PAYLOAD, PredictionEvent, ScoredBy, TransactionEvent,
 };
 pub use schema::{
-    BatchRequest, BatchResponse, CustomerHistory, ErrorBody, HealthStatus, History, PredictRequest,
-    PredictResponse, ServiceInfo, TerminalHistory, TransactionId,
+    BatchRequest, BatchResponse, CustomerHistory, ErrorBody, FeatureSource, HealthStatus, History,
+    PredictRequest, PredictResponse, ServiceInfo, TerminalHistory, TransactionId,
 };
 pub use validation::{
     MAX_AMOUNT, MAX_BALANCE, MAX_CATEGORY_LEN, MAX_ID_LEN, MAX_WINDOW_COUNT, StoreKey,

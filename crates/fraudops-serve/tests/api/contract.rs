@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use crate::support::{TestServer, metric, transaction};
 
-const RESPONSE_FIELDS: [&str; 8] = [
+/// SPEC §4's eight fields, and `feature_source` (issue 30: how the history windows were obtained).
+const RESPONSE_FIELDS: [&str; 9] = [
+    "feature_source",
     "transaction_id",
     "is_fraud",
     "fraud_probability",
@@ -35,6 +37,7 @@ async fn predict_answers_with_exactly_the_spec_fields() {
     );
     assert_eq!(body["transaction_id"], "tx-1");
     assert_eq!(body["replica_id"], "test-replica");
+    assert_eq!(body["feature_source"], "none", "no store: nothing to look up");
     let p = body["fraud_probability"].as_f64().expect("probability");
     assert!((0.0..=1.0).contains(&p));
     let confidence = body["confidence"].as_f64().expect("confidence");

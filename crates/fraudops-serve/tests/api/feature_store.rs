@@ -125,14 +125,14 @@ async fn history_in_the_request_wins_and_is_not_recorded() {
     let server = with_store(&redis, Duration::from_secs(2)).await;
     let txs = transactions();
     let batch = compute(&txs);
-    let status = server
-        .post_json("/predict", &with_history(&txs[0], batch.row(0)))
-        .await
-        .status();
-    assert_eq!(status, 200);
+    let answer = server
+        .post_for_json("/predict", &with_history(&txs[0], batch.row(0)))
+        .await;
+    assert_eq!(answer["feature_source"], "request", "{answer}");
     // The seed's minimal schema: no card, nothing to look up.
     let minimal = json!({"transaction_id": 1, "amount": 12.5});
-    assert_eq!(server.post_json("/predict", &minimal).await.status(), 200);
+    let answer = server.post_for_json("/predict", &minimal).await;
+    assert_eq!(answer["feature_source"], "none", "{answer}");
     let mut conn = redis::Client::open(redis.url())
         .and_then(|c| c.get_connection())
         .expect("redis");
@@ -167,6 +167,10 @@ async fn a_store_that_stops_under_load_degrades_scoring_and_comes_back() {
             statuses
         })
     };
+    let before = server
+        .post_for_json("/predict", &direct(&transactions()[0]))
+        .await;
+    assert_eq!(before["feature_source"], "store", "{before}");
     let running = load(0, 400);
     // Stop the store while requests are flowing: after 50 of them used it.
     while metric(
@@ -187,6 +191,22 @@ async fn a_store_that_stops_under_load_degrades_scoring_and_comes_back() {
     let text = server.metrics().await;
     let errors = metric(&text, ERRORS).expect("error counter");
     assert!(errors > 0.0, "store failures are counted");
+    let unavailable = server
+        .post_for_json("/predict", &direct(&transactions()[1]))
+        .await;
+    assert_eq!(
+        unavailable["feature_source"], "store_unavailable",
+        "the answer says it was scored without the history it needed: {unavailable}"
+    );
+    let text = server.metrics().await;
+    assert!(
+        metric(
+            &text,
+            "ml_model_feature_source_total{source=\"store_unavailable\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "counted by value"
+    );
     assert_eq!(server.get("/ready").await.status(), 200, "still ready");
 
     // Back: within the breaker's pause requests use the store again, and stop counting errors.

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use fraudops_features::FeatureRow;
 use fraudops_store::{FeatureStore, Observation, Recorded};
+use fraudops_wire::FeatureSource;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -25,17 +26,27 @@ use crate::telemetry::KafkaMetrics;
 /// that one slow call holds few events.
 pub const MAX_BATCH: usize = 256;
 
-/// Runs the stage until `events` closes: every event is handed to `then` in arrival order with its row
-/// (`None` without a store or when the store failed).
+/// An event's windows as this stage found them.
+#[derive(Debug, Clone, Copy)]
+pub struct Found {
+    /// The row with the store's windows (`None` without a store or when the store failed).
+    pub row: Option<FeatureRow>,
+    /// `store`, `none` (no store) or `store_unavailable` (the call failed).
+    pub source: FeatureSource,
+}
+
+/// Runs the stage until `events` closes: every event is handed to `then` in arrival order with what was
+/// found for it.
 pub fn spawn<T: Send + 'static>(
     store: Option<FeatureStore>,
     metrics: KafkaMetrics,
     mut events: mpsc::Receiver<(Event, T)>,
-    mut then: impl FnMut(Event, Option<FeatureRow>, T) + Send + 'static,
+    mut then: impl FnMut(Event, Found, T) + Send + 'static,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while events.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let mut source = FeatureSource::None;
             let windows = match &store {
                 Some(store) => {
                     let observations: Vec<Observation> =
@@ -47,6 +58,7 @@ pub fn spawn<T: Send + 'static>(
                         Ok(windows) => Some(windows),
                         Err(error) => {
                             metrics.feature_store_failed(&error, batch.len());
+                            source = FeatureSource::StoreUnavailable;
                             None
                         }
                     }
@@ -60,12 +72,16 @@ pub fn spawn<T: Send + 'static>(
                             metrics.store_unrecorded(o.recorded);
                         }
                         let row = event.row(&o.windows);
-                        then(event, Some(row), item);
+                        let found = Found {
+                            row: Some(row),
+                            source: FeatureSource::Store,
+                        };
+                        then(event, found, item);
                     }
                 }
                 None => {
                     for (event, item) in batch.drain(..) {
-                        then(event, None, item);
+                        then(event, Found { row: None, source }, item);
                     }
                 }
             }

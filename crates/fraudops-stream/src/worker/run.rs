@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fraudops_features::FeatureRow;
 use fraudops_model::Model;
 use fraudops_store::{ScoreRecord, ScoreRecorder, StoredScore};
-use fraudops_wire::{DeadLetter, PredictionEvent};
+use fraudops_wire::{DeadLetter, FeatureSource, PredictionEvent, ScoredBy};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -24,6 +23,7 @@ use crate::lag::{LagProbe, spawn_reporter};
 use crate::message::{Event, parse_event};
 use crate::telemetry::{KafkaMetrics, bind_metrics, serve_metrics};
 use crate::worker::config::WorkerConfig;
+use crate::worker::features::Found;
 use crate::worker::offsets::{OffsetTracker, Ticket};
 use crate::worker::scorer::{HttpScorer, InProcessScorer, Scorer};
 
@@ -188,15 +188,16 @@ struct Received {
 }
 
 /// Scores one event and produces its prediction (or dead letter), then marks it done.
-async fn process(
-    shared: Arc<Shared>,
-    scorer: Scorer,
-    event: Event,
-    row: Option<FeatureRow>,
-    input: Received,
-) {
-    match scorer.score(&event, row.as_ref()).await {
-        Ok((prediction, scored_by)) => {
+async fn process(shared: Arc<Shared>, scorer: Scorer, event: Event, found: Found, input: Received) {
+    match scorer.score(&event, found.row.as_ref()).await {
+        Ok((mut prediction, scored_by)) => {
+            // The worker's own store lookup is the prediction's source; without windows the API (its own
+            // store) or the in-process model (none) said.
+            match (found.source, scored_by) {
+                (FeatureSource::Store, _) => prediction.feature_source = FeatureSource::Store,
+                (source, ScoredBy::InProcess) => prediction.feature_source = source,
+                _ => {}
+            }
             if let Some(recorder) = &shared.scores {
                 let queued = recorder.record(ScoreRecord {
                     transaction_id: event.id.to_string(),
@@ -426,10 +427,10 @@ pub async fn run(
     );
     let stage = crate::worker::features::spawn(feature_store, metrics.clone(), staged, {
         let (shared, scorer) = (shared.clone(), scorer.clone());
-        move |event, row, (input, permit)| {
+        move |event, found, (input, permit)| {
             let (shared, scorer) = (shared.clone(), scorer.clone());
             tokio::spawn(async move {
-                process(shared, scorer, event, row, input).await;
+                process(shared, scorer, event, found, input).await;
                 drop(permit);
             });
         }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use fraudops_features::FeatureRow;
 use fraudops_model::Model;
-use fraudops_wire::{ErrorBody, PredictResponse, ScoredBy};
+use fraudops_wire::{ErrorBody, FeatureSource, PredictResponse, ScoredBy};
 use tokio::sync::Semaphore;
 
 use crate::error::StreamError;
@@ -73,6 +73,8 @@ impl InProcessScorer {
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             processing_time_ms: started.elapsed().as_secs_f64() * 1000.0,
             replica_id: self.replica_id.clone(),
+            // The caller knows where the row came from and sets it (`run.rs`).
+            feature_source: FeatureSource::None,
         }
     }
 }
