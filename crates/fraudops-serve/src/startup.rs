@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
-use fraudops_store::ScoreRecorder;
+use fraudops_store::{FeatureStore, ScoreRecorder};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
@@ -68,8 +68,14 @@ impl Server {
             .feature_store
             .connect()
             .context("configuring the feature store")?;
-        // The scores of direct calls, for the label consumer: written in batches by a task of their own.
-        let scores = features.clone().map(|store| {
+        // The scores of direct calls, for the label consumer: written in batches by a task of their own, on
+        // a connection and breakers of their own.
+        let recorder_store = features
+            .as_ref()
+            .map(FeatureStore::own_connection)
+            .transpose()
+            .context("configuring the feature store")?;
+        let scores = recorder_store.map(|store| {
             let metrics = metrics.clone();
             ScoreRecorder::spawn(store, SCORE_QUEUE, move |n, _| {
                 metrics

@@ -1,22 +1,29 @@
-//! [`FeatureStore`]: one multiplexed connection per process, one script call per batch of events, a
-//! deadline on every call and a breaker that stops asking a store that just failed.
+//! [`FeatureStore`]: one multiplexed connection per `connect`, one script call per batch of events, a
+//! deadline on every call and, per operation, a breaker that stops asking a store that is failing
+//! (`breaker.rs`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use fraudops_data::EpochSeconds;
 use fraudops_features::definition::{CustomerWindows, DAY, MicroAmount, TerminalWindows, to_micro};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::breaker::{Admit, Breaker};
 use crate::error::StoreError;
 use crate::keys;
 use crate::scripts::{
     LABEL, OBSERVE, OBSERVE_WIDTH, SCORE_TTL_SECONDS, TERMINAL_TTL_SECONDS, observe_header,
 };
 
-/// After a failed call the store is not asked for this long: a store that is down costs each request
-/// nothing, and one that is back is used again within this pause.
-const BREAKER_PAUSE: Duration = Duration::from_millis(250);
+/// The operations, each with its own breaker: failing label writes must not stop lookups.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Observe = 0,
+    Label = 1,
+    RecordScores = 2,
+    Ping = 3,
+}
 
 /// How far ahead of the clock an event's time may be and still be recorded, unless configured
 /// (`MAX_CLOCK_SKEW`): payment terminals' clocks drift by seconds, not hours.
@@ -157,9 +164,10 @@ pub struct FeatureStore {
     deadline: Duration,
     /// How far ahead of this process's clock an event may be and still be recorded.
     max_clock_skew: Duration,
-    /// Milliseconds since `epoch` before which the store is not asked (the breaker).
-    paused_until: std::sync::Arc<AtomicU64>,
-    epoch: Instant,
+    /// One breaker per [`Op`], shared by the clones of this store (not by another `connect`).
+    breakers: Arc<[Breaker; 4]>,
+    /// Where it is, for [`Self::own_connection`].
+    url: Arc<str>,
 }
 
 impl FeatureStore {
@@ -185,9 +193,15 @@ impl FeatureStore {
             conn,
             deadline,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
-            paused_until: std::sync::Arc::new(AtomicU64::new(0)),
-            epoch: Instant::now(),
+            breakers: Arc::new(Default::default()),
+            url: Arc::from(url),
         })
+    }
+
+    /// The same store on a connection and breakers of its own: the score recorder's batched writes then
+    /// never queue behind, nor trip the breaker of, the lookups answers wait for.
+    pub fn own_connection(&self) -> Result<Self, StoreError> {
+        Ok(Self::connect(&self.url, self.deadline)?.with_max_clock_skew(self.max_clock_skew))
     }
 
     /// Events more than `skew` ahead of this process's clock are not recorded ([`Recorded::Future`]).
@@ -242,7 +256,9 @@ impl FeatureStore {
                 .arg(u8::from(e.record && !future));
         }
         let mut conn = self.conn.clone();
-        let values: Vec<i64> = self.guard(call.invoke_async(&mut conn)).await?;
+        let values: Vec<i64> = self
+            .guard(Op::Observe, call.invoke_async(&mut conn))
+            .await?;
         if values.len() != events.len() * OBSERVE_WIDTH {
             return Err(StoreError::Protocol {
                 expected: events.len() * OBSERVE_WIDTH,
@@ -294,7 +310,8 @@ impl FeatureStore {
                 .arg(u8::from(l.fraud));
         }
         let mut conn = self.conn.clone();
-        let stored: Vec<Option<String>> = self.guard(call.invoke_async(&mut conn)).await?;
+        let stored: Vec<Option<String>> =
+            self.guard(Op::Label, call.invoke_async(&mut conn)).await?;
         if stored.len() != labels.len() {
             return Err(StoreError::Protocol {
                 expected: labels.len(),
@@ -332,7 +349,9 @@ impl FeatureStore {
                 .ignore();
         }
         let mut conn = self.conn.clone();
-        let () = self.guard(pipe.query_async(&mut conn)).await?;
+        let () = self
+            .guard(Op::RecordScores, pipe.query_async(&mut conn))
+            .await?;
         Ok(())
     }
 
@@ -340,34 +359,30 @@ impl FeatureStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: String = self
-            .guard(redis::cmd("PING").query_async(&mut conn))
+            .guard(Op::Ping, redis::cmd("PING").query_async(&mut conn))
             .await?;
         Ok(())
     }
 
-    /// Runs one call under the deadline and the breaker.
+    /// Runs one call under the deadline and its operation's breaker.
     async fn guard<T>(
         &self,
+        op: Op,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        let now = self.now_ms();
-        let until = self.paused_until.load(Ordering::Relaxed);
-        if now < until {
-            return Err(StoreError::Unavailable(Duration::from_millis(until - now)));
-        }
-        let result = match tokio::time::timeout(self.deadline, call).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => StoreError::Redis(e),
-            Err(_) => StoreError::Timeout(self.deadline),
+        let breaker = &self.breakers[op as usize];
+        let probe = match breaker.admit() {
+            Admit::Refused(wait) => return Err(StoreError::Unavailable(wait)),
+            Admit::Call => false,
+            Admit::Probe => true,
         };
-        let pause = u64::try_from(BREAKER_PAUSE.as_millis()).unwrap_or(u64::MAX);
-        self.paused_until
-            .fetch_max(self.now_ms() + pause, Ordering::Relaxed);
-        Err(result)
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        let result = match tokio::time::timeout(self.deadline, call).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Redis(e)),
+            Err(_) => Err(StoreError::Timeout(self.deadline)),
+        };
+        breaker.record(result.is_ok(), probe);
+        result
     }
 }
 

@@ -7,8 +7,9 @@ pub enum StoreError {
     /// The call did not finish within the deadline.
     #[error("the feature store did not answer within {0:?}")]
     Timeout(std::time::Duration),
-    /// Recent calls failed; the store is not asked again until the breaker's pause is over.
-    #[error("the feature store failed recently; not asking again for {0:?}")]
+    /// Recent calls of this operation failed (at a high rate, or several in a row); the store is not
+    /// asked again until the breaker's pause is over.
+    #[error("the feature store is failing; not asking again for {0:?}")]
     Unavailable(std::time::Duration),
     /// Redis refused the call or the connection failed.
     #[error("feature store: {0}")]

@@ -9,7 +9,8 @@
 //! * `keys` — the Redis key layout (one place);
 //! * `scripts` — the two Lua scripts (`observe.lua`, `label.lua`) and the arguments they take from
 //!   `fraudops_features::definition`, which stays the only place a window is defined;
-//! * `client` — [`FeatureStore`]: the deadline, the circuit breaker and the typed results;
+//! * `client` — [`FeatureStore`]: the deadline, a breaker per operation and the typed results;
+//! * `breaker` — the breaker: opens on a failure rate (or failures in a row), not on one call;
 //! * `recorder` — [`ScoreRecorder`]: scores written in batches off the response path, read back by the
 //!   label script when a label arrives (online evaluation).
 //!
@@ -18,6 +19,7 @@
 //! append-only file had not yet written (Redis `appendfsync everysec`: one second), never a window's
 //! consistency.
 
+mod breaker;
 mod client;
 mod config;
 mod error;

@@ -37,7 +37,10 @@ async fn predict_answers_with_exactly_the_spec_fields() {
     );
     assert_eq!(body["transaction_id"], "tx-1");
     assert_eq!(body["replica_id"], "test-replica");
-    assert_eq!(body["feature_source"], "none", "no store: nothing to look up");
+    assert_eq!(
+        body["feature_source"], "none",
+        "no store: nothing to look up"
+    );
     let p = body["fraud_probability"].as_f64().expect("probability");
     assert!((0.0..=1.0).contains(&p));
     let confidence = body["confidence"].as_f64().expect("confidence");

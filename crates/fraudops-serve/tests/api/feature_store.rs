@@ -242,3 +242,49 @@ async fn a_store_that_stops_under_load_degrades_scoring_and_comes_back() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn one_slow_store_call_does_not_degrade_the_next_calls() {
+    let Some(redis) = RedisServer::start_or_skip("one_slow_store_call", false) else {
+        return;
+    };
+    let server = with_store(&redis, Duration::from_millis(50)).await;
+    let txs = transactions();
+    let source = |answer: Value| answer["feature_source"].as_str().unwrap_or("?").to_owned();
+    assert_eq!(
+        source(server.post_for_json("/predict", &direct(&txs[0])).await),
+        "store"
+    );
+    // Redis stalls 150 ms (as during a fork or a slow disk): the call in flight misses its 50 ms deadline.
+    // (The old breaker then refused every call for 250 ms: the calls below, at ~150 ms, with it.)
+    let mut admin = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(150)
+        .arg("ALL")
+        .query(&mut admin)
+        .expect("pause");
+    assert_eq!(
+        source(server.post_for_json("/predict", &direct(&txs[1])).await),
+        "store_unavailable"
+    );
+    // As soon as Redis answers again (a PING returns when the pause ends), the next calls use it: one
+    // failure does not open the breaker, so no pause of every call follows it.
+    let url = redis.url();
+    tokio::task::spawn_blocking(move || {
+        let mut c = redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .expect("redis");
+        let _: String = redis::cmd("PING").query(&mut c).expect("ping");
+    })
+    .await
+    .expect("ping task");
+    for tx in &txs[2..6] {
+        assert_eq!(
+            source(server.post_for_json("/predict", &direct(tx)).await),
+            "store"
+        );
+    }
+}

@@ -388,6 +388,11 @@ pub async fn run(
         feature_store = config.feature_store.url.is_some(),
         concurrency = config.concurrency, max_in_flight = config.max_in_flight);
 
+    // The scores for the label consumer go on a connection and breakers of their own.
+    let recorder_store = feature_store
+        .as_ref()
+        .map(fraudops_store::FeatureStore::own_connection)
+        .transpose()?;
     let shared = Arc::new(Shared {
         producer,
         tracker: tracker.clone(),
@@ -398,7 +403,7 @@ pub async fn run(
         replica_id: replica_id.clone(),
         predicted: AtomicU64::new(0),
         dead_lettered: AtomicU64::new(0),
-        scores: feature_store.clone().map(|store| {
+        scores: recorder_store.map(|store| {
             let metrics = metrics.clone();
             ScoreRecorder::spawn(store, SCORE_QUEUE, move |n, _| {
                 metrics.scores_not_recorded(n)
