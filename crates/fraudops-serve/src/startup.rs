@@ -27,6 +27,8 @@ use crate::telemetry::{Metrics, STORE_OP_RECORD};
 /// Scores queued for the store at most (about 100 bytes each); past it, scores are dropped and counted
 /// (`ml_model_feature_store_errors_total{op="record"}`), never waited for.
 const SCORE_QUEUE: usize = 65_536;
+/// Longest the queued scores may take to reach the store at shutdown (within the pod's termination grace).
+const SCORE_FLUSH: Duration = Duration::from_secs(5);
 use crate::tracking::TrackLayer;
 
 /// A store URL for logs: without the password (`redis://:secret@host` → `redis://***@host`).
@@ -47,6 +49,8 @@ pub struct Server {
     source: ModelSource,
     rate_limit: Option<ClientRateLimit>,
     auth: Arc<Authenticator>,
+    /// The task writing queued scores to the store (with a store), flushed at shutdown.
+    score_writer: Option<tokio::task::JoinHandle<()>>,
     config: ServeConfig,
 }
 
@@ -75,16 +79,17 @@ impl Server {
             .map(FeatureStore::own_connection)
             .transpose()
             .context("configuring the feature store")?;
-        let scores = recorder_store.map(|store| {
-            let metrics = metrics.clone();
-            ScoreRecorder::spawn(store, SCORE_QUEUE, move |n, _| {
-                metrics
-                    .feature_store_errors
-                    .with_label_values(&[STORE_OP_RECORD])
-                    .inc_by(n as u64);
+        let (scores, score_writer) = recorder_store
+            .map(|store| {
+                let metrics = metrics.clone();
+                ScoreRecorder::spawn(store, SCORE_QUEUE, move |n, _| {
+                    metrics
+                        .feature_store_errors
+                        .with_label_values(&[STORE_OP_RECORD])
+                        .inc_by(n as u64);
+                })
             })
-            .0
-        });
+            .unzip();
         let state = Arc::new(AppInner {
             scores,
             features,
@@ -117,6 +122,7 @@ impl Server {
             None => Authenticator::open(),
         });
         Ok(Self {
+            score_writer,
             auth,
             listener,
             metrics_listener,
@@ -302,6 +308,16 @@ impl Server {
         }
         if let Some(m) = metrics_server {
             m.abort();
+        }
+        // The scores of the last requests still queued reach the store, so their labels find them.
+        if let (Some(recorder), Some(writer)) = (&state.scores, self.score_writer) {
+            recorder.stop();
+            if tokio::time::timeout(SCORE_FLUSH, writer).await.is_err() {
+                tracing::warn!(
+                    event = "scores_not_flushed",
+                    "the store did not take the queued scores in time"
+                );
+            }
         }
         tracing::info!(event = "server_stopped");
         Ok(())

@@ -33,6 +33,6 @@ pub use client::{
     DEFAULT_MAX_CLOCK_SKEW, FeatureStore, Label, Observation, Observed, Recorded, ScoreRecord,
     StoredScore, Windows,
 };
-pub use config::StoreArgs;
+pub use config::{StoreArgs, parse_duration};
 pub use error::StoreError;
 pub use recorder::ScoreRecorder;

@@ -567,3 +567,41 @@ async fn a_far_future_time_prunes_nothing_even_if_a_caller_lets_it_through() {
     );
     assert_eq!(w[0].windows, expected);
 }
+
+#[tokio::test]
+async fn a_stopped_recorder_writes_what_it_holds_and_takes_nothing_more() {
+    let Some(server) = RedisServer::start_or_skip("a_stopped_recorder_flushes", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let (recorder, writer) = ScoreRecorder::spawn(store, 100_000, |_, e| panic!("{e}"));
+    let score = |i: u64| ScoreRecord {
+        transaction_id: i.to_string(),
+        time: START,
+        score: StoredScore {
+            fraud_probability: 0.5,
+            is_fraud: false,
+            model_version: "gbdt-000000000000".into(),
+        },
+    };
+    for i in 0..5_000 {
+        assert!(recorder.record(score(i)));
+    }
+    recorder.stop();
+    tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("flushed in time")
+        .expect("writer");
+    assert!(
+        !recorder.record(score(9_999_999)),
+        "a stopped recorder takes nothing"
+    );
+    let mut conn = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("admin connection");
+    let n: i64 = redis::cmd("HLEN")
+        .arg(format!("fraudops:v1:s:{}", START.div_euclid(DAY)))
+        .query(&mut conn)
+        .expect("hlen");
+    assert_eq!(n, 5_000, "every queued score reached the store");
+}

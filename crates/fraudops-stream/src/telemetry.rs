@@ -88,6 +88,9 @@ pub const STREAM_SCORES_NOT_RECORDED: &str = "stream_scores_not_recorded_total";
 /// Events the worker scored from the store without recording them, by reason (`future`: ahead of the
 /// clock by more than MAX_CLOCK_SKEW; `too_old`: older than the store's reach for its card).
 pub const STREAM_STORE_UNRECORDED: &str = "stream_feature_store_unrecorded_total";
+/// Events the worker scored without history because the feature store failed for longer than
+/// FEATURE_STORE_MAX_WAIT (their predictions say `feature_source: store_unavailable`).
+pub const STREAM_SCORED_WITHOUT_HISTORY: &str = "stream_scored_without_history_total";
 /// One feature-store round trip of the worker (a batch of events).
 pub const STREAM_STORE_DURATION: &str = "stream_feature_store_duration_seconds";
 
@@ -111,6 +114,7 @@ pub struct KafkaMetrics {
     attack_errors: IntCounterVec,
     store_errors: IntCounter,
     store_unrecorded: IntCounterVec,
+    without_history: IntCounter,
     store_duration: Histogram,
     scores_not_recorded: IntCounter,
     /// Second of the last `feature_store_failed` line.
@@ -187,6 +191,10 @@ impl KafkaMetrics {
         for reason in [Recorded::Future, Recorded::TooOld] {
             store_unrecorded.with_label_values(&[reason.as_str()]);
         }
+        let without_history = IntCounter::new(
+            STREAM_SCORED_WITHOUT_HISTORY,
+            "Events scored without history after the feature store failed for longer than FEATURE_STORE_MAX_WAIT.",
+        )?;
         let store_duration = Histogram::with_opts(
             HistogramOpts::new(
                 STREAM_STORE_DURATION,
@@ -198,6 +206,7 @@ impl KafkaMetrics {
             Box::new(consumed.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(store_errors.clone()),
             Box::new(store_unrecorded.clone()),
+            Box::new(without_history.clone()),
             Box::new(store_duration.clone()),
             Box::new(scores_not_recorded.clone()),
             Box::new(produced.clone()),
@@ -224,6 +233,7 @@ impl KafkaMetrics {
             attack_errors,
             store_errors,
             store_unrecorded,
+            without_history,
             store_duration,
             scores_not_recorded,
             store_logged_at: Default::default(),
@@ -303,8 +313,7 @@ impl KafkaMetrics {
         self.store_duration.observe(seconds);
     }
 
-    /// A feature store call failed; its `events` are scored without history. Counted every time,
-    /// logged at most once per second (a store that is down fails every batch).
+    /// Events not recorded for the label consumer (queue full or store failed).
     pub fn scores_not_recorded(&self, n: usize) {
         self.scores_not_recorded.inc_by(n as u64);
     }
@@ -314,6 +323,11 @@ impl KafkaMetrics {
         self.store_unrecorded
             .with_label_values(&[recorded.as_str()])
             .inc();
+    }
+
+    /// `n` events scored without history: the store failed for longer than the worker waits.
+    pub fn scored_without_history(&self, n: usize) {
+        self.without_history.inc_by(n as u64);
     }
 
     /// A feature store call failed for a batch of `events`: counted, and logged at most once a second.
@@ -328,7 +342,7 @@ impl KafkaMetrics {
             != now
         {
             tracing::warn!(event = "feature_store_failed", error = %error, events,
-                "scored without history");
+                "the batch waits for the store (FEATURE_STORE_MAX_WAIT)");
         }
     }
 

@@ -74,6 +74,11 @@ const TESTS: &[Test] = &[
         stream::poison_messages_go_to_the_dead_letter_topic,
     ),
     (
+        "stream_waits_for_a_failing_store_then_scores_with_it",
+        false,
+        stream::waits_for_a_failing_store_then_scores_with_it,
+    ),
+    (
         "stream_after_sigkill_every_input_still_gets_a_prediction",
         false,
         stream::at_least_once_across_sigkill,

@@ -433,3 +433,112 @@ pub fn lag_rises_while_stopped_and_falls_to_zero() {
         first + 150.0
     );
 }
+
+/// The predictions on `fraud-predictions` by feature source.
+fn sources(broker: &Broker) -> HashMap<String, usize> {
+    let mut by = HashMap::new();
+    for p in broker.predictions("fraud-predictions") {
+        *by.entry(p.prediction.feature_source.as_str().to_owned())
+            .or_insert(0) += 1;
+    }
+    by
+}
+
+pub fn waits_for_a_failing_store_then_scores_with_it() {
+    let broker = Broker::start();
+    let Some(mut redis) =
+        crate::helpers::Redis::start_or_skip(&broker, "stream_waits_for_the_store")
+    else {
+        return;
+    };
+    let url = redis.url();
+    let start = |name: &str, max_wait: &str| {
+        let port = free_port();
+        let mut worker = broker.spawn(
+            name,
+            &[
+                "stream",
+                "--in-process",
+                "--metrics-port",
+                &port.to_string(),
+                "--lag-interval",
+                "200ms",
+            ],
+            &[
+                ("FEATURE_STORE_URL", url.as_str()),
+                ("FEATURE_STORE_MAX_WAIT", max_wait),
+            ],
+        );
+        wait_until_up(&mut worker, port);
+        (worker, port)
+    };
+    // The store is down when the events come: the worker holds them, scores nothing, commits nothing.
+    let (mut worker, port) = start("worker-waits", "2m");
+    redis.kill();
+    run_attack(&broker, "200:1s");
+    wait_until(
+        "the events read and the store failing",
+        Duration::from_secs(60),
+        || {
+            let (n, errors) = (
+                consumed(port),
+                metric(port, "stream_feature_store_errors_total", &[]).unwrap_or(0.0),
+            );
+            (n == 200.0 && errors >= 3.0)
+                .then_some(())
+                .ok_or(format!("consumed {n}, store errors {errors}"))
+        },
+    );
+    assert!(
+        broker.predictions("fraud-predictions").is_empty(),
+        "nothing is scored without the history it needs while the worker waits"
+    );
+    wait_until(
+        "the lag shows the held events",
+        Duration::from_secs(30),
+        || {
+            let queue = metric(port, "kafka_queue_length", &[GROUP]);
+            // Sampled from the broker's offsets; nothing is scored, so it stays near the 200 read.
+            (queue.is_some_and(|q| q >= 190.0))
+                .then_some(())
+                .ok_or(format!("queue {queue:?}: held, not committed"))
+        },
+    );
+    // The store is back: every held event is scored with it.
+    redis.restart();
+    wait_until(
+        "every event scored from the store",
+        Duration::from_secs(60),
+        || {
+            let by = sources(&broker);
+            (by.get("store") == Some(&200))
+                .then_some(())
+                .ok_or(format!("{by:?}"))
+        },
+    );
+    assert_eq!(
+        metric(port, "stream_scored_without_history_total", &[]),
+        Some(0.0)
+    );
+    assert!(worker.terminate(Duration::from_secs(30)), "graceful exit");
+
+    // With a short wait, an outage longer than it ends in scores that say they lack history.
+    let (mut worker, port) = start("worker-gives-up", "1s");
+    redis.kill();
+    run_attack(&broker, "50:1s");
+    wait_until(
+        "the batch scored without history",
+        Duration::from_secs(60),
+        || {
+            let by = sources(&broker);
+            (by.get("store_unavailable") == Some(&50))
+                .then_some(())
+                .ok_or(format!("{by:?}"))
+        },
+    );
+    assert_eq!(
+        metric(port, "stream_scored_without_history_total", &[]),
+        Some(50.0)
+    );
+    assert!(worker.terminate(Duration::from_secs(30)), "graceful exit");
+}

@@ -79,6 +79,13 @@ pub struct WorkerConfig {
     /// production: it is what makes N workers exact). Unset: events are sent without history.
     #[command(flatten)]
     pub feature_store: fraudops_store::StoreArgs,
+    /// Longest a batch of events waits for a failing feature store (retried with backoff, not committed:
+    /// the lag grows and HighKafkaQueueLength fires) before it is scored without history
+    /// (`feature_source: store_unavailable`, counted in stream_scored_without_history_total). Longer than
+    /// the alert's 2 minutes, so an outage is seen before scores degrade.
+    #[arg(long, env = "FEATURE_STORE_MAX_WAIT", default_value = "5m",
+          value_parser = fraudops_store::parse_duration)]
+    pub feature_store_max_wait: Duration,
 }
 
 impl WorkerConfig {

@@ -9,9 +9,10 @@
 //! transactions, which `fraudops labels` records whoever scored them.
 //!
 //! Without a store, events go on without windows (the API decides: its own store, or no history). When
-//! the store fails, the batch is scored without history (as the API does), counted and logged.
+//! the store fails, the batch waits for it (see [`spawn`]), at most FEATURE_STORE_MAX_WAIT, and only then is
+//! scored without history, counted and logged.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fraudops_features::FeatureRow;
 use fraudops_store::{FeatureStore, Observation, Recorded};
@@ -35,10 +36,21 @@ pub struct Found {
     pub source: FeatureSource,
 }
 
+/// First pause before asking a failing store again; doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Runs the stage until `events` closes: every event is handed to `then` in arrival order with what was
-/// found for it.
+/// found for it. When the store fails, the batch waits and is tried again with backoff, for at most
+/// `max_wait` (FEATURE_STORE_MAX_WAIT): the events are not scored, so not committed, and the consumer
+/// stops reading once MAX_IN_FLIGHT are held — the lag grows and `HighKafkaQueueLength` fires, rather
+/// than every transaction of the outage being scored without history and never recorded. Past
+/// `max_wait` the batch is scored without history (`store_unavailable`, counted). On shutdown a waiting
+/// batch is dropped unscored: its offsets are not committed, so it is read again after a restart.
 pub fn spawn<T: Send + 'static>(
     store: Option<FeatureStore>,
+    max_wait: Duration,
     metrics: KafkaMetrics,
     mut events: mpsc::Receiver<(Event, T)>,
     mut then: impl FnMut(Event, Found, T) + Send + 'static,
@@ -51,15 +63,30 @@ pub fn spawn<T: Send + 'static>(
                 Some(store) => {
                     let observations: Vec<Observation> =
                         batch.iter().map(|(e, _)| e.observation()).collect();
-                    let started = Instant::now();
-                    let result = store.observe(&observations).await;
-                    metrics.feature_store_call(started.elapsed().as_secs_f64());
-                    match result {
-                        Ok(windows) => Some(windows),
-                        Err(error) => {
-                            metrics.feature_store_failed(&error, batch.len());
-                            source = FeatureSource::StoreUnavailable;
-                            None
+                    let first_try = Instant::now();
+                    let mut backoff = FIRST_BACKOFF;
+                    loop {
+                        let started = Instant::now();
+                        let result = store.observe(&observations).await;
+                        metrics.feature_store_call(started.elapsed().as_secs_f64());
+                        match result {
+                            Ok(windows) => break Some(windows),
+                            Err(error) => {
+                                metrics.feature_store_failed(&error, batch.len());
+                                let waited = first_try.elapsed();
+                                if waited >= max_wait {
+                                    metrics.scored_without_history(batch.len());
+                                    source = FeatureSource::StoreUnavailable;
+                                    break None;
+                                }
+                                if events.is_closed() {
+                                    // Shutting down: leave the batch unscored and uncommitted.
+                                    batch.clear();
+                                    break None;
+                                }
+                                tokio::time::sleep(backoff.min(max_wait - waited)).await;
+                                backoff = (backoff * 2).min(MAX_BACKOFF);
+                            }
                         }
                     }
                 }

@@ -430,16 +430,22 @@ pub async fn run(
             .max_in_flight
             .min(4 * crate::worker::features::MAX_BATCH),
     );
-    let stage = crate::worker::features::spawn(feature_store, metrics.clone(), staged, {
-        let (shared, scorer) = (shared.clone(), scorer.clone());
-        move |event, found, (input, permit)| {
+    let stage = crate::worker::features::spawn(
+        feature_store,
+        config.feature_store_max_wait,
+        metrics.clone(),
+        staged,
+        {
             let (shared, scorer) = (shared.clone(), scorer.clone());
-            tokio::spawn(async move {
-                process(shared, scorer, event, found, input).await;
-                drop(permit);
-            });
-        }
-    });
+            move |event, found, (input, permit)| {
+                let (shared, scorer) = (shared.clone(), scorer.clone());
+                tokio::spawn(async move {
+                    process(shared, scorer, event, found, input).await;
+                    drop(permit);
+                });
+            }
+        },
+    );
     let mut consumed: u64 = 0;
     let mut first_at: Option<Instant> = None;
     tokio::pin!(shutdown);
