@@ -288,3 +288,83 @@ async fn one_slow_store_call_does_not_degrade_the_next_calls() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_full_store_keeps_answers_coming_and_says_so() {
+    let Some(redis) = RedisServer::start_or_skip("a_full_store", false) else {
+        return;
+    };
+    let server = with_store(&redis, Duration::from_secs(1)).await;
+    // Connections, the script cache and the recorder are in place before the store's memory is read.
+    server
+        .post_json("/predict", &direct(&transactions()[0]))
+        .await;
+    let mut admin = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("KEYS")
+        .arg("fraudops:v1:s:*")
+        .query::<Vec<String>>(&mut admin)
+        .expect("keys")
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the score recorder wrote nothing"
+        );
+        tokio::task::yield_now().await;
+    }
+    let used: i64 = {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(&mut admin)
+            .expect("info");
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("used_memory")
+    };
+    // As deployed (deploy/k8s/base/redis.conf): noeviction, so a full store refuses writes.
+    for (k, v) in [
+        ("maxmemory-policy", "noeviction".to_owned()),
+        ("maxmemory", (used + 1024 * 1024).to_string()),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query(&mut admin)
+            .expect("config");
+    }
+    let mut sources = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..8_000u64 {
+        let mut tx = transactions()[(i % 90) as usize].clone();
+        tx.transaction_id = 100_000 + i;
+        tx.customer_id = 1_000 + i;
+        tx.terminal_id = 5_000 + i;
+        let response = server.post_json("/predict", &direct(&tx)).await;
+        assert_eq!(response.status(), 200, "answers keep coming at the limit");
+        let answer: Value = response.json().await.expect("json");
+        *sources
+            .entry(answer["feature_source"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        sources.get("store").is_some_and(|&n| n > 100),
+        "{sources:?}"
+    );
+    assert!(
+        sources.get("store_unavailable").is_some_and(|&n| n > 100),
+        "past maxmemory the calls say they were scored without the store: {sources:?}"
+    );
+    let text = server.metrics().await;
+    assert!(
+        metric(
+            &text,
+            "ml_model_feature_source_total{source=\"store_unavailable\"}"
+        )
+        .is_some_and(|n| n >= 100.0),
+        "counted"
+    );
+}
