@@ -93,6 +93,8 @@ ALERT_NAMES += ["ScoreDistributionDrift", "ModelQualityDegraded"]
 ALERT_NAMES += ["ModelRetrainingStale"]
 # The transaction lake keeps up (`fraudops archive`).
 ALERT_NAMES += ["LakeArchiveStalled", "LakeArchiveDown"]
+# Issue 30: a feature-store outage says so (and holds the model alerts), Redis is watched, labels keep coming.
+ALERT_NAMES += ["FeatureStoreDegraded", "FeatureStoreDown", "FeatureStoreMemoryHigh", "LabelsStalled"]
 
 failures: list[str] = []
 
@@ -1331,9 +1333,11 @@ def read_list(path: Path) -> set[str]:
 
 
 def project_metrics() -> set[str]:
-    """What the fraudops processes export: the contract, and the archive's names (kept apart because the API's
-    contract test reads metrics-contract.txt)."""
-    return read_list(MONITORING / "metrics-contract.txt") | read_list(MONITORING / "metrics-lake.txt")
+    """What the fraudops deployment exports: the contract, the archive's names (kept apart because the API's
+    contract test reads metrics-contract.txt), and the feature store's redis_exporter sidecar's (metrics-redis.txt:
+    deployed in the base with Redis, read by recording.yaml like the project's own series)."""
+    return (read_list(MONITORING / "metrics-contract.txt") | read_list(MONITORING / "metrics-lake.txt")
+            | read_list(MONITORING / "metrics-redis.txt"))
 
 
 def metric_names(expr: str) -> set[str]:
@@ -1445,6 +1449,14 @@ def cmd_dashboard(rule_out: Path) -> None:
     for needed in ("ml_model_score_psi", "ml_model_feature_psi", "fraudops:model_retrain_age_seconds"):
         if needed not in used:
             fail(f"dashboard: no panel shows {needed}")
+    # The feature store and labels row (issue 30): how predictions got their features, the share FeatureStoreDegraded
+    # watches, Redis's memory against maxmemory, the store's errors per client, labels against the traffic.
+    for needed in ("ml_model_feature_source_total", "fraudops:feature_store_unavailable_ratio:rate2m",
+                   "fraudops:redis_memory_used_ratio", "fraudops:redis_up", "ml_model_feature_store_errors_total",
+                   "stream_feature_store_errors_total", "fraudops_labels_applied_total",
+                   "fraudops:model_predictions:rate1h"):
+        if needed not in used:
+            fail(f"dashboard: no panel shows {needed}")
     # The transaction lake row: what the archive writes, how long since it committed, its backlog and errors.
     for needed in ("lake_rows_written_total", "lake_files_written_total", "lake_bytes_written_total",
                    "fraudops:lake_seconds_since_last_commit", "fraudops:lake_archive_lag", "lake_write_errors_total",
@@ -1517,69 +1529,141 @@ def cmd_alertmanager(out: Path) -> None:
     (out / "alertmanager.yaml").write_text(yaml.safe_dump(cluster, sort_keys=False), encoding="utf-8")
 
 
+class _WebhookSink:
+    """A local HTTP server that records every POST (path, JSON body): the chat webhooks' stand-in."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.received: list[tuple[str, dict]] = []
+        received = self.received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((self.path, json.loads(body or b"{}")))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def titles(self, path: str) -> list[str]:
+        """The notification titles (Slack attachments) posted to `path`, in order."""
+        return [a.get("title", "") for p, b in list(self.received) if p == path for a in b.get("attachments", [])]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class _Alertmanager:
+    """The real Alertmanager on alertmanager.yaml UNCHANGED, in a temporary working directory whose secrets/ files
+    point the chat receivers at `sink_url` + `prefix` (/admin, /oncall): what the drill does. Started on a free
+    port, clustering off; stopped by its PID."""
+
+    def __init__(self, binary: str, sink_url: str, prefix: str = "") -> None:
+        import socket
+        import subprocess
+        import tempfile
+        import time
+        import urllib.request
+
+        self.work = Path(tempfile.mkdtemp(prefix="fraudops-am-"))
+        (self.work / "secrets").mkdir()
+        (self.work / "secrets/admin-chat-url").write_text(f"{sink_url}{prefix}/admin\n")
+        (self.work / "secrets/oncall-chat-url").write_text(f"{sink_url}{prefix}/oncall\n")
+        (self.work / "secrets/smtp-password").write_text("not-a-real-password\n")
+        (self.work / "secrets/retrain-trigger-token").write_text("not-a-real-token\n")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.root = f"http://127.0.0.1:{port}"
+        self.base = f"{self.root}/api/v2"
+        self.log = (self.work / "alertmanager.log").open("w")
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={MONITORING / 'alertmanager/alertmanager.yaml'}",
+             f"--storage.path={self.work / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+             "--cluster.listen-address=", "--log.level=warn"],
+            cwd=self.work, stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{self.base}/status", timeout=1)
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        tail = self.log_tail()
+        self.stop()
+        raise RuntimeError(f"alertmanager did not start: {tail}")
+
+    def log_tail(self) -> str:
+        return (self.work / "alertmanager.log").read_text(encoding="utf-8", errors="replace")[-2000:]
+
+    def post(self, alerts: list[dict]) -> None:
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.base}/alerts", data=json.dumps(alerts).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5)
+
+    def alerts(self) -> list[dict]:
+        import urllib.request
+
+        return json.load(urllib.request.urlopen(f"{self.base}/alerts", timeout=5))
+
+    def metric(self, sample: str) -> float | None:
+        """The value of one exposition line of /metrics, e.g. alertmanager_notifications_total{integration="webhook"}."""
+        import urllib.request
+
+        text = urllib.request.urlopen(f"{self.root}/metrics", timeout=5).read().decode()
+        for line in text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line.split()[-1])
+        return None
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _rfc3339(offset_seconds: float = 0) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset_seconds))
+
+
 def cmd_alertmanager_live(binary: str) -> None:
     """Run the real Alertmanager on alertmanager.yaml UNCHANGED, with only the secrets/ files pointing at a local
     webhook sink (what the drill does): the admin alert must reach the admin chat URL, and HighCPUUsage of the
     same namespace must be inhibited."""
-    import http.server
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
-    import threading
     import time
-    import urllib.request
 
-    received: list[tuple[str, dict]] = []
-
-    class Sink(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append((self.path, json.loads(body or b"{}")))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
-    work = Path(tempfile.mkdtemp(prefix="fraudops-am-"))
-    (work / "secrets").mkdir()
-    (work / "secrets/admin-chat-url").write_text(f"{sink_url}/admin\n")
-    (work / "secrets/oncall-chat-url").write_text(f"{sink_url}/oncall\n")
-    (work / "secrets/smtp-password").write_text("not-a-real-password\n")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/api/v2"
-    log = (work / "alertmanager.log").open("w")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={MONITORING / 'alertmanager/alertmanager.yaml'}", f"--storage.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-        cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    sink = _WebhookSink()
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/status", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.1)
-        else:
-            fail("alertmanager did not start")
-            return
-        if proc.poll() is not None:
-            fail(f"alertmanager exited: {(work / 'alertmanager.log').read_text()}")
-            return
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        alerts = [
+        am = _Alertmanager(binary, sink.url)
+    except RuntimeError as e:
+        sink.close()
+        fail(str(e))
+        return
+    try:
+        now = _rfc3339()
+        am.post([
             {"labels": {"alertname": "AdminNotification_MaxScaleHighCPU", "severity": "critical", "notify": "admin",
                         "namespace": "fraudops"},
              "annotations": {"summary": "fraudops-api runs at its replica maximum", "description": "check"},
@@ -1587,40 +1671,189 @@ def cmd_alertmanager_live(binary: str) -> None:
             {"labels": {"alertname": "HighCPUUsage", "severity": "warning", "namespace": "fraudops",
                         "pod": "fraudops-api-a"},
              "annotations": {"summary": "hot pod", "description": "check"}, "startsAt": now},
-        ]
-        req = urllib.request.Request(f"{base}/alerts", data=json.dumps(alerts).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=5)
+        ])
         time.sleep(0.5)
-        state = {a["labels"]["alertname"]: a["status"] for a in
-                 json.load(urllib.request.urlopen(f"{base}/alerts", timeout=5))}
+        state = {a["labels"]["alertname"]: a["status"] for a in am.alerts()}
         if state.get("HighCPUUsage", {}).get("state") != "suppressed" or not state["HighCPUUsage"].get("inhibitedBy"):
             fail(f"HighCPUUsage is not inhibited by the admin alert: {state.get('HighCPUUsage')}")
         if state.get("AdminNotification_MaxScaleHighCPU", {}).get("state") != "active":
             fail(f"admin alert is not active: {state.get('AdminNotification_MaxScaleHighCPU')}")
         deadline = time.time() + 45  # route group_wait is 10 s
-        while time.time() < deadline and not any(p == "/admin" for p, _ in received):
+        while time.time() < deadline and not sink.titles("/admin"):
             time.sleep(0.5)
-        admin = [b for p, b in received if p == "/admin"]
-        if not admin:
-            fail(f"no notification reached the admin webhook within 45 s; log: {(work / 'alertmanager.log').read_text()[-2000:]}")
+        titles = sink.titles("/admin")
+        if not titles:
+            fail(f"no notification reached the admin webhook within 45 s; log: {am.log_tail()}")
+        elif not titles[0].startswith("[FIRING:1] AdminNotification_MaxScaleHighCPU"):
+            fail(f"unexpected admin notification title {titles[0]!r}")
         else:
-            title = admin[0].get("attachments", [{}])[0].get("title", "")
-            if not title.startswith("[FIRING:1] AdminNotification_MaxScaleHighCPU"):
-                fail(f"unexpected admin notification title {title!r}")
-            else:
-                print(f"admin webhook got: {title}")
-        if any(p == "/oncall" and "HighCPUUsage" in json.dumps(b) for p, b in received):
+            print(f"admin webhook got: {titles[0]}")
+        if any(p == "/oncall" and "HighCPUUsage" in json.dumps(b) for p, b in sink.received):
             fail("the inhibited HighCPUUsage was notified to on-call")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        sink.shutdown()
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
+        am.stop()
+        sink.close()
+
+
+# The feature-store outage holds the model alerts (issue 30): who holds, who is held.
+FEATURE_STORE_SOURCES = ("FeatureStoreDegraded", "FeatureStoreDown")
+MODEL_ALERTS = ("ScoreDistributionDrift", "ModelQualityDegraded")
+# kube-prometheus-stack's Prometheus puts this external label on every alert it sends.
+PROMETHEUS_LABEL = "monitoring/kube-prometheus-stack-prometheus"
+
+
+def _tested_alert_labels(alertname: str) -> dict[str, str]:
+    """The labels a rule gives its firing alert, as its promtool test in deploy/monitoring/tests asserts them (the
+    first exp_alerts naming it): exactly what Alertmanager receives from the deployed rule, but for Prometheus's
+    external labels."""
+    for path in sorted((MONITORING / "tests").glob("*.yaml")):
+        for test in yaml.safe_load(path.read_text(encoding="utf-8")).get("tests", []):
+            for case in test.get("alert_rule_test", []):
+                if case["alertname"] == alertname and case.get("exp_alerts"):
+                    labels = case["exp_alerts"][0].get("exp_labels", {})
+                    return {"alertname": alertname, **{k: str(v) for k, v in labels.items()}}
+    raise KeyError(f"no promtool test in deploy/monitoring/tests expects {alertname} to fire")
+
+
+def cmd_alertmanager_inhibit(binary: str) -> None:
+    """While a feature-store alert fires, the model alerts are held, so the fraudops-retrain route never gets them:
+    on real Alertmanagers with alertmanager.yaml UNCHANGED (only secrets/ swapped), alerts carrying the labels the
+    rules give them (their promtool tests' exp_labels) plus the external `prometheus` label the inhibit rule's
+    `equal` names. Two Alertmanagers side by side, so each counts its own notifications:
+
+      held:    per cluster (`prometheus`), a firing source (FeatureStoreDegraded; FeatureStoreDown; and once with no
+               `prometheus` label at all, as in the drill) with ScoreDistributionDrift and ModelQualityDegraded:
+               both `suppressed`, inhibitedBy = that cluster's source. ModelRetrainingStale beside them (not a
+               target) and the sources themselves stay active. After the routes' group_wait, on-call's chat got
+               the sources and ModelRetrainingStale and neither model alert, and the one webhook integration of the
+               config (the fraudops-retrain route) was never called.
+      control: the model alerts alone; beside a FeatureStoreDegraded that has resolved; and beside a firing one of
+               another cluster: all active, not inhibited; on-call gets them and the retrain webhook is called.
+    """
+    import time
+
+    config = yaml.safe_load((MONITORING / "alertmanager/alertmanager.yaml").read_text(encoding="utf-8"))
+    webhooks = sorted(r["name"] for r in config["receivers"] if r.get("webhook_configs"))
+    if webhooks != ["fraudops-retrain"]:
+        fail(f"receivers with a webhook {webhooks}: this check reads the webhook counter as the retrain route's")
+        return
+    rules = [r for r in config.get("inhibit_rules", [])
+             if any(m.replace(" ", "").startswith("alertname=~") and all(a in m for a in FEATURE_STORE_SOURCES)
+                    for m in r.get("source_matchers", []))]
+    if len(rules) != 1:
+        fail(f"want one inhibit rule whose source is {FEATURE_STORE_SOURCES}: {rules}")
+    elif rules[0].get("equal") != ["prometheus"]:
+        fail(f"the feature-store inhibit rule must be equal on [prometheus] (the rules share no label): {rules[0]}")
+    try:
+        labels = {name: _tested_alert_labels(name)
+                  for name in (*FEATURE_STORE_SOURCES, *MODEL_ALERTS, "ModelRetrainingStale")}
+    except KeyError as e:
+        fail(str(e))
+        return
+    # The rules share no label but severity: the inhibition cannot rely on job (ModelQualityDegraded has none).
+    print("rule labels: " + "; ".join(f"{n} {sorted((k, v) for k, v in l.items() if k != 'alertname')}"
+                                      for n, l in labels.items()))
+
+    def alert(name: str, prometheus: str | None, resolved: bool = False) -> dict:
+        lab = dict(labels[name])
+        if prometheus is not None:
+            lab["prometheus"] = prometheus
+        out = {"labels": lab, "annotations": {"summary": f"{name} (check)", "description": "check"},
+               "startsAt": _rfc3339(-600 if resolved else 0)}
+        if resolved:
+            out["endsAt"] = _rfc3339(-60)
+        return out
+
+    held_scenarios = {  # prometheus label -> source
+        PROMETHEUS_LABEL: "FeatureStoreDegraded",
+        "monitoring/redis-down": "FeatureStoreDown",
+        None: "FeatureStoreDegraded",  # no external label (the drill)
+    }
+    held_alerts = [alert("ModelRetrainingStale", PROMETHEUS_LABEL)]
+    for cluster, source in held_scenarios.items():
+        held_alerts += [alert(source, cluster), *(alert(m, cluster) for m in MODEL_ALERTS)]
+    control_alerts = [
+        *(alert(m, "monitoring/no-outage") for m in MODEL_ALERTS),
+        alert("FeatureStoreDegraded", "monitoring/resolved", resolved=True),
+        *(alert(m, "monitoring/resolved") for m in MODEL_ALERTS),
+        alert("FeatureStoreDegraded", "monitoring/other-cluster"),
+        *(alert(m, "monitoring/this-cluster") for m in MODEL_ALERTS),
+    ]
+
+    sink = _WebhookSink()
+    started: list[_Alertmanager] = []
+    try:
+        held = _Alertmanager(binary, sink.url, "/held")
+        started.append(held)
+        control = _Alertmanager(binary, sink.url, "/control")
+        started.append(control)
+        held.post(held_alerts)
+        control.post(control_alerts)
+        time.sleep(0.5)
+
+        def by_key(am: _Alertmanager) -> dict[tuple[str, str | None], dict]:
+            return {(a["labels"]["alertname"], a["labels"].get("prometheus")): a for a in am.alerts()}
+
+        got = by_key(held)
+        for cluster, source in held_scenarios.items():
+            src = got.get((source, cluster))
+            if src is None or src["status"]["state"] != "active":
+                fail(f"held: source {source} ({cluster}) is not active: {src and src['status']}")
+                continue
+            for m in MODEL_ALERTS:
+                st = got.get((m, cluster), {}).get("status", {})
+                if st.get("state") != "suppressed" or st.get("inhibitedBy") != [src["fingerprint"]]:
+                    fail(f"held: {m} ({cluster}) is not inhibited by {source}: {st}")
+        st = got.get(("ModelRetrainingStale", PROMETHEUS_LABEL), {}).get("status", {})
+        if st.get("state") != "active":
+            fail(f"held: ModelRetrainingStale (not a target) is not active: {st}")
+        got = by_key(control)
+        for m in MODEL_ALERTS:
+            for cluster in ("monitoring/no-outage", "monitoring/resolved", "monitoring/this-cluster"):
+                st = got.get((m, cluster), {}).get("status", {})
+                if st.get("state") != "active" or st.get("inhibitedBy"):
+                    fail(f"control: {m} ({cluster}) is not active: {st}")
+        if not failures:
+            print("states: the model alerts suppressed beside each firing source (inhibitedBy = its fingerprint), "
+                  "active alone, beside a resolved source and beside another cluster's")
+
+        # The notifications (the routes' group_wait is 30 s): wait until on-call has the control's model alerts and
+        # the held Alertmanager's ModelRetrainingStale, grouped and flushed at the same moment as the held model
+        # alerts' groups would have been.
+        def has(path: str, name: str, firing: int | None = None) -> bool:
+            return any(f"] {name}" in t and (firing is None or t.startswith(f"[FIRING:{firing}] "))
+                       for t in sink.titles(path))
+
+        # One on-call group per alert name and job: the three control clusters' copies arrive together.
+        deadline = time.time() + 75
+        while time.time() < deadline and not (
+                all(has("/control/oncall", m, 3) for m in MODEL_ALERTS) and has("/held/oncall", "ModelRetrainingStale")):
+            time.sleep(0.5)
+        time.sleep(2)
+        for m in MODEL_ALERTS:
+            if not has("/control/oncall", m, 3):
+                fail(f"control: {m} did not reach on-call from all three clusters within 75 s: "
+                     f"{sink.titles('/control/oncall')}; log: {control.log_tail()}")
+            if has("/held/oncall", m):
+                fail(f"held: the inhibited {m} was notified to on-call: {sink.titles('/held/oncall')}")
+        for name in ("ModelRetrainingStale", *FEATURE_STORE_SOURCES):
+            if not has("/held/oncall", name):
+                fail(f"held: {name} never reached on-call; got {sink.titles('/held/oncall')}; log: {held.log_tail()}")
+        webhook = 'alertmanager_notifications_total{integration="webhook"}'
+        held_calls, control_calls = held.metric(webhook), control.metric(webhook)
+        if held_calls != 0:
+            fail(f"held: the fraudops-retrain webhook was called {held_calls} times (want 0)")
+        if not control_calls:
+            fail(f"control: the fraudops-retrain webhook was never called ({control_calls}): the 0 above proves nothing")
+        print(f"on-call got {sorted(set(sink.titles('/held/oncall')))} (held) and "
+              f"{sorted(set(sink.titles('/control/oncall')))} (control); retrain webhook calls: held {held_calls:.0f}, "
+              f"control {control_calls:.0f}")
+    except RuntimeError as e:
+        fail(str(e))
+    finally:
+        for am in started:
+            am.stop()
+        sink.close()
 
 
 # --- terraform -----------------------------------------------------------------------------------------------
@@ -1805,6 +2038,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("dashboard").add_argument("rule_out", type=Path)
     sub.add_parser("alertmanager").add_argument("out", type=Path)
     sub.add_parser("alertmanager-live").add_argument("binary")
+    sub.add_parser("alertmanager-inhibit").add_argument("binary")
     sub.add_parser("terraform")
     sub.add_parser("workflow")
     sub.add_parser("api-keys-negative").add_argument("production", type=Path)
@@ -1828,6 +2062,7 @@ def main(argv: list[str]) -> int:
         "dashboard": lambda: cmd_dashboard(a.rule_out),
         "alertmanager": lambda: cmd_alertmanager(a.out),
         "alertmanager-live": lambda: cmd_alertmanager_live(a.binary),
+        "alertmanager-inhibit": lambda: cmd_alertmanager_inhibit(a.binary),
         "terraform": cmd_terraform,
         "workflow": cmd_workflow,
         "api-keys-negative": lambda: cmd_api_keys_negative(a.production),
