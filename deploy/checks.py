@@ -1696,7 +1696,9 @@ def cmd_alertmanager_live(binary: str) -> None:
 
 
 # The feature-store outage holds the model alerts (issue 30): who holds, who is held.
-FEATURE_STORE_SOURCES = ("FeatureStoreDegraded", "FeatureStoreDown")
+# Only the outage the scores saw: FeatureStoreDown also fires for a Redis that is merely not scraped, and a
+# setup without a monitored Redis must still retrain on real drift (scripts/test-retrain-loop.sh).
+FEATURE_STORE_SOURCES = ("FeatureStoreDegraded",)
 MODEL_ALERTS = ("ScoreDistributionDrift", "ModelQualityDegraded")
 # kube-prometheus-stack's Prometheus puts this external label on every alert it sends.
 PROMETHEUS_LABEL = "monitoring/kube-prometheus-stack-prometheus"
@@ -1721,13 +1723,13 @@ def cmd_alertmanager_inhibit(binary: str) -> None:
     rules give them (their promtool tests' exp_labels) plus the external `prometheus` label the inhibit rule's
     `equal` names. Two Alertmanagers side by side, so each counts its own notifications:
 
-      held:    per cluster (`prometheus`), a firing source (FeatureStoreDegraded; FeatureStoreDown; and once with no
-               `prometheus` label at all, as in the drill) with ScoreDistributionDrift and ModelQualityDegraded:
+      held:    per cluster (`prometheus`), a firing FeatureStoreDegraded (twice; and once with no `prometheus` label
+               at all, as in the drill) with ScoreDistributionDrift and ModelQualityDegraded:
                both `suppressed`, inhibitedBy = that cluster's source. ModelRetrainingStale beside them (not a
                target) and the sources themselves stay active. After the routes' group_wait, on-call's chat got
                the sources and ModelRetrainingStale and neither model alert, and the one webhook integration of the
                config (the fraudops-retrain route) was never called.
-      control: the model alerts alone; beside a FeatureStoreDegraded that has resolved; and beside a firing one of
+      control: the model alerts beside a FeatureStoreDown only; beside a FeatureStoreDegraded that has resolved; and beside a firing one of
                another cluster: all active, not inhibited; on-call gets them and the retrain webhook is called.
     """
     import time
@@ -1746,7 +1748,7 @@ def cmd_alertmanager_inhibit(binary: str) -> None:
         fail(f"the feature-store inhibit rule must be equal on [prometheus] (the rules share no label): {rules[0]}")
     try:
         labels = {name: _tested_alert_labels(name)
-                  for name in (*FEATURE_STORE_SOURCES, *MODEL_ALERTS, "ModelRetrainingStale")}
+                  for name in (*FEATURE_STORE_SOURCES, "FeatureStoreDown", *MODEL_ALERTS, "ModelRetrainingStale")}
     except KeyError as e:
         fail(str(e))
         return
@@ -1766,13 +1768,15 @@ def cmd_alertmanager_inhibit(binary: str) -> None:
 
     held_scenarios = {  # prometheus label -> source
         PROMETHEUS_LABEL: "FeatureStoreDegraded",
-        "monitoring/redis-down": "FeatureStoreDown",
+        "monitoring/second": "FeatureStoreDegraded",
         None: "FeatureStoreDegraded",  # no external label (the drill)
     }
     held_alerts = [alert("ModelRetrainingStale", PROMETHEUS_LABEL)]
     for cluster, source in held_scenarios.items():
         held_alerts += [alert(source, cluster), *(alert(m, cluster) for m in MODEL_ALERTS)]
     control_alerts = [
+        # FeatureStoreDown (Redis down or not scraped) holds nothing: no monitored Redis must not stop retraining.
+        alert("FeatureStoreDown", "monitoring/no-outage"),
         *(alert(m, "monitoring/no-outage") for m in MODEL_ALERTS),
         alert("FeatureStoreDegraded", "monitoring/resolved", resolved=True),
         *(alert(m, "monitoring/resolved") for m in MODEL_ALERTS),
