@@ -12,6 +12,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from secrets import token_hex
 
 import yaml
 
@@ -1579,7 +1580,8 @@ class _Alertmanager:
         (self.work / "secrets/admin-chat-url").write_text(f"{sink_url}{prefix}/admin\n")
         (self.work / "secrets/oncall-chat-url").write_text(f"{sink_url}{prefix}/oncall\n")
         (self.work / "secrets/smtp-password").write_text("not-a-real-password\n")
-        (self.work / "secrets/retrain-trigger-token").write_text("not-a-real-token\n")
+        # A fresh random token for this throwaway Alertmanager (the config only needs the file to exist).
+        (self.work / "secrets/retrain-trigger-token").write_text(token_hex(16) + "\n")
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]

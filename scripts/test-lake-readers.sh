@@ -28,8 +28,10 @@ scratch_with_groups lake-readers
 kafka_port="$(free_port)" s3_port="$(free_port)" local_metrics="$(free_port)" s3_metrics="$(free_port)"
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$kafka_port"
 start_tansu tansu.log "$kafka_port"
-# The S3 side: the lake's own key, the bucket the archive writes to.
-export AWS_ACCESS_KEY_ID="lake-writer-$RANDOM" AWS_SECRET_ACCESS_KEY="secret-$RANDOM$RANDOM$RANDOM"
+# The S3 side: the lake's own key (a fresh random secret each run, for this throwaway server only), the bucket
+# the archive writes to.
+AWS_SECRET_ACCESS_KEY="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+export AWS_ACCESS_KEY_ID="lake-writer-$RANDOM" AWS_SECRET_ACCESS_KEY
 export AWS_REGION=us-east-1 AWS_ENDPOINT="http://127.0.0.1:$s3_port" AWS_ALLOW_HTTP=true
 mkdir -p "$TMP/s3/fraudops-lake"
 start_s3() {

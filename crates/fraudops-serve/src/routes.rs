@@ -256,12 +256,18 @@ async fn with_stored_windows(
         return Ok(histories);
     };
     let record = request.caller.scopes.allows(Scope::Record);
-    let latest = features.latest_recordable_time();
+    // The clock is read once, and only for a request that would record something.
+    let mut latest = None;
     let mut keyed = Vec::new();
     let mut observations = Vec::new();
     for (i, tx) in txs.iter().enumerate() {
         let Some(key) = tx.store_key else { continue };
-        if record && key.time > latest {
+        let latest = if record {
+            *latest.get_or_insert_with(|| features.latest_recordable_time())
+        } else {
+            i64::MAX
+        };
+        if key.time > latest {
             return Err(ApiError::Validation(ValidationError::invalid(
                 format!("{}tx_datetime", prefix(i)),
                 format!(

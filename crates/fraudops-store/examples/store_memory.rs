@@ -42,27 +42,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let last_day = txs.last().map_or(0, |t| t.tx_datetime.div_euclid(86_400));
     runtime.block_on(async {
         for chunk in txs.chunks(256) {
-            let observations: Vec<Observation> = chunk
-                .iter()
-                .map(|t| Observation {
-                    transaction_id: t.transaction_id.to_string(),
-                    customer_id: t.customer_id,
-                    terminal_id: t.terminal_id,
-                    time: t.tx_datetime,
-                    amount: t.tx_amount,
-                    record: true,
-                })
-                .collect();
+            let observations: Vec<Observation> = chunk.iter().map(Observation::from).collect();
             store.observe(&observations).await?;
-            let labels: Vec<Label> = chunk
-                .iter()
-                .map(|t| Label {
-                    transaction_id: t.transaction_id.to_string(),
-                    terminal_id: t.terminal_id,
-                    time: t.tx_datetime,
-                    fraud: t.tx_fraud,
-                })
-                .collect();
+            let labels: Vec<Label> = chunk.iter().map(Label::from).collect();
             store.apply_labels(&labels).await?;
             // Scores are kept for the label delay: only the last 8 days' are in the store at once.
             let recent: Vec<ScoreRecord> = chunk
@@ -83,8 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok::<_, fraudops_store::StoreError>(())
     })?;
 
-    let client = redis::Client::open(server.url())?;
-    let mut conn = client.get_connection()?;
+    let mut conn = server.connection();
     let keys: Vec<String> = redis::cmd("KEYS").arg("fraudops:v1:*").query(&mut conn)?;
     let mut by_kind: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
     for key in &keys {

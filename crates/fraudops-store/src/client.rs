@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fraudops_data::EpochSeconds;
+use fraudops_data::{EpochSeconds, Transaction};
 use fraudops_features::definition::{CustomerWindows, DAY, MicroAmount, TerminalWindows, to_micro};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -47,6 +47,32 @@ pub struct Observation {
     /// payment flow, the stream worker); `false` returns its windows as if it were recorded and writes
     /// nothing (a caller that may only score).
     pub record: bool,
+}
+
+impl From<&Transaction> for Observation {
+    /// A simulated or file transaction as a trusted scorer records it (its numeric id as the id).
+    fn from(t: &Transaction) -> Self {
+        Self {
+            transaction_id: t.transaction_id.to_string(),
+            customer_id: t.customer_id,
+            terminal_id: t.terminal_id,
+            time: t.tx_datetime,
+            amount: t.tx_amount,
+            record: true,
+        }
+    }
+}
+
+impl From<&Transaction> for Label {
+    /// A simulated or file transaction's outcome, as `fraud-labels` would bring it.
+    fn from(t: &Transaction) -> Self {
+        Self {
+            transaction_id: t.transaction_id.to_string(),
+            terminal_id: t.terminal_id,
+            time: t.tx_datetime,
+            fraud: t.tx_fraud,
+        }
+    }
 }
 
 /// What the store did with one observation; anything but [`Recorded::Yes`] left the store unchanged.

@@ -62,6 +62,38 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// A plain connection for a test's own commands (`DBSIZE`, `CONFIG SET`, …).
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .unwrap_or_else(|e| panic!("connecting to the test redis-server: {e}"))
+    }
+
+    /// Every window key (`c`, `t`, `f`) with its members and their times, sorted: two equal dumps mean
+    /// every card's and terminal's windows are the same for every later transaction.
+    pub fn dump_windows(&self) -> Vec<(String, Vec<(String, f64)>)> {
+        fn query<T: redis::FromRedisValue>(cmd: &redis::Cmd, conn: &mut redis::Connection) -> T {
+            cmd.query(conn)
+                .unwrap_or_else(|e| panic!("reading the test redis-server: {e}"))
+        }
+        let mut conn = self.connection();
+        let mut keys: Vec<String> = query(redis::cmd("KEYS").arg("fraudops:v1:[ctf]:*"), &mut conn);
+        keys.sort();
+        keys.into_iter()
+            .map(|k| {
+                let members: Vec<(String, f64)> = query(
+                    redis::cmd("ZRANGE")
+                        .arg(&k)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES"),
+                    &mut conn,
+                );
+                (k, members)
+            })
+            .collect()
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port

@@ -59,23 +59,11 @@ fn random_transactions(seed: u64, n: usize) -> Vec<Transaction> {
 }
 
 fn observation(t: &Transaction) -> Observation {
-    Observation {
-        transaction_id: t.transaction_id.to_string(),
-        customer_id: t.customer_id,
-        terminal_id: t.terminal_id,
-        time: t.tx_datetime,
-        amount: t.tx_amount,
-        record: true,
-    }
+    Observation::from(t)
 }
 
 fn label(t: &Transaction) -> Label {
-    Label {
-        transaction_id: t.transaction_id.to_string(),
-        terminal_id: t.terminal_id,
-        time: t.tx_datetime,
-        fraud: t.tx_fraud,
-    }
+    Label::from(t)
 }
 
 fn vector(t: &Transaction, w: &Windows) -> FeatureVector {
@@ -413,35 +401,13 @@ async fn a_caller_clock_cannot_erase_or_rewrite_history() {
     let txs = random_transactions(21, 300);
     let batch = compute(&txs);
     let order = processing_order(&txs);
-    let mut conn = redis::Client::open(server.url())
-        .and_then(|c| c.get_connection())
-        .expect("admin connection");
-    let dump = |conn: &mut redis::Connection| -> Vec<(String, Vec<(String, f64)>)> {
-        let mut keys: Vec<String> = redis::cmd("KEYS")
-            .arg("fraudops:v1:[ctf]:*")
-            .query(conn)
-            .expect("keys");
-        keys.sort();
-        keys.into_iter()
-            .map(|k| {
-                let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                    .arg(&k)
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES")
-                    .query(conn)
-                    .expect("zrange");
-                (k, members)
-            })
-            .collect()
-    };
     let year_2099 = 4_070_908_800;
     let mut latest_of_card = std::collections::HashMap::<u64, i64>::new();
     for (n, &i) in order.iter().enumerate() {
         let t = &txs[i as usize];
         if n % 25 == 24 {
             // The attacks of issue 29 on this card and terminal, between two real transactions.
-            let before = dump(&mut conn);
+            let before = server.dump_windows();
             let future = tx(
                 90_000 + n as u64,
                 year_2099,
@@ -500,7 +466,11 @@ async fn a_caller_clock_cannot_erase_or_rewrite_history() {
                     "40 days before the card's last"
                 );
             }
-            assert_eq!(dump(&mut conn), before, "nothing was written or deleted");
+            assert_eq!(
+                server.dump_windows(),
+                before,
+                "nothing was written or deleted"
+            );
         }
         let w = store.observe(&[observation(t)]).await.expect("observe");
         assert_eq!(w[0].recorded, Recorded::Yes, "tx {i}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fraudops_data::Transaction;
 use fraudops_data::writer::parse_datetime;
-use fraudops_wire::{ScoredBy, TransactionEvent};
+use fraudops_wire::{FeatureSource, ScoredBy, TransactionEvent};
 
 use crate::helpers::{
     Api, Broker, Proc, free_port, input_ids, metric, prediction_id, wait_for, wait_until,
@@ -434,14 +434,25 @@ pub fn lag_rises_while_stopped_and_falls_to_zero() {
     );
 }
 
-/// The predictions on `fraud-predictions` by feature source.
-fn sources(broker: &Broker) -> HashMap<String, usize> {
-    let mut by = HashMap::new();
-    for p in broker.predictions("fraud-predictions") {
-        *by.entry(p.prediction.feature_source.as_str().to_owned())
-            .or_insert(0) += 1;
-    }
-    by
+/// Waits until `n` predictions on `fraud-predictions` say their features came from `source`.
+fn wait_for_source(broker: &Broker, source: FeatureSource, n: usize) {
+    wait_until(
+        &format!(
+            "{n} predictions scored with feature_source {}",
+            source.as_str()
+        ),
+        Duration::from_secs(60),
+        || {
+            let predictions = broker.predictions("fraud-predictions");
+            let got = predictions
+                .iter()
+                .filter(|p| p.prediction.feature_source == source)
+                .count();
+            (got == n)
+                .then_some(())
+                .ok_or(format!("{got} of {} predictions", predictions.len()))
+        },
+    );
 }
 
 pub fn waits_for_a_failing_store_then_scores_with_it() {
@@ -506,16 +517,7 @@ pub fn waits_for_a_failing_store_then_scores_with_it() {
     );
     // The store is back: every held event is scored with it.
     redis.restart();
-    wait_until(
-        "every event scored from the store",
-        Duration::from_secs(60),
-        || {
-            let by = sources(&broker);
-            (by.get("store") == Some(&200))
-                .then_some(())
-                .ok_or(format!("{by:?}"))
-        },
-    );
+    wait_for_source(&broker, FeatureSource::Store, 200);
     assert_eq!(
         metric(port, "stream_scored_without_history_total", &[]),
         Some(0.0)
@@ -526,16 +528,7 @@ pub fn waits_for_a_failing_store_then_scores_with_it() {
     let (mut worker, port) = start("worker-gives-up", "1s");
     redis.kill();
     run_attack(&broker, "50:1s");
-    wait_until(
-        "the batch scored without history",
-        Duration::from_secs(60),
-        || {
-            let by = sources(&broker);
-            (by.get("store_unavailable") == Some(&50))
-                .then_some(())
-                .ok_or(format!("{by:?}"))
-        },
-    );
+    wait_for_source(&broker, FeatureSource::StoreUnavailable, 50);
     assert_eq!(
         metric(port, "stream_scored_without_history_total", &[]),
         Some(50.0)

@@ -104,12 +104,7 @@ async fn a_direct_call_scores_like_the_training_windows() {
         with_terminal_risk += usize::from(row[14] > 0.0);
         // The chargeback arrives (the label consumer's call); only labels 7 days old count.
         labels
-            .apply_labels(&[Label {
-                transaction_id: tx.transaction_id.to_string(),
-                terminal_id: tx.terminal_id,
-                time: tx.tx_datetime,
-                fraud: tx.tx_fraud,
-            }])
+            .apply_labels(&[Label::from(tx)])
             .await
             .expect("label");
     }

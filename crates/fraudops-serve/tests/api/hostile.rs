@@ -66,35 +66,10 @@ async fn score(server: &TestServer, key: &str, body: &Value) -> f64 {
     answer["fraud_probability"].as_f64().expect("probability")
 }
 
-/// Every key of the store with its members and scores: equal dumps mean equal windows for everyone.
-fn dump(redis: &RedisServer) -> Vec<(String, Vec<(String, f64)>)> {
-    let mut conn = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis");
-    let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg("fraudops:v1:[ctf]:*")
-        .query(&mut conn)
-        .expect("keys");
-    keys.sort();
-    keys.into_iter()
-        .map(|k| {
-            let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                .arg(&k)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .query(&mut conn)
-                .expect("zrange");
-            (k, members)
-        })
-        .collect()
-}
-
 fn dbsize(redis: &RedisServer) -> i64 {
-    let mut conn = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("redis");
-    redis::cmd("DBSIZE").query(&mut conn).expect("dbsize")
+    redis::cmd("DBSIZE")
+        .query(&mut redis.connection())
+        .expect("dbsize")
 }
 
 /// A server with the keys above and the store, as production runs it (quota on, metrics on their port).
@@ -114,14 +89,19 @@ async fn guarded(
     .await
 }
 
-#[tokio::test]
-async fn a_future_dated_call_cannot_erase_a_cards_history() {
-    let (Some(redis), Some(twin_redis)) = (
-        RedisServer::start_or_skip("hostile_future_dated", false),
-        RedisServer::start_or_skip("hostile_future_dated_twin", false),
-    ) else {
-        return;
-    };
+/// Card 7's history recorded alike on two guarded servers with stores of their own: the test attacks
+/// `server`; `twin` never sees the attack, so its next score for the card is the one `server` must give.
+struct Twins {
+    redis: RedisServer,
+    server: TestServer,
+    twin: TestServer,
+    _twin_redis: RedisServer,
+    _keys: KeysFile,
+}
+
+async fn twins(test: &str) -> Option<Twins> {
+    let redis = RedisServer::start_or_skip(test, false)?;
+    let twin_redis = RedisServer::start_or_skip(&format!("{test}_twin"), false)?;
     let keys = keys();
     let server = guarded(&redis, &keys, |_| {}).await;
     let twin = guarded(&twin_redis, &keys, |_| {}).await;
@@ -129,29 +109,45 @@ async fn a_future_dated_call_cannot_erase_a_cards_history() {
         score(&server, PAYMENTS, &tx).await;
         score(&twin, PAYMENTS, &tx).await;
     }
-    let before = dump(&redis);
+    Some(Twins {
+        redis,
+        server,
+        twin,
+        _twin_redis: twin_redis,
+        _keys: keys,
+    })
+}
+
+#[tokio::test]
+async fn a_future_dated_call_cannot_erase_a_cards_history() {
+    // Bound whole: the twin's Redis and the keys file live as long as the test.
+    let Some(twins) = twins("hostile_future_dated").await else {
+        return;
+    };
+    let (redis, server, twin) = (&twins.redis, &twins.server, &twins.twin);
+    let before = redis.dump_windows();
     // The attack of issue 29: the card's and the terminal's ids, a time far ahead (and one just ahead).
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
         .format("%Y-%m-%d %H:%M:%S")
         .to_string();
     for at in ["2099-01-01 00:00:00", tomorrow.as_str()] {
         for key in [PAYMENTS, WORKER] {
-            let refused = send(&server, Some(key), "/predict", &direct(99, 7, 3, at, 1.0)).await;
+            let refused = send(server, Some(key), "/predict", &direct(99, 7, 3, at, 1.0)).await;
             assert_eq!(refused.status(), 422, "{at}");
             let body: Value = refused.json().await.expect("json");
             assert_eq!(body["field"], "tx_datetime", "{body}");
         }
         let batch = json!({"transactions": [direct(98, 8, 3, "2018-04-01 12:30:00", 1.0), direct(99, 7, 3, at, 1.0)]});
-        let refused = send(&server, Some(PAYMENTS), "/predict/batch", &batch).await;
+        let refused = send(server, Some(PAYMENTS), "/predict/batch", &batch).await;
         assert_eq!(refused.status(), 422);
         let body: Value = refused.json().await.expect("json");
         assert_eq!(body["field"], "transactions[1].tx_datetime", "{body}");
     }
-    assert_eq!(dump(&redis), before, "every window bit-identical");
+    assert_eq!(redis.dump_windows(), before, "every window bit-identical");
     let next = next_of_card_7();
     assert_eq!(
-        score(&server, PAYMENTS, &next).await.to_bits(),
-        score(&twin, PAYMENTS, &next).await.to_bits(),
+        score(server, PAYMENTS, &next).await.to_bits(),
+        score(twin, PAYMENTS, &next).await.to_bits(),
         "the card's next score is the one it would have had without the attack"
     );
 }
@@ -179,15 +175,7 @@ async fn without_a_valid_key_nothing_is_scored_or_recorded() {
     // Probes stay open to the kubelet.
     assert_eq!(server.get("/health").await.status(), 200);
     assert_eq!(server.get("/ready").await.status(), 200);
-    let text = reqwest::get(format!(
-        "http://{}/metrics",
-        server.metrics_addr.expect("metrics port")
-    ))
-    .await
-    .expect("metrics")
-    .text()
-    .await
-    .expect("text");
+    let text = server.metrics().await;
     for (series, n) in [
         (
             "api_client_refusals_total{client=\"unknown\",reason=\"missing_key\"}",
@@ -209,33 +197,29 @@ async fn without_a_valid_key_nothing_is_scored_or_recorded() {
 
 #[tokio::test]
 async fn a_score_only_key_reads_the_windows_and_writes_nothing() {
-    let (Some(redis), Some(twin_redis)) = (
-        RedisServer::start_or_skip("hostile_score_only", false),
-        RedisServer::start_or_skip("hostile_score_only_twin", false),
-    ) else {
+    // Bound whole: the twin's Redis and the keys file live as long as the test.
+    let Some(twins) = twins("hostile_score_only").await else {
         return;
     };
-    let keys = keys();
-    let server = guarded(&redis, &keys, |_| {}).await;
-    let twin = guarded(&twin_redis, &keys, |_| {}).await;
-    for tx in history_of_card_7() {
-        score(&server, PAYMENTS, &tx).await;
-        score(&twin, PAYMENTS, &tx).await;
-    }
-    let before = dump(&redis);
+    let (redis, server, twin) = (&twins.redis, &twins.server, &twins.twin);
+    let before = redis.dump_windows();
     // Invented transactions for the real card and terminal, as an outsider with a scoring key would send.
     let next = next_of_card_7();
-    let probed = score(&server, PROBE, &next).await;
+    let probed = score(server, PROBE, &next).await;
     for i in 0..20 {
         score(
-            &server,
+            server,
             PROBE,
             &direct(500 + i, 7, 3, "2018-04-01 12:59:00", 5000.0),
         )
         .await;
     }
-    assert_eq!(dump(&redis), before, "a score-only key wrote nothing");
-    let recorded = score(&server, PAYMENTS, &next).await;
+    assert_eq!(
+        redis.dump_windows(),
+        before,
+        "a score-only key wrote nothing"
+    );
+    let recorded = score(server, PAYMENTS, &next).await;
     assert_eq!(
         recorded.to_bits(),
         probed.to_bits(),
@@ -243,7 +227,7 @@ async fn a_score_only_key_reads_the_windows_and_writes_nothing() {
     );
     assert_eq!(
         recorded.to_bits(),
-        score(&twin, PAYMENTS, &next).await.to_bits(),
+        score(twin, PAYMENTS, &next).await.to_bits(),
         "the next recorded call scores as if the probes never happened"
     );
 }
@@ -434,30 +418,14 @@ async fn slow_and_huge_bodies_cannot_starve_honest_callers() {
     // The held bodies time out (408), freeing everything; no 5xx but the budget's 503s.
     assert!(
         wait_for(Duration::from_secs(10), || async {
-            let text = reqwest::get(format!(
-                "http://{}/metrics",
-                server.metrics_addr.expect("port")
-            ))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+            let text = server.metrics().await;
             metric(&text, "http_requests_in_progress") == Some(0.0)
         })
         .await,
         "the stalled requests end at their deadline"
     );
     drop(held);
-    let text = reqwest::get(format!(
-        "http://{}/metrics",
-        server.metrics_addr.expect("port")
-    ))
-    .await
-    .expect("metrics")
-    .text()
-    .await
-    .expect("text");
+    let text = server.metrics().await;
     let timed_out = metric(
         &text,
         "http_requests_rejected_total{reason=\"body_timeout\"}",

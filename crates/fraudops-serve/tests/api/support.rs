@@ -94,9 +94,17 @@ impl TestServer {
             .expect("request sent")
     }
 
+    /// `/metrics`, from the metrics port when the server has one (the API port then does not serve it).
     pub async fn metrics(&self) -> String {
-        self.get("/metrics")
+        let url = match self.metrics_addr {
+            Some(addr) => format!("http://{addr}/metrics"),
+            None => self.url("/metrics"),
+        };
+        self.client
+            .get(url)
+            .send()
             .await
+            .expect("request sent")
             .text()
             .await
             .expect("metrics body")
