@@ -135,6 +135,11 @@ impl ModelStore {
             if old_labels != info_labels {
                 let _ = self.metrics.info.remove_label_values(&old_labels);
             }
+            if old.model.version() != version {
+                for gauge in &self.metrics.offline {
+                    let _ = gauge.remove_label_values(&[old.model.version()]);
+                }
+            }
         }
         self.metrics.info.with_label_values(&info_labels).set(1);
         for (gauge, value) in self.metrics.offline.iter().zip([
@@ -142,7 +147,7 @@ impl ModelStore {
             offline.average_precision,
             offline.card_precision_at_100,
         ]) {
-            gauge.set(value);
+            gauge.with_label_values(&[version.as_str()]).set(value);
         }
         ModelInstalled {
             previous: previous.as_ref().map(|old| old.model.version()),

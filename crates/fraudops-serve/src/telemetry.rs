@@ -164,8 +164,9 @@ pub struct Metrics {
     /// `ml_model_reloads_total{result}`: model swaps (`success`) and refused artifacts (`failure`).
     pub reloads: IntCounterVec,
     /// `ml_model_offline_{roc_auc,average_precision,card_precision_at_100}`: the served model's test
-    /// metrics from its artifact, what the online metrics of `fraudops labels` are compared with.
-    pub offline: [Gauge; 3],
+    /// metrics from its artifact, labelled by `model_version`: the online metrics of `fraudops labels`
+    /// carry the version that scored, and each version is compared with its own offline values.
+    pub offline: [GaugeVec; 3],
     /// `ml_model_unknown_category_total`: transactions scored with a merchant category the model does not
     /// know (scored as missing instead of refused).
     pub unknown_category: IntCounter,
@@ -309,17 +310,26 @@ impl Metrics {
                 "Transactions scored with a merchant category the model has never seen (scored as unknown).",
             )?,
             offline: [
-                Gauge::new(
-                    "ml_model_offline_roc_auc",
-                    "ROC AUC of the served model on its test window (from the artifact).",
+                GaugeVec::new(
+                    Opts::new(
+                        "ml_model_offline_roc_auc",
+                        "ROC AUC of the served model on its test window (from the artifact).",
+                    ),
+                    &["model_version"],
                 )?,
-                Gauge::new(
-                    "ml_model_offline_average_precision",
-                    "Average precision of the served model on its test window (from the artifact).",
+                GaugeVec::new(
+                    Opts::new(
+                        "ml_model_offline_average_precision",
+                        "Average precision of the served model on its test window (from the artifact).",
+                    ),
+                    &["model_version"],
                 )?,
-                Gauge::new(
-                    "ml_model_offline_card_precision_at_100",
-                    "Card Precision@100 of the served model on its test window (from the artifact).",
+                GaugeVec::new(
+                    Opts::new(
+                        "ml_model_offline_card_precision_at_100",
+                        "Card Precision@100 of the served model on its test window (from the artifact).",
+                    ),
+                    &["model_version"],
                 )?,
             ],
             feature_store_errors: IntCounterVec::new(

@@ -18,11 +18,13 @@ use crate::scripts::{
 
 /// The operations, each with its own breaker: failing label writes must not stop lookups.
 #[derive(Debug, Clone, Copy)]
-enum Op {
+pub(crate) enum Op {
     Observe = 0,
     Label = 1,
     RecordScores = 2,
     Ping = 3,
+    /// The label consumer's evaluation samples (`evaluation.rs`).
+    Evaluation = 4,
 }
 
 /// How far ahead of the clock an event's time may be and still be recorded, unless configured
@@ -149,7 +151,7 @@ pub struct StoredScore {
 impl StoredScore {
     /// `probability|0 or 1|version`; the probability in Rust's shortest round-trip form, so it reads back
     /// bit for bit.
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         format!(
             "{}|{}|{}",
             self.fraud_probability,
@@ -158,7 +160,7 @@ impl StoredScore {
         )
     }
 
-    fn decode(text: &str) -> Option<Self> {
+    pub(crate) fn decode(text: &str) -> Option<Self> {
         let mut parts = text.splitn(3, '|');
         let fraud_probability = parts.next()?.parse().ok()?;
         let is_fraud = match parts.next()? {
@@ -186,12 +188,12 @@ pub struct Windows {
 /// The shared online feature state. Cheap to clone (one connection, reconnected on its own).
 #[derive(Clone)]
 pub struct FeatureStore {
-    conn: ConnectionManager,
+    pub(crate) conn: ConnectionManager,
     deadline: Duration,
     /// How far ahead of this process's clock an event may be and still be recorded.
     max_clock_skew: Duration,
     /// One breaker per [`Op`], shared by the clones of this store (not by another `connect`).
-    breakers: Arc<[Breaker; 4]>,
+    breakers: Arc<[Breaker; 5]>,
     /// Where it is, for [`Self::own_connection`].
     url: Arc<str>,
 }
@@ -391,7 +393,7 @@ impl FeatureStore {
     }
 
     /// Runs one call under the deadline and its operation's breaker.
-    async fn guard<T>(
+    pub(crate) async fn guard<T>(
         &self,
         op: Op,
         call: impl Future<Output = redis::RedisResult<T>>,

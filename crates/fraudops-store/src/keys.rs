@@ -23,3 +23,14 @@ pub fn terminal_fraud(id: u64) -> String {
 pub fn scores(day: i64) -> String {
     format!("{PREFIX}:s:{day}")
 }
+
+/// The online evaluation's joined samples of one event-time day (hash tx id → sample), kept so the label
+/// consumer's window survives a restart (`evaluation.rs`).
+pub fn evaluation_day(day: i64) -> String {
+    format!("{PREFIX}:e:{day}")
+}
+
+/// The days that have evaluation samples (sorted set, member and score the day number).
+pub fn evaluation_days() -> String {
+    format!("{PREFIX}:e:days")
+}

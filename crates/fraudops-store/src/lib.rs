@@ -12,7 +12,9 @@
 //! * `client` — [`FeatureStore`]: the deadline, a breaker per operation and the typed results;
 //! * `breaker` — the breaker: opens on a failure rate (or failures in a row), not on one call;
 //! * `recorder` — [`ScoreRecorder`]: scores written in batches off the response path, read back by the
-//!   label script when a label arrives (online evaluation).
+//!   label script when a label arrives (online evaluation);
+//! * `evaluation` — the label consumer's joined samples, one hash per event-time day, so its evaluation
+//!   window survives a restart.
 //!
 //! Architecture invariant: one script call per batch of events is the only way state changes; a script
 //! runs alone in Redis, so no reader sees half an update, and a restart loses at most the updates the
@@ -23,6 +25,7 @@ mod breaker;
 mod client;
 mod config;
 mod error;
+mod evaluation;
 mod keys;
 mod recorder;
 mod scripts;
@@ -35,4 +38,5 @@ pub use client::{
 };
 pub use config::{StoreArgs, parse_duration};
 pub use error::StoreError;
+pub use evaluation::{EVALUATION_TTL_SECONDS, EvaluatedLabel};
 pub use recorder::ScoreRecorder;

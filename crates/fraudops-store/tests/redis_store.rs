@@ -10,8 +10,8 @@ use fraudops_features::definition::{DAY, FeatureRow};
 use fraudops_features::{FEATURE_NAMES, FeatureVector};
 use fraudops_store::testing::RedisServer;
 use fraudops_store::{
-    FeatureStore, Label, Observation, Recorded, ScoreRecord, ScoreRecorder, StoreError,
-    StoredScore, Windows,
+    EvaluatedLabel, FeatureStore, Label, Observation, Recorded, ScoreRecord, ScoreRecorder,
+    StoreError, StoredScore, Windows,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -235,6 +235,59 @@ async fn a_label_comes_back_with_the_score_recorded_for_its_transaction() {
             .expect("ttl");
         assert!((7 * DAY..=8 * DAY).contains(&ttl), "day {day}: ttl {ttl}");
     }
+}
+
+#[tokio::test]
+async fn evaluation_samples_are_kept_per_day_replaced_when_relabelled_and_dropped_when_old() {
+    let Some(server) = RedisServer::start_or_skip("evaluation_samples", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let sample = |id: &str, day: i64, fraud: bool, version: &str| EvaluatedLabel {
+        transaction_id: id.into(),
+        time: (START / DAY + day) * DAY + 3_600,
+        customer_id: 7,
+        fraud,
+        score: StoredScore {
+            fraud_probability: 0.25,
+            is_fraud: false,
+            model_version: version.into(),
+        },
+    };
+    store
+        .record_evaluations(&[
+            sample("a", 0, false, "gbdt-aaaaaaaaaaaa"),
+            sample("b", 1, true, "gbdt-aaaaaaaaaaaa"),
+            sample("c", 2, false, "gbdt-bbbbbbbbbbbb"),
+        ])
+        .await
+        .expect("record");
+    // A reversed label replaces its sample; it is not a second one.
+    store
+        .record_evaluations(&[sample("b", 1, false, "gbdt-aaaaaaaaaaaa")])
+        .await
+        .expect("record again");
+    let day = |d: i64| START / DAY + d;
+    assert_eq!(
+        store.evaluation_days(2).await.expect("days"),
+        [day(2), day(1)],
+        "newest first, at most the number asked"
+    );
+    let (rows, unreadable) = store.load_evaluations(day(1)).await.expect("load");
+    assert_eq!(unreadable, 0);
+    assert_eq!(
+        rows,
+        [EvaluatedLabel {
+            time: day(1) * DAY,
+            ..sample("b", 1, false, "gbdt-aaaaaaaaaaaa")
+        }],
+        "the reversed label, at its day"
+    );
+    store.drop_evaluations_before(day(2)).await.expect("drop");
+    assert_eq!(store.evaluation_days(10).await.expect("days"), [day(2)]);
+    assert_eq!(store.load_evaluations(day(0)).await.expect("load").0, []);
+    let (rows, _) = store.load_evaluations(day(2)).await.expect("load");
+    assert_eq!(rows[0].score.model_version, "gbdt-bbbbbbbbbbbb");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::routing::get;
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
@@ -59,6 +59,8 @@ pub const ONLINE_RECALL: &str = "ml_model_online_recall";
 pub const ONLINE_LABELLED: &str = "ml_model_online_labelled_total";
 /// Labels for which no score was recorded (scored without a store, its entry lost or expired).
 pub const ONLINE_UNSCORED: &str = "ml_model_online_unscored_total";
+/// Joined samples the store did not keep (its write failed): the window has them, a restart's would not.
+pub const ONLINE_NOT_SAVED: &str = "ml_model_online_samples_not_saved_total";
 /// Labelled samples in the window now, and the frauds among them (the alert's "enough samples").
 pub const ONLINE_WINDOW_SAMPLES: &str = "ml_model_online_window_samples";
 /// See [`ONLINE_WINDOW_SAMPLES`].
@@ -457,34 +459,36 @@ impl LabelMetrics {
     }
 }
 
-/// The online evaluation's gauges and counters (`fraudops labels`). A metric that is undefined over the
-/// window (one class only) reads NaN, which no alert threshold compares true with.
+/// The online evaluation's gauges and counters (`fraudops labels`), the gauges per model version (the
+/// version that scored each sample), so a version is only ever compared with its own offline metrics. A
+/// metric that is undefined over a version's samples (one class only) reads NaN, which no alert threshold
+/// compares true with; a version with no sample left in the window has no series.
 pub struct EvaluationMetrics {
-    gauges: [Gauge; 5],
-    samples: IntGauge,
-    frauds: IntGauge,
+    gauges: [GaugeVec; 5],
+    samples: IntGaugeVec,
+    frauds: IntGaugeVec,
     labelled: IntCounter,
     unscored: IntCounter,
+    not_saved: IntCounter,
+    /// The versions whose series are exported now (removed when they leave the window).
+    exported: Vec<String>,
 }
 
 impl EvaluationMetrics {
-    /// Registers them in `kafka`'s registry; the gauges start at NaN (nothing measured yet).
+    /// Registers them in `kafka`'s registry.
     pub fn register(kafka: &KafkaMetrics) -> Result<Self, StreamError> {
-        let gauge = |name: &str, help: &str| -> Result<Gauge, StreamError> {
-            let g = Gauge::new(name, help)?;
-            g.set(f64::NAN);
+        let by_version = ["model_version"];
+        let gauge = |name: &str, help: &str| -> Result<GaugeVec, StreamError> {
+            let g = GaugeVec::new(Opts::new(name, help), &by_version)?;
             kafka.registry.register(Box::new(g.clone()))?;
             Ok(g)
         };
-        let window = "over the labelled transactions of the sliding event-time window";
+        let window = "of one model version's scores over the labelled transactions of the sliding event-time window";
         let gauges = [
-            gauge(
-                ONLINE_ROC_AUC,
-                &format!("ROC AUC of the served scores {window}."),
-            )?,
+            gauge(ONLINE_ROC_AUC, &format!("ROC AUC {window}."))?,
             gauge(
                 ONLINE_AVERAGE_PRECISION,
-                &format!("Average precision of the served scores {window}."),
+                &format!("Average precision {window}."),
             )?,
             gauge(
                 ONLINE_CARD_PRECISION,
@@ -499,8 +503,20 @@ impl EvaluationMetrics {
                 &format!("Recall at the serving threshold {window}."),
             )?,
         ];
-        let samples = IntGauge::new(ONLINE_WINDOW_SAMPLES, "Labelled samples in the window.")?;
-        let frauds = IntGauge::new(ONLINE_WINDOW_FRAUDS, "Fraud labels in the window.")?;
+        let samples = IntGaugeVec::new(
+            Opts::new(
+                ONLINE_WINDOW_SAMPLES,
+                "Labelled samples in the window, by the model version that scored them.",
+            ),
+            &by_version,
+        )?;
+        let frauds = IntGaugeVec::new(
+            Opts::new(
+                ONLINE_WINDOW_FRAUDS,
+                "Fraud labels in the window, by the model version that scored them.",
+            ),
+            &by_version,
+        )?;
         let labelled = IntCounter::new(
             ONLINE_LABELLED,
             "Labels joined with the score their transaction was given.",
@@ -509,11 +525,16 @@ impl EvaluationMetrics {
             ONLINE_UNSCORED,
             "Labels whose transaction has no recorded score (not joined).",
         )?;
+        let not_saved = IntCounter::new(
+            ONLINE_NOT_SAVED,
+            "Joined samples the feature store did not keep (a restarted consumer's window lacks them).",
+        )?;
         for c in [
             Box::new(samples.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(frauds.clone()),
             Box::new(labelled.clone()),
             Box::new(unscored.clone()),
+            Box::new(not_saved.clone()),
         ] {
             kafka.registry.register(c)?;
         }
@@ -523,7 +544,14 @@ impl EvaluationMetrics {
             frauds,
             labelled,
             unscored,
+            not_saved,
+            exported: Vec::new(),
         })
+    }
+
+    /// Joined samples whose write to the store failed.
+    pub fn not_saved(&self, samples: usize) {
+        self.not_saved.inc_by(samples as u64);
     }
 
     /// Labels joined (`labelled`) and not (`unscored`) in one batch.
@@ -532,21 +560,40 @@ impl EvaluationMetrics {
         self.unscored.inc_by(unscored);
     }
 
-    /// The window's metrics now.
-    pub fn set(&self, s: &crate::labels::evaluation::Summary) {
-        let values = [
-            s.roc_auc,
-            s.average_precision,
-            Some(s.card_precision_at_100).filter(|_| s.samples > 0),
-            s.precision,
-            s.recall,
-        ];
-        for (g, v) in self.gauges.iter().zip(values) {
-            g.set(v.unwrap_or(f64::NAN));
+    /// The window's metrics now, per model version; the series of versions no longer in the window go.
+    pub fn set(&mut self, summaries: &[(std::sync::Arc<str>, crate::labels::evaluation::Summary)]) {
+        for (version, s) in summaries {
+            let labels = [&**version];
+            let values = [
+                s.roc_auc,
+                s.average_precision,
+                Some(s.card_precision_at_100).filter(|_| s.samples > 0),
+                s.precision,
+                s.recall,
+            ];
+            for (g, v) in self.gauges.iter().zip(values) {
+                g.with_label_values(&labels).set(v.unwrap_or(f64::NAN));
+            }
+            self.samples
+                .with_label_values(&labels)
+                .set(i64::try_from(s.samples).unwrap_or(i64::MAX));
+            self.frauds
+                .with_label_values(&labels)
+                .set(i64::try_from(s.frauds).unwrap_or(i64::MAX));
         }
-        self.samples
-            .set(i64::try_from(s.samples).unwrap_or(i64::MAX));
-        self.frauds.set(i64::try_from(s.frauds).unwrap_or(i64::MAX));
+        for gone in self
+            .exported
+            .iter()
+            .filter(|&v| !summaries.iter().any(|(now, _)| **now == **v))
+        {
+            let labels = [gone.as_str()];
+            for g in &self.gauges {
+                let _ = g.remove_label_values(&labels);
+            }
+            let _ = self.samples.remove_label_values(&labels);
+            let _ = self.frauds.remove_label_values(&labels);
+        }
+        self.exported = summaries.iter().map(|(v, _)| v.to_string()).collect();
     }
 }
 

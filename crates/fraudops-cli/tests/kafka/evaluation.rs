@@ -6,7 +6,9 @@
 //! model, training's metric functions) on the same transactions: those labelled on the topic, of the last
 //! WINDOW_DAYS event-time days that have labels. Run twice: on normal traffic, and with every amount
 //! doubled, where the API's score PSI and the consumer's online AP must show the shift (issue 21's proof
-//! through the real servers and `fraud-labels`).
+//! through the real servers and `fraud-labels`). The metrics are read for the served model's version (the
+//! consumer labels them by the version that scored), and a consumer killed and started again must export
+//! the same window, restored from the store, before it reads any label.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -160,25 +162,28 @@ fn replay(amount_scale: f64, model_path: &Path) -> Option<Replayed> {
     wait_for("the API to be ready", Duration::from_secs(20), || {
         http_get(&api, "/ready").starts_with("HTTP/1.1 200")
     });
+    let start_labels = |name: &str, port: u16| {
+        broker.spawn(
+            name,
+            &[
+                "labels",
+                "--metrics-port",
+                &port.to_string(),
+                "--feature-store-timeout",
+                "5s",
+                "--eval-interval",
+                "200ms",
+                "--eval-window-days",
+                &WINDOW_DAYS.to_string(),
+            ],
+            &[
+                ("FEATURE_STORE_URL", redis.url().as_str()),
+                ("RUST_LOG", "warn"),
+            ],
+        )
+    };
     let labels_port = free_port();
-    let _labels = broker.spawn(
-        "labels",
-        &[
-            "labels",
-            "--metrics-port",
-            &labels_port.to_string(),
-            "--feature-store-timeout",
-            "5s",
-            "--eval-interval",
-            "200ms",
-            "--eval-window-days",
-            &WINDOW_DAYS.to_string(),
-        ],
-        &[
-            ("FEATURE_STORE_URL", redis.url().as_str()),
-            ("RUST_LOG", "warn"),
-        ],
-    );
+    let mut labels_proc = start_labels("labels", labels_port);
     wait_for(
         "the label consumer's /metrics",
         Duration::from_secs(20),
@@ -242,6 +247,8 @@ fn replay(amount_scale: f64, model_path: &Path) -> Option<Replayed> {
     let txs = read_transactions(&data).expect("read").transactions;
     let features = batch::compute(&txs);
     let model = Model::load(std::path::Path::new(&model_path())).expect("model");
+    // The consumer's gauges are per version of the model that scored; one version served here.
+    let version_label = format!("model_version=\"{}\"", model.version());
     let (mut scores, mut labels, mut flagged, mut cards) = (vec![], vec![], vec![], vec![]);
     for (i, t) in txs.iter().enumerate() {
         let Some(&day) = labelled.get(&t.transaction_id) else {
@@ -294,18 +301,26 @@ fn replay(amount_scale: f64, model_path: &Path) -> Option<Replayed> {
     ]);
 
     // Every label joined with its score, none unscored, the window the last 7 labelled days.
+    let window_is_offline_s = |port: u16| -> Result<(), String> {
+        let mut off = Vec::new();
+        for (name, want) in &expected {
+            let v = metric(port, name, &[&version_label]).unwrap_or(f64::NAN);
+            if (v - want).abs().is_nan() || (v - want).abs() > 1e-9 {
+                off.push(format!("{name}{{{version_label}}} = {v}, offline {want}"));
+            }
+        }
+        if off.is_empty() {
+            Ok(())
+        } else {
+            Err(off.join("; "))
+        }
+    };
     wait_until(
         "the online metrics of the labelled window",
         Duration::from_secs(60),
         || {
             let got = |name: &str| metric(labels_port, name, &[]).unwrap_or(f64::NAN);
-            let mut off = Vec::new();
-            for (name, want) in &expected {
-                let v = got(name);
-                if (v - want).abs().is_nan() || (v - want).abs() > 1e-9 {
-                    off.push(format!("{name} = {v}, offline {want}"));
-                }
-            }
+            let mut off: Vec<String> = window_is_offline_s(labels_port).err().into_iter().collect();
             let (joined, unscored) = (
                 got("ml_model_online_labelled_total"),
                 got("ml_model_online_unscored_total"),
@@ -323,10 +338,30 @@ fn replay(amount_scale: f64, model_path: &Path) -> Option<Replayed> {
             }
         },
     );
+    // A restart (SIGKILL: no goodbye) keeps the window: the new consumer restores it from the store and
+    // exports the same metrics before any label arrives (its group has committed every label, so none is
+    // read again).
+    labels_proc.kill();
+    let restarted_port = free_port();
+    let _restarted = start_labels("labels-restarted", restarted_port);
+    wait_until(
+        "the restarted consumer's restored window",
+        Duration::from_secs(60),
+        || window_is_offline_s(restarted_port),
+    );
+    assert_eq!(
+        metric(restarted_port, "ml_model_online_labelled_total", &[]),
+        Some(0.0),
+        "the restored window came from the store, not from labels read again"
+    );
     let replayed = Replayed {
         online_ap: expected["ml_model_online_average_precision"],
-        champion_ap: metric(api_port, "ml_model_offline_average_precision", &[])
-            .expect("the API exports its model's offline AP"),
+        champion_ap: metric(
+            api_port,
+            "ml_model_offline_average_precision",
+            &[&version_label],
+        )
+        .expect("the API exports its model's offline AP"),
         score_psi,
     };
     println!(

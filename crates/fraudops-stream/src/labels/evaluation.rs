@@ -5,11 +5,16 @@
 //!
 //! The window holds the labelled transactions of the last `days` event-time days (the newest labelled
 //! transaction's day and the `days - 1` before it), one entry per transaction id: a redelivered label
-//! replaces its entry, a reversed one changes its outcome. Memory is bounded by `max_samples` (about 50
+//! replaces its entry, a reversed one changes its outcome. Memory is bounded by `max_samples` (about 60
 //! bytes each): past it the oldest day is dropped, so a window that does not fit covers fewer days.
+//!
+//! Each sample keeps the model version that scored it and the metrics are computed per version
+//! ([`Window::summaries`]): after a promotion the old champion's scores stay in the window for a week, and
+//! mixed with the new one's they would be compared with the new champion's offline metrics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use fraudops_data::EpochSeconds;
 use fraudops_features::definition::DAY;
@@ -19,8 +24,10 @@ use fraudops_train::metrics::{ScoredCard, average_precision, card_precision_at_k
 pub const CARD_PRECISION_K: usize = 100;
 
 /// One labelled, scored transaction.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// The model version that scored it (interned by the window: one allocation per version).
+    pub model_version: Arc<str>,
     /// The card (Card Precision@k ranks cards).
     pub customer_id: u64,
     /// The fraud probability it was given.
@@ -59,6 +66,8 @@ pub struct Window {
     /// Day number (event time) → transaction id hash → sample.
     by_day: BTreeMap<i64, HashMap<u64, Sample>>,
     len: usize,
+    /// Every model version seen, so samples share one string per version.
+    versions: HashSet<Arc<str>>,
 }
 
 impl Window {
@@ -69,7 +78,23 @@ impl Window {
             max_samples: max_samples.max(1),
             by_day: BTreeMap::new(),
             len: 0,
+            versions: HashSet::new(),
         }
+    }
+
+    /// The shared string of `version`, for [`Sample::model_version`].
+    pub fn version(&mut self, version: &str) -> Arc<str> {
+        if let Some(v) = self.versions.get(version) {
+            return v.clone();
+        }
+        let v: Arc<str> = Arc::from(version);
+        self.versions.insert(v.clone());
+        v
+    }
+
+    /// The oldest event-time day held (samples before it are gone from the window).
+    pub fn oldest_day(&self) -> Option<i64> {
+        self.by_day.keys().next().copied()
     }
 
     /// Adds (or replaces) the sample of transaction `id` at event time `time`; `false` if it is older
@@ -131,38 +156,58 @@ impl Window {
         self.len
     }
 
-    /// The metrics over everything held.
-    pub fn summary(&self) -> Summary {
+    /// The metrics per model version, sorted by version; versions without a sample left are not listed
+    /// (and the interned strings of versions gone from the window are released).
+    pub fn summaries(&mut self) -> Vec<(Arc<str>, Summary)> {
         let first = self.by_day.keys().next().copied().unwrap_or(0);
-        let mut scores = Vec::with_capacity(self.len);
-        let mut labels = Vec::with_capacity(self.len);
-        let mut cards = Vec::with_capacity(self.len);
-        let (mut tp, mut flagged, mut frauds) = (0usize, 0usize, 0usize);
+        let mut by_version: BTreeMap<Arc<str>, Vec<(u32, &Sample)>> = BTreeMap::new();
         for (&day, entries) in &self.by_day {
+            let day = u32::try_from(day - first).unwrap_or(u32::MAX);
             for s in entries.values() {
-                scores.push(s.score);
-                labels.push(s.fraud);
-                cards.push(ScoredCard {
-                    day: u32::try_from(day - first).unwrap_or(u32::MAX),
-                    customer_id: s.customer_id,
-                    score: s.score,
-                    fraud: s.fraud,
-                });
-                tp += usize::from(s.fraud && s.predicted_fraud);
-                flagged += usize::from(s.predicted_fraud);
-                frauds += usize::from(s.fraud);
+                by_version
+                    .entry(s.model_version.clone())
+                    .or_default()
+                    .push((day, s));
             }
         }
-        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
-        Summary {
-            roc_auc: roc_auc(&scores, &labels),
-            average_precision: average_precision(&scores, &labels),
-            card_precision_at_100: card_precision_at_k(&cards, CARD_PRECISION_K),
-            precision: ratio(tp, flagged),
-            recall: ratio(tp, frauds),
-            samples: self.len,
-            frauds,
-        }
+        let out: Vec<(Arc<str>, Summary)> = by_version
+            .into_iter()
+            .map(|(version, samples)| (version, summarize(&samples)))
+            .collect();
+        self.versions
+            .retain(|v| out.iter().any(|(kept, _)| kept == v));
+        out
+    }
+}
+
+/// The metrics over one version's samples (day number within the window, sample).
+fn summarize(samples: &[(u32, &Sample)]) -> Summary {
+    let mut scores = Vec::with_capacity(samples.len());
+    let mut labels = Vec::with_capacity(samples.len());
+    let mut cards = Vec::with_capacity(samples.len());
+    let (mut tp, mut flagged, mut frauds) = (0usize, 0usize, 0usize);
+    for &(day, s) in samples {
+        scores.push(s.score);
+        labels.push(s.fraud);
+        cards.push(ScoredCard {
+            day,
+            customer_id: s.customer_id,
+            score: s.score,
+            fraud: s.fraud,
+        });
+        tp += usize::from(s.fraud && s.predicted_fraud);
+        flagged += usize::from(s.predicted_fraud);
+        frauds += usize::from(s.fraud);
+    }
+    let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+    Summary {
+        roc_auc: roc_auc(&scores, &labels),
+        average_precision: average_precision(&scores, &labels),
+        card_precision_at_100: card_precision_at_k(&cards, CARD_PRECISION_K),
+        precision: ratio(tp, flagged),
+        recall: ratio(tp, frauds),
+        samples: samples.len(),
+        frauds,
     }
 }
 
@@ -181,12 +226,65 @@ mod tests {
     const T0: EpochSeconds = 1_533_686_400; // 2018-08-08
 
     fn sample(customer_id: u64, score: f64, fraud: bool) -> Sample {
+        versioned("v1", customer_id, score, fraud)
+    }
+
+    fn versioned(version: &str, customer_id: u64, score: f64, fraud: bool) -> Sample {
         Sample {
+            model_version: Arc::from(version),
             customer_id,
             score,
             predicted_fraud: score >= 0.5,
             fraud,
         }
+    }
+
+    /// The summary of a window whose samples are all one version's.
+    fn only(w: &mut Window) -> Summary {
+        let mut all = w.summaries();
+        assert_eq!(all.len(), 1, "one version");
+        all.remove(0).1
+    }
+
+    #[test]
+    fn each_model_version_is_summarised_on_its_own_scores() {
+        // v1 ranks the frauds last, v2 first: mixed, they would read as one middling model.
+        let mut w = Window::new(7, 1000);
+        for (i, (version, score, fraud)) in [
+            ("v1", 0.9, false),
+            ("v1", 0.1, true),
+            ("v1", 0.8, false),
+            ("v1", 0.2, true),
+            ("v2", 0.9, true),
+            ("v2", 0.1, false),
+            ("v2", 0.7, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let version = w.version(version);
+            let mut s = sample(i as u64, score, fraud);
+            s.model_version = version;
+            assert!(w.insert(&i.to_string(), T0 + i as i64, s));
+        }
+        let all = w.summaries();
+        let names: Vec<&str> = all.iter().map(|(v, _)| &**v).collect();
+        assert_eq!(names, ["v1", "v2"]);
+        assert_eq!(all[0].1.roc_auc, Some(0.0));
+        assert_eq!((all[0].1.samples, all[0].1.frauds), (4, 2));
+        assert_eq!(all[1].1.roc_auc, Some(1.0));
+        assert_eq!(all[1].1.average_precision, Some(1.0));
+        assert_eq!((all[1].1.samples, all[1].1.frauds), (3, 2));
+        // A sample re-labelled under another version moves; a version with nothing left is not listed.
+        for i in 0..4 {
+            let mut s = versioned("v2", i, 0.5, false);
+            s.model_version = w.version("v2");
+            w.insert(&i.to_string(), T0 + i as i64, s);
+        }
+        let all = w.summaries();
+        assert_eq!(all.len(), 1);
+        assert_eq!((&*all[0].0, all[0].1.samples), ("v2", 7));
+        assert_eq!(w.versions.len(), 1, "v1's string released");
     }
 
     #[test]
@@ -200,7 +298,7 @@ mod tests {
                 sample(i as u64, score, fraud)
             ));
         }
-        let s = w.summary();
+        let s = only(&mut w);
         assert_eq!(s.roc_auc, Some(0.75));
         assert!((s.average_precision.unwrap() - 0.833_333_333_333_333_4).abs() < 1e-12);
         // Flagged (≥ 0.5): only 0.8, a fraud. Precision 1, recall 1/2.
@@ -218,7 +316,7 @@ mod tests {
         assert!(w.insert("1", T0, sample(1, 0.9, true)));
         assert_eq!(w.len(), 1);
         assert!(w.insert("1", T0, sample(1, 0.9, false)));
-        assert_eq!((w.len(), w.summary().frauds), (1, 0));
+        assert_eq!((w.len(), only(&mut w).frauds), (1, 0));
     }
 
     #[test]
@@ -263,7 +361,7 @@ mod tests {
     fn undefined_metrics_are_none() {
         let mut w = Window::new(7, 10);
         assert!(w.insert("1", T0, sample(1, 0.2, false)));
-        let s = w.summary();
+        let s = only(&mut w);
         assert_eq!(
             (s.roc_auc, s.average_precision, s.precision, s.recall),
             (None, None, None, None)

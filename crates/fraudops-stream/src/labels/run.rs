@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use fraudops_store::{FeatureStore, Label};
+use fraudops_store::{EvaluatedLabel, FeatureStore, Label};
 use fraudops_wire::{LabelEvent, MAX_ID_LEN};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -146,9 +146,8 @@ pub async fn run(
     let store = FeatureStore::connect(url, config.store.timeout)?;
     let metrics = KafkaMetrics::new()?;
     let label_metrics = LabelMetrics::register(&metrics)?;
-    let eval_metrics = EvaluationMetrics::register(&metrics)?;
+    let mut eval_metrics = EvaluationMetrics::register(&metrics)?;
     let mut window = Window::new(config.eval_window_days, config.eval_max_samples);
-    let mut window_changed = false;
     let mut eval_tick = tokio::time::interval(config.eval_interval.max(Duration::from_millis(10)));
     eval_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let listener = bind_metrics(config.metrics_port).await?;
@@ -181,6 +180,23 @@ pub async fn run(
             tracing::warn!(event = "feature_store_unreachable", error = %e, "labels wait until it answers")
         }
     }
+    tokio::pin!(shutdown);
+    let Some(restored) =
+        restore_window(&store, &mut window, config.eval_window_days, &mut shutdown).await
+    else {
+        tracing::info!(
+            event = "labels_stopped",
+            restored = false,
+            "stopped before the window was restored"
+        );
+        metrics_task.abort();
+        return Ok(LabelsSummary {
+            drained: true,
+            ..LabelsSummary::default()
+        });
+    };
+    let mut window_changed = restored > 0;
+    let mut dropped_before = window.oldest_day();
     tracing::info!(event = "labels_started", replica_id = %replica_id, group = %config.group,
         topic, metrics_addr = metrics_addr.map(tracing::field::display), batch_size = config.batch_size,
         store_timeout_ms = config.store.timeout.as_millis() as u64);
@@ -189,14 +205,13 @@ pub async fn run(
         drained: true,
         ..LabelsSummary::default()
     };
-    tokio::pin!(shutdown);
     'read: loop {
         let first = tokio::select! {
             biased;
             () = &mut shutdown => break 'read,
             _ = eval_tick.tick() => {
                 if std::mem::take(&mut window_changed) {
-                    evaluate(&window, &eval_metrics);
+                    evaluate(&mut window, &mut eval_metrics);
                 }
                 continue 'read;
             }
@@ -268,8 +283,10 @@ pub async fn run(
                 }
             }
         }
-        // Online evaluation: each label with the score its transaction was given.
+        // Online evaluation: each label with the score its transaction was given, kept in the window and
+        // in the store (so a restarted consumer starts from the same window).
         let (mut scored, mut unscored) = (0u64, 0u64);
+        let mut kept = Vec::new();
         for ((label, &customer_id), score) in batch.labels.iter().zip(&batch.customers).zip(stored)
         {
             let Some(score) = score else {
@@ -277,16 +294,37 @@ pub async fn run(
                 continue;
             };
             scored += 1;
-            window.insert(
-                &label.transaction_id,
-                label.time,
-                Sample {
+            let sample = Sample {
+                model_version: window.version(&score.model_version),
+                customer_id,
+                score: score.fraud_probability,
+                predicted_fraud: score.is_fraud,
+                fraud: label.fraud,
+            };
+            if window.insert(&label.transaction_id, label.time, sample) {
+                kept.push(EvaluatedLabel {
+                    transaction_id: label.transaction_id.clone(),
+                    time: label.time,
                     customer_id,
-                    score: score.fraud_probability,
-                    predicted_fraud: score.is_fraud,
                     fraud: label.fraud,
-                },
-            );
+                    score,
+                });
+            }
+        }
+        if let Err(e) = store.record_evaluations(&kept).await {
+            eval_metrics.not_saved(kept.len());
+            tracing::warn!(event = "evaluation_not_saved", samples = kept.len(), error = %e,
+                "the window has them; a restarted consumer's would not");
+        }
+        if window.oldest_day() > dropped_before {
+            match store
+                .drop_evaluations_before(window.oldest_day().unwrap_or(i64::MIN))
+                .await
+            {
+                Ok(()) => dropped_before = window.oldest_day(),
+                Err(e) => tracing::debug!(event = "evaluation_days_not_dropped", error = %e,
+                    "tried again after the next batch; their TTL bounds them anyway"),
+            }
         }
         eval_metrics.joined(scored, unscored);
         window_changed |= scored > 0;
@@ -346,15 +384,75 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Recomputes the window's metrics and exports them.
-fn evaluate(window: &Window, metrics: &EvaluationMetrics) {
+/// Recomputes the window's metrics per model version and exports them.
+fn evaluate(window: &mut Window, metrics: &mut EvaluationMetrics) {
     let started = std::time::Instant::now();
-    let s = window.summary();
-    metrics.set(&s);
-    tracing::debug!(event = "online_evaluation", samples = s.samples, frauds = s.frauds,
-        roc_auc = ?s.roc_auc, average_precision = ?s.average_precision,
-        card_precision_at_100 = s.card_precision_at_100, precision = ?s.precision, recall = ?s.recall,
-        seconds = started.elapsed().as_secs_f64());
+    let summaries = window.summaries();
+    metrics.set(&summaries);
+    for (version, s) in &summaries {
+        tracing::debug!(event = "online_evaluation", model_version = %version, samples = s.samples,
+            frauds = s.frauds, roc_auc = ?s.roc_auc, average_precision = ?s.average_precision,
+            card_precision_at_100 = s.card_precision_at_100, precision = ?s.precision,
+            recall = ?s.recall, seconds = started.elapsed().as_secs_f64());
+    }
+}
+
+/// Fills the window with the samples the store kept (the last `days` days that have any), waiting with
+/// backoff while the store does not answer: labels cannot be applied without it either. `None` if
+/// `shutdown` came first; else the samples restored.
+async fn restore_window(
+    store: &FeatureStore,
+    window: &mut Window,
+    days: u32,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Option<usize> {
+    let mut backoff = STORE_BACKOFF_START;
+    loop {
+        match load_window(store, window, days).await {
+            Ok((restored, unreadable)) => {
+                tracing::info!(
+                    event = "evaluation_window_restored",
+                    samples = restored,
+                    unreadable,
+                    window_samples = window.len()
+                );
+                return Some(restored);
+            }
+            Err(e) => {
+                tracing::warn!(event = "evaluation_window_not_restored", error = %e,
+                    retry_in_ms = backoff.as_millis() as u64);
+                tokio::select! {
+                    () = &mut *shutdown => return None,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(STORE_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// One attempt of [`restore_window`]: the samples restored and the entries that could not be read.
+async fn load_window(
+    store: &FeatureStore,
+    window: &mut Window,
+    days: u32,
+) -> Result<(usize, usize), fraudops_store::StoreError> {
+    let (mut restored, mut unreadable) = (0, 0);
+    for day in store.evaluation_days(days as usize).await? {
+        let (rows, bad) = store.load_evaluations(day).await?;
+        unreadable += bad;
+        for row in rows {
+            let sample = Sample {
+                model_version: window.version(&row.score.model_version),
+                customer_id: row.customer_id,
+                score: row.score.fraud_probability,
+                predicted_fraud: row.score.is_fraud,
+                fraud: row.fraud,
+            };
+            restored += usize::from(window.insert(&row.transaction_id, row.time, sample));
+        }
+    }
+    Ok((restored, unreadable))
 }
 
 #[cfg(test)]
