@@ -89,6 +89,12 @@ pub struct SimulatorConfig {
     /// not). A model trained at 1.0 then sees larger amounts than it learned and flags genuine spending:
     /// its score distribution shifts and its precision falls. 1.0 (the default) changes nothing.
     pub amount_scale: f64,
+    /// A week of its own: amounts at night (hours 0–6, the features' night) are multiplied by this, ...
+    pub night_amount_scale: f64,
+    /// ... and amounts on weekends by this, as the day is handed out. Normal traffic whose mix changes
+    /// with the part of the week (people spend less at night and more on Saturdays): what drift must not
+    /// mistake for a shift when the model was trained on it. 1.0 (the defaults) changes nothing.
+    pub weekend_amount_scale: f64,
 }
 
 impl Default for SimulatorConfig {
@@ -101,6 +107,8 @@ impl Default for SimulatorConfig {
             radius: 5.0,
             seed: 0,
             amount_scale: 1.0,
+            night_amount_scale: 1.0,
+            weekend_amount_scale: 1.0,
         }
     }
 }
@@ -255,8 +263,14 @@ impl Profiles {
         if !(config.radius.is_finite() && config.radius > 0.0) {
             return Err(SimulatorError::BadRadius(config.radius));
         }
-        if !(config.amount_scale.is_finite() && config.amount_scale > 0.0) {
-            return Err(SimulatorError::BadAmountScale(config.amount_scale));
+        for scale in [
+            config.amount_scale,
+            config.night_amount_scale,
+            config.weekend_amount_scale,
+        ] {
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(SimulatorError::BadAmountScale(scale));
+            }
         }
         for (what, value) in [
             ("n_customers", config.n_customers),
@@ -360,6 +374,9 @@ struct Engine {
     seed: u64,
     /// [`SimulatorConfig::amount_scale`], applied as a day is handed out.
     amount_scale: f64,
+    /// [`SimulatorConfig::night_amount_scale`] and [`SimulatorConfig::weekend_amount_scale`], likewise.
+    night_amount_scale: f64,
+    weekend_amount_scale: f64,
     /// Epoch seconds of `start_date` at midnight.
     start_epoch: EpochSeconds,
     /// `Some(n_days)` for a dataset: nothing at or past this day exists, so scenario-3 windows are cut there.
@@ -385,6 +402,8 @@ impl Engine {
             profiles,
             seed: config.seed,
             amount_scale: config.amount_scale,
+            night_amount_scale: config.night_amount_scale,
+            weekend_amount_scale: config.weekend_amount_scale,
             start_epoch,
             horizon,
             pending: VecDeque::with_capacity(CUSTOMER_COMPROMISE_DAYS as usize + 1),
@@ -420,9 +439,20 @@ impl Engine {
         self.next_day_to_emit += 1;
         let mut txs = self.pending.pop_front()?;
         // After every scenario has labelled the day, so the labels are those of the unscaled world.
-        if self.amount_scale != 1.0 {
+        let seasonal = self.night_amount_scale != 1.0 || self.weekend_amount_scale != 1.0;
+        if self.amount_scale != 1.0 || seasonal {
             for tx in &mut txs {
-                tx.tx_amount = round_cents(tx.tx_amount * self.amount_scale);
+                let mut scale = self.amount_scale;
+                // The features' own calendar (TX_DURING_NIGHT, TX_DURING_WEEKEND).
+                let weekday = (tx.tx_datetime.div_euclid(SECONDS_PER_DAY) + 3).rem_euclid(7);
+                let hour = tx.tx_datetime.rem_euclid(SECONDS_PER_DAY) / 3600;
+                if hour <= 6 {
+                    scale *= self.night_amount_scale;
+                }
+                if weekday >= 5 {
+                    scale *= self.weekend_amount_scale;
+                }
+                tx.tx_amount = round_cents(tx.tx_amount * scale);
             }
         }
         Some(txs)

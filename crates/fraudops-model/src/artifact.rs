@@ -257,6 +257,15 @@ impl ModelArtifact {
                     "the histogram of {name} has unordered edges or bad shares"
                 )));
             }
+            if reference
+                .time_of_week
+                .as_ref()
+                .is_some_and(|tow| !tow.fits(reference))
+            {
+                return Err(ArtifactError::Reference(
+                    "the time-of-week counts do not match the histograms' bins".into(),
+                ));
+            }
         }
         Ok(())
     }

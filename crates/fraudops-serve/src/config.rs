@@ -90,10 +90,25 @@ pub struct ServeConfig {
     /// the last half to whole window with the model's reference (the older half is dropped every half).
     #[arg(long, env = "DRIFT_WINDOW_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(2..))]
     pub drift_window_seconds: u64,
+    /// Whose clock the drift window's halves follow: `wall` (a new half every half window) or `event`
+    /// (the transactions' `tx_datetime`: a replay at any speed is measured as it would have been live;
+    /// the timer still moves a window that event time does not). Wall by default: the attack and the
+    /// drills replay days of event time in minutes, and live traffic's event time is the wall clock's.
+    #[arg(long, env = "DRIFT_CLOCK", value_enum, default_value_t = DriftClock::Wall)]
+    pub drift_clock: DriftClock,
     /// The online feature store: requests with `customer_id`, `terminal_id`, `tx_datetime` and no
     /// `history` are scored with the windows it holds, and recorded there.
     #[command(flatten)]
     pub feature_store: fraudops_store::StoreArgs,
+}
+
+/// See [`ServeConfig::drift_clock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftClock {
+    /// A new half every half window of wall time.
+    Wall,
+    /// A new half when a transaction's `tx_datetime` enters it (or, without one, by the timer).
+    Event,
 }
 
 impl ServeConfig {
@@ -128,6 +143,7 @@ impl ServeConfig {
             cpu_limit_cores: None,
             coalesce_writes: true,
             drift_window_seconds: 600,
+            drift_clock: DriftClock::Wall,
         }
     }
 

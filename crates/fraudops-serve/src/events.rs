@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use fraudops_features::FeatureVector;
 use fraudops_wire::{FeatureSource, TransactionId};
 
+use crate::drift::WhenScored;
 use crate::model_store::ServedModel;
 use crate::telemetry::{ERROR_MODEL_LOAD, Metrics, RELOAD_FAILURE, RELOAD_SUCCESS};
 
@@ -35,6 +36,8 @@ pub struct PredictionMade<'a> {
     pub unknown_merchant_category: bool,
     /// Where its history windows came from.
     pub feature_source: FeatureSource,
+    /// When the transaction happened (the drift window's clock and part of the week).
+    pub when: WhenScored,
 }
 
 impl PredictionMade<'_> {
@@ -51,7 +54,7 @@ impl PredictionMade<'_> {
             &self.served.drift,
             self.feature_source != FeatureSource::StoreUnavailable,
         ) {
-            window.record(self.features, self.fraud_probability);
+            window.record(self.features, self.fraud_probability, self.when);
         }
         if self.unknown_merchant_category {
             metrics.unknown_category.inc();

@@ -47,7 +47,7 @@ mod telemetry;
 mod tracking;
 
 pub use auth::{key_digest, keys_file_line};
-pub use config::ServeConfig;
+pub use config::{DriftClock, ServeConfig};
 pub use logging::{JsonLines, init_logging};
 pub use model_store::{FetchFuture, Fetched, ModelSource, RegistryFetcher};
 pub use startup::{Server, shutdown_signal};

@@ -77,15 +77,26 @@ pub struct ModelStore {
     current: ArcSwapOption<ServedModel>,
     metrics: Arc<Metrics>,
     replica_id: String,
+    /// Half the drift window, seconds (DRIFT_WINDOW_SECONDS / 2): each served model's window gets it.
+    drift_half_window_seconds: u64,
+    /// DRIFT_CLOCK=event: the windows' halves follow the transactions' time.
+    drift_event_clock: bool,
 }
 
 impl ModelStore {
     /// An empty store: not ready until a model is installed.
-    pub fn new(metrics: Arc<Metrics>, replica_id: String) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        replica_id: String,
+        drift_half_window_seconds: u64,
+        drift_event_clock: bool,
+    ) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             metrics,
             replica_id,
+            drift_half_window_seconds,
+            drift_event_clock,
         }
     }
 
@@ -107,11 +118,9 @@ impl ModelStore {
                 .metrics
                 .predictions
                 .with_label_values(&[&version, RESULT_LEGIT]),
-            drift: model
-                .artifact()
-                .reference
-                .as_ref()
-                .and_then(LiveWindow::new),
+            drift: model.artifact().reference.as_ref().and_then(|r| {
+                LiveWindow::new(r, self.drift_half_window_seconds, self.drift_event_clock)
+            }),
             model,
             source,
         };
@@ -181,12 +190,14 @@ impl ModelStore {
     }
 }
 
-/// Starts a new half of the served model's drift window every `half_window` (see `drift`).
+/// Every `half_window` of wall time, starts a new half of the served model's drift window unless event
+/// time started one meanwhile (see `drift`, "Whose clock").
 pub async fn rotate_drift(store: Arc<ModelStore>, half_window: Duration) {
+    let mut rotations = 0;
     loop {
         tokio::time::sleep(half_window).await;
         if let Some(window) = store.get().as_ref().and_then(|m| m.drift.as_ref()) {
-            window.rotate();
+            rotations = window.tick(rotations);
         }
     }
 }

@@ -16,6 +16,7 @@ use fraudops_wire::{
 };
 
 use crate::auth::{Caller, Scope};
+use crate::drift::WhenScored;
 use crate::error::ApiError;
 use crate::events::{FeatureStoreFailed, PredictionMade};
 use crate::model_store::{ModelStore, ServedModel};
@@ -108,6 +109,10 @@ fn score(
         replica_id: &state.replica_id,
         unknown_merchant_category: tx.unknown_merchant_category,
         feature_source: history.source,
+        when: WhenScored {
+            day_and_hour: tx.day_and_hour,
+            time: tx.time,
+        },
     }
     .emit(&state.metrics);
     // Only a transaction the store recorded has its score kept for its label: a caller that may not
@@ -540,7 +545,7 @@ mod tests {
     /// without history (200), so a refusal proves the store was never asked.
     fn app() -> AppInner {
         let metrics = Arc::new(Metrics::new().expect("metrics"));
-        let store = Arc::new(ModelStore::new(metrics.clone(), "test".into()));
+        let store = Arc::new(ModelStore::new(metrics.clone(), "test".into(), 300, false));
         store
             .load_initial(&ModelSource::Embedded)
             .expect("embedded model");

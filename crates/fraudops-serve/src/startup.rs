@@ -59,7 +59,12 @@ impl Server {
     pub async fn bind(config: ServeConfig, source: ModelSource) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new().context("registering metrics")?);
         let replica_id = config.resolved_replica_id();
-        let store = Arc::new(ModelStore::new(metrics.clone(), replica_id.clone()));
+        let store = Arc::new(ModelStore::new(
+            metrics.clone(),
+            replica_id.clone(),
+            config.drift_window_seconds / 2,
+            config.drift_clock == crate::config::DriftClock::Event,
+        ));
         store
             .load_initial(&source)
             .context("loading the initial model")?;

@@ -190,7 +190,11 @@ pub fn train(
     let eval = evaluate_scores(&scores, data);
     // Drift reference: features as the model learned them (training window), the score as it is served on
     // data the model has not seen (test window), since training scores are overfit towards 0 and 1.
-    let reference = Reference::fit(&scores, "test window", &x, N_FEATURES, "training window");
+    // Both also per time-of-week class, so a live window of one part of the week is compared with the same
+    // part (fraudops_model::reference).
+    let time = |rows: &[usize]| -> Vec<i64> { rows.iter().map(|&i| txs[i].tx_datetime).collect() };
+    let reference = Reference::fit(&scores, "test window", &x, N_FEATURES, "training window")
+        .with_time_of_week(&scores, &time(&split.test), &x, &time(&split.train));
     Ok(seal(
         ModelMetrics {
             roc_auc: eval.roc_auc,

@@ -47,6 +47,11 @@ pub struct ValidTransaction {
     /// The request brought precomputed `history` (only callers allowed to may: the API checks the
     /// caller's scope).
     pub has_history: bool,
+    /// Day of week (Monday 0) and hour of the transaction, from `tx_datetime` or the seed schema's
+    /// `day_of_week` and `hour`: the part of the week the drift window compares it with.
+    pub day_and_hour: Option<(u8, u8)>,
+    /// `tx_datetime`, when given: the event-time clock of the drift window.
+    pub time: Option<EpochSeconds>,
 }
 
 /// The coordinates of a transaction in the online feature store.
@@ -311,6 +316,10 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
         })?),
         None => None,
     };
+    let day_and_hour = match time {
+        Some(t) => Some((day_of_week(t), hour_of_day(t))),
+        None => req.day_of_week.zip(req.hour),
+    };
     let (during_weekend, during_night) = match time {
         Some(t) => (
             Some(is_weekend_day(day_of_week(t))),
@@ -387,6 +396,8 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
         store_key,
         has_history,
         unknown_merchant_category,
+        day_and_hour,
+        time,
     })
 }
 

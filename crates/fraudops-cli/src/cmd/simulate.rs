@@ -43,6 +43,13 @@ pub struct Args {
     /// (score PSI above 0.2 at 2.0) and a lower precision; see docs/model-monitoring.md.
     #[arg(long, env = "SIMULATE_AMOUNT_SCALE", default_value_t = 1.0)]
     pub amount_scale: f64,
+    /// A week of its own: multiply amounts at night (hours 0–6) by this; normal seasonality that drift
+    /// monitoring must not take for a shift (docs/model-monitoring.md, "The week").
+    #[arg(long, env = "SIMULATE_NIGHT_AMOUNT_SCALE", default_value_t = 1.0)]
+    pub night_amount_scale: f64,
+    /// Likewise for weekend amounts.
+    #[arg(long, env = "SIMULATE_WEEKEND_AMOUNT_SCALE", default_value_t = 1.0)]
+    pub weekend_amount_scale: f64,
 }
 
 /// Generates and writes the file, with a progress bar over days and a one-line summary.
@@ -78,6 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         radius: args.radius,
         seed: args.seed,
         amount_scale: args.amount_scale,
+        night_amount_scale: args.night_amount_scale,
+        weekend_amount_scale: args.weekend_amount_scale,
     };
     let started = Instant::now();
     let pb = progress::bar(u64::from(args.days), "simulating", "days");
