@@ -131,44 +131,12 @@ MLFLOW_TRACKING_URI="$MLFLOW" MLFLOW_MODEL_URI="models:/fraud-detector@champion"
   DRIFT_WINDOW_SECONDS=10 RUST_LOG=info start_group serve.log "$FRAUDOPS_BIN" serve --bind 127.0.0.1 --port "$serve_port"
 
 # --- Prometheus on the deployed rules, `for:` scaled ------------------------------------------------------
-mkdir -p "$TMP/prometheus/rules"
-"$PY" - "$REPO/deploy/monitoring/rules" "$TMP/prometheus/rules" <<'PY'
-import pathlib, re, sys, yaml
-src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-def scaled(match):
-    value = int(match.group(2)) * UNIT[match.group(3)] / 120  # 30m -> 15s
-    return f"{match.group(1)}{int(value * 1000)}ms" if value % 1 else f"{match.group(1)}{int(value)}s"
-def strip_for(doc):
-    for group in doc["groups"]:
-        for rule in group["rules"]:
-            rule.pop("for", None)
-    return doc
-for path in sorted(src.glob("*.yaml")):
-    text = path.read_text()
-    out = re.sub(r"^(\s+for: )(\d+)(ms|s|m|h)$", scaled, text, flags=re.M)
-    assert strip_for(yaml.safe_load(text)) == strip_for(yaml.safe_load(out)), path  # only `for:` differs
-    (dst / path.name).write_text(out)
-PY
+am_port="$(free_port)" bridge_port="$(free_port)"
+AM="http://127.0.0.1:$am_port" BRIDGE="http://127.0.0.1:$bridge_port"
+start_prometheus_on_deployed_rules "$serve_port"  # scripts/lib/alert_path.sh: sets PROM
 alert_for="$(grep -A1 'alert: ScoreDistributionDrift' -A4 "$TMP/prometheus/rules/alerts.yaml" | sed -n 's/^ *for: //p')"
 [[ "$alert_for" == 15s ]] || { echo "FAIL: rendered for: $alert_for" >&2; exit 1; }
 echo "[retrain-loop] Prometheus rules: deploy/monitoring/rules/*.yaml with every for: x 1/120 (ScoreDistributionDrift 30m -> $alert_for), nothing else changed"
-prom_port="$(free_port)" am_port="$(free_port)" bridge_port="$(free_port)"
-PROM="http://127.0.0.1:$prom_port" AM="http://127.0.0.1:$am_port" BRIDGE="http://127.0.0.1:$bridge_port"
-cat >"$TMP/prometheus/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files: ["rules/*.yaml"]
-alerting:
-  alertmanagers:
-    - static_configs: [{targets: ["127.0.0.1:$am_port"]}]
-scrape_configs:
-  - job_name: fraudops-api
-    static_configs: [{targets: ["127.0.0.1:$serve_port"]}]
-EOF
-start_group prometheus.log prometheus --config.file="$TMP/prometheus/prometheus.yml" --storage.tsdb.path="$TMP/prometheus/data" \
-  --web.listen-address="127.0.0.1:$prom_port" --log.level=warn
 
 # --- the on-call sink, the bridge, Alertmanager on the deployed file ------------------------------------------
 start_group sink.log "$PY" "$REPO/deploy/airflow/tests/webhook_sink.py" "$TMP/sink.port" "$TMP/oncall.jsonl"

@@ -13,20 +13,26 @@
 #      (a new startsAt): a second run;
 #   3. Airflow renders the alert run's fetch_data and train arguments (`airflow tasks render`): the data end with
 #      the alert's UTC day;
-#   4. a request without the token is refused (401) and reaches nothing.
+#   4. a request without the token is refused (401) and reaches nothing;
+#   5. a feature-store outage under load (scripts/lib/outage_under_load.py): `fraudops serve` on a real Redis and a
+#      real Prometheus on the deployed rules (every `for:` x 1/120) alerting to the same Alertmanager; Redis is
+#      killed under direct calls: every answer stays 200 with feature_source "store_unavailable",
+#      FeatureStoreDegraded fires, a real drift added meanwhile fires ScoreDistributionDrift in Prometheus,
+#      Alertmanager holds it (inhibited), and past the route's group_wait no retraining run exists.
 #
-#   scripts/test-retrain-trigger.sh        (~1 min warm: Airflow db migrate + API server start ~20 s, group_wait 30 s)
+#   scripts/test-retrain-trigger.sh        (~2 min warm: Airflow db migrate + API server start ~20 s, group_wait 30 s,
+#                                           the outage ~1 min of which 40 s prove that nothing is sent)
 #
 # Installs Airflow into its venv if missing (scripts/ensure/airflow-venv.sh) and Alertmanager (apt). Starts and
 # stops its own processes (by process group), in a temporary directory it removes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/common.sh  # target_dir, free_port, scratch_with_groups, wait_until
-source scripts/lib/alert_path.sh  # prepare_airflow_for_bridge, start_bridge_and_alertmanager
+source scripts/lib/alert_path.sh  # prepare_airflow_for_bridge, start_bridge_and_alertmanager, start_prometheus_on_deployed_rules
 REPO="$PWD"
 
 AIRFLOW_BIN="$(scripts/ensure/airflow-venv.sh | tail -n1)"
-scripts/ensure/apt.sh prometheus-alertmanager:prometheus-alertmanager
+scripts/ensure/apt.sh prometheus-alertmanager:prometheus-alertmanager prometheus:prometheus redis-server:redis-server
 PY="$(dirname "$AIRFLOW_BIN")/python"
 cargo build --locked -q -p fraudops-cli
 FRAUDOPS_BIN="$(target_dir)/debug/fraudops"
@@ -183,4 +189,21 @@ check("rendered train: the window ends with the alert's day", "'--train-start', 
 print(f"[retrain-trigger] {len(failures)} failed")
 sys.exit(1 if failures else 0)
 PY
+
+# --- 5. a feature-store outage under load: answers go on, FeatureStoreDegraded fires, no retraining --------------
+redis_port="$(free_port)" serve_port="$(free_port)"
+start_group redis.log redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no
+redis_pid="${pids[-1]}"
+FEATURE_STORE_URL="redis://127.0.0.1:$redis_port/0" DRIFT_WINDOW_SECONDS=20 RUST_LOG=warn \
+  start_group serve.log "$FRAUDOPS_BIN" serve --bind 127.0.0.1 --port "$serve_port"
+start_prometheus_on_deployed_rules "$serve_port"  # scripts/lib/alert_path.sh: sets PROM
+wait_until "the API" 100 curl -sf "http://127.0.0.1:$serve_port/ready"
+wait_until "Prometheus" 100 curl -sf "$PROM/-/ready"
+cat >"$TMP/outage.json" <<EOF
+{"serve": "http://127.0.0.1:$serve_port", "prometheus": "$PROM", "alertmanager": "$AM", "bridge": "$BRIDGE",
+ "airflow": "$AIRFLOW", "airflow_password_file": "$TMP/secrets/airflow-password", "oncall_file": "$TMP/oncall.jsonl",
+ "redis_pid": $redis_pid}
+EOF
+"$PY" "$REPO/scripts/lib/outage_under_load.py" "$TMP/outage.json"
+{ wait "$redis_pid"; } 2>/dev/null || true  # reaped here, killed by the driver on purpose
 echo "test-retrain-trigger: passed in $((SECONDS - t0)) s"

@@ -48,3 +48,47 @@ start_bridge_and_alertmanager() {
     --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= --log.level=warn) >"$TMP/alertmanager.log" 2>&1 &
   pids+=($!)
 }
+
+#
+# start_prometheus_on_deployed_rules SERVE_PORT: a real Prometheus (start_group) on deploy/monitoring/rules/*.yaml
+# with every `for:` x 1/120 (ScoreDistributionDrift's 30m -> 15s; checked: nothing else differs), scraping the API
+# on SERVE_PORT as job fraudops-api every second and alerting to $am_port; sets PROM to its URL. Needs $PY with
+# PyYAML.
+start_prometheus_on_deployed_rules() {
+  local serve_port="$1" prom_port
+  prom_port="$(free_port)"
+  PROM="http://127.0.0.1:$prom_port"
+  mkdir -p "$TMP/prometheus/rules"
+  "$PY" - "$REPO/deploy/monitoring/rules" "$TMP/prometheus/rules" <<'PY'
+import pathlib, re, sys, yaml
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+def scaled(match):
+    value = int(match.group(2)) * UNIT[match.group(3)] / 120  # 30m -> 15s
+    return f"{match.group(1)}{int(value * 1000)}ms" if value % 1 else f"{match.group(1)}{int(value)}s"
+def strip_for(doc):
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            rule.pop("for", None)
+    return doc
+for path in sorted(src.glob("*.yaml")):
+    text = path.read_text()
+    out = re.sub(r"^(\s+for: )(\d+)(ms|s|m|h)$", scaled, text, flags=re.M)
+    assert strip_for(yaml.safe_load(text)) == strip_for(yaml.safe_load(out)), path  # only `for:` differs
+    (dst / path.name).write_text(out)
+PY
+  cat >"$TMP/prometheus/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: ["rules/*.yaml"]
+alerting:
+  alertmanagers:
+    - static_configs: [{targets: ["127.0.0.1:$am_port"]}]
+scrape_configs:
+  - job_name: fraudops-api
+    static_configs: [{targets: ["127.0.0.1:$serve_port"]}]
+EOF
+  start_group prometheus.log prometheus --config.file="$TMP/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$TMP/prometheus/data" --web.listen-address="127.0.0.1:$prom_port" --log.level=warn
+}

@@ -5,7 +5,7 @@
 //! A real `redis-server` on a random port; the simulator's transactions (default: 5,000 cards, 10,000
 //! terminals, 45 days: past the 37-day reach, so pruning is in steady state) are observed through the
 //! store's own script in event-time order, labelled, and their scores recorded, as the scorers and the
-//! label consumer do. Then `MEMORY USAGE` of every key, grouped by kind, and `used_memory`.
+//! label consumer do; the label consumer's evaluation samples of the last 7 days too. Then `MEMORY USAGE` of every key, grouped by kind, and `used_memory`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use fraudops_data::simulator::{SimulatorConfig, generate};
 use fraudops_store::testing::RedisServer;
-use fraudops_store::{FeatureStore, Label, Observation, ScoreRecord, StoredScore};
+use fraudops_store::{EvaluatedLabel, FeatureStore, Label, Observation, ScoreRecord, StoredScore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<usize> = std::env::args()
@@ -61,6 +61,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
                 .collect();
             store.record_scores(&recent).await?;
+            // The label consumer keeps its 7-day window's samples (each label with its score).
+            let evaluated: Vec<EvaluatedLabel> = recent
+                .iter()
+                .zip(
+                    chunk
+                        .iter()
+                        .filter(|t| t.tx_datetime.div_euclid(86_400) > last_day - 8),
+                )
+                .filter(|(r, _)| r.time.div_euclid(86_400) > last_day - 7)
+                .map(|(r, t)| EvaluatedLabel {
+                    transaction_id: r.transaction_id.clone(),
+                    time: r.time,
+                    customer_id: t.customer_id,
+                    fraud: t.tx_fraud,
+                    score: r.score.clone(),
+                })
+                .collect();
+            store.record_evaluations(&evaluated).await?;
         }
         Ok::<_, fraudops_store::StoreError>(())
     })?;
@@ -74,6 +92,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some("t") => "terminal (t)",
             Some("f") => "terminal frauds (f)",
             Some("s") => "scores of a day (s)",
+            Some("e") if key.ends_with(":days") => "evaluation days (e:days)",
+            Some("e") => "evaluation samples of a day (e)",
             _ => "other",
         };
         let bytes: u64 = redis::cmd("MEMORY")
@@ -83,7 +103,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .arg(0)
             .query(&mut conn)?;
         let members: u64 = match kind {
-            "scores of a day (s)" => redis::cmd("HLEN").arg(key).query(&mut conn)?,
+            "scores of a day (s)" | "evaluation samples of a day (e)" => {
+                redis::cmd("HLEN").arg(key).query(&mut conn)?
+            }
             _ => redis::cmd("ZCARD").arg(key).query(&mut conn)?,
         };
         let e = by_kind.entry(kind).or_default();
