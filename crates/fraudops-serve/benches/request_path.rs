@@ -50,6 +50,7 @@ fn stages(c: &mut Criterion) {
                 "record,history",
                 &format!("key-{i}"),
                 None,
+                false,
             )
         })
         .collect::<Result<_, _>>()

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, header};
+use fraudops_store::Namespace;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -83,6 +84,9 @@ pub struct Caller {
     /// Its own quota (`rps=` in the keys file), shared by every key of the client; `None`: the server's
     /// RATE_LIMIT_RPS applies.
     pub quota: Option<ClientQuota>,
+    /// Whose history its direct calls read and write in the feature store: `ns=synthetic` in the keys
+    /// file for the attack's and the drills' keys, so their events never touch a real card's windows.
+    pub namespace: Namespace,
 }
 
 impl Caller {
@@ -92,6 +96,7 @@ impl Caller {
             client: Arc::from(OPEN_CLIENT),
             scopes: Scopes::ALL,
             quota: None,
+            namespace: Namespace::Real,
         }
     }
 }
@@ -145,7 +150,7 @@ pub enum KeysFileError {
         /// Why.
         source: std::io::Error,
     },
-    /// A line is not `<client-id> <scope>[,<scope>…] sha256:<hex> [rps=<n>] [burst=<n>]`.
+    /// A line is not `<client-id> <scope>[,<scope>…] sha256:<hex> [rps=<n>] [burst=<n>] [ns=synthetic]`.
     #[error("{path}:{line}: {message}")]
     Line {
         /// The file.
@@ -165,17 +170,21 @@ pub fn key_digest(key: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
-/// The keys-file line of a new key (with its client's own quota, if given), checked as the server will
-/// read it.
+/// The keys-file line of a new key (with its client's own quota, if given; `ns=synthetic` for the key of
+/// an attack or a drill), checked as the server will read it.
 pub fn keys_file_line(
     client: &str,
     scopes: &str,
     key: &str,
     rps: Option<u32>,
+    synthetic: bool,
 ) -> Result<String, KeysFileError> {
     let mut line = format!("{client} {scopes} {}", key_digest(key));
     if let Some(rps) = rps {
         line.push_str(&format!(" rps={rps}"));
+    }
+    if synthetic {
+        line.push_str(" ns=synthetic");
     }
     ApiKeys::parse(&line, Path::new("<new key>"))?;
     Ok(line)
@@ -204,20 +213,29 @@ impl ApiKeys {
                     fields.len()
                 )));
             };
-            let (mut rps, mut burst) = (None, None);
+            let (mut rps, mut burst, mut namespace) = (None, None, Namespace::Real);
             for option in options {
                 let (name, value) = option.split_once('=').unwrap_or((option, ""));
-                let n = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| {
+                let n = || {
+                    value.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
                         err(format!("{option:?}: expected rps=<n> or burst=<n>, n ≥ 1"))
-                    })?;
+                    })
+                };
                 match name {
-                    "rps" => rps = Some(n),
-                    "burst" => burst = Some(n),
-                    _ => return Err(err(format!("unknown option {option:?} (rps, burst)"))),
+                    "rps" => rps = Some(n()?),
+                    "burst" => burst = Some(n()?),
+                    "ns" => {
+                        namespace = match value {
+                            "real" => Namespace::Real,
+                            "synthetic" => Namespace::Synthetic,
+                            _ => {
+                                return Err(err(format!(
+                                    "{option:?}: expected ns=real or ns=synthetic"
+                                )));
+                            }
+                        }
+                    }
+                    _ => return Err(err(format!("unknown option {option:?} (rps, burst, ns)"))),
                 }
             }
             if burst.is_some() && rps.is_none() {
@@ -259,6 +277,7 @@ impl ApiKeys {
                     client: Arc::from(client),
                     scopes,
                     quota,
+                    namespace,
                 },
                 digest: words(&bytes),
             });
@@ -435,6 +454,19 @@ mod tests {
             assert!(e.contains("keys:1:") && e.contains(says), "{text}: {e}");
         }
         assert!(matches!(keys("# none\n"), Err(KeysFileError::Empty(_))));
+    }
+
+    #[test]
+    fn a_synthetic_key_scores_in_the_synthetic_namespace() {
+        let line = keys_file_line("attack", "record", "k-attack", Some(40_000), true).unwrap();
+        assert!(line.ends_with(" rps=40000 ns=synthetic"), "{line}");
+        let keys = ApiKeys::parse(&format!("{line}\n"), Path::new("keys")).unwrap();
+        assert_eq!(
+            keys.authenticate("k-attack").map(|c| c.namespace),
+            Some(Namespace::Synthetic)
+        );
+        let e = ApiKeys::parse("a score sha256:00 ns=fake", Path::new("keys")).unwrap_err();
+        assert!(e.to_string().contains("ns=real or ns=synthetic"), "{e}");
     }
 
     #[test]

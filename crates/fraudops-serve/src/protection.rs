@@ -461,6 +461,7 @@ mod tests {
             client: Arc::from(id),
             scopes: crate::auth::Scopes::ALL,
             quota: None,
+            namespace: fraudops_store::Namespace::Real,
         };
         let a = Some(SocketAddr::from(([10, 0, 0, 1], 1)));
         let b = Some(SocketAddr::from(([10, 0, 0, 2], 1)));

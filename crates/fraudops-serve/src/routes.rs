@@ -23,7 +23,7 @@ use crate::model_store::{ModelStore, ServedModel};
 use crate::protection::Admitted;
 use crate::telemetry::{ClientRefusal, Metrics, STORE_OP_OBSERVE, STORE_OP_RECORD};
 use fraudops_store::{
-    FeatureStore, Observation, Recorded, ScoreRecord, ScoreRecorder, StoredScore,
+    FeatureStore, Namespace, Observation, Recorded, ScoreRecord, ScoreRecorder, StoredScore,
 };
 
 /// What every handler shares.
@@ -121,6 +121,7 @@ fn score(
         let queued = recorder.record(ScoreRecord {
             transaction_id: tx.id.to_string(),
             time: key.time,
+            namespace: history.namespace,
             score: StoredScore {
                 fraud_probability: p.fraud_probability,
                 is_fraud: p.is_fraud,
@@ -155,6 +156,18 @@ struct History {
     source: FeatureSource,
     /// The store recorded it (so its score is kept for its label).
     recorded: bool,
+    /// The store namespace it was recorded in (the caller's key's).
+    namespace: Namespace,
+}
+
+/// Whose history a transaction reads and writes in the store: the synthetic namespace for a key marked
+/// `ns=synthetic` (the attack's, a drill's) or a request marked `synthetic`, else the real one.
+fn namespace_of(caller: &Caller, tx: &ValidTransaction) -> Namespace {
+    if tx.synthetic {
+        Namespace::Synthetic
+    } else {
+        caller.namespace
+    }
 }
 
 /// A scoring request once its caller is known and its body is in ([`crate::dispatch`]).
@@ -255,6 +268,7 @@ async fn with_stored_windows(
                 FeatureSource::None
             },
             recorded: false,
+            namespace: namespace_of(request.caller, tx),
         })
         .collect();
     let Some(features) = &state.features else {
@@ -290,6 +304,7 @@ async fn with_stored_windows(
             time: key.time,
             amount: tx.row.amount,
             record,
+            namespace: namespace_of(request.caller, tx),
         });
     }
     if keyed.is_empty() {
@@ -312,6 +327,7 @@ async fn with_stored_windows(
                 histories[i] = History {
                     source: FeatureSource::Store,
                     recorded: o.recorded == Recorded::Yes,
+                    namespace: namespace_of(request.caller, &txs[i]),
                 };
                 if !histories[i].recorded {
                     state

@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|t| ScoreRecord {
                     transaction_id: t.transaction_id.to_string(),
                     time: t.tx_datetime,
+                    namespace: fraudops_store::Namespace::Real,
                     score: StoredScore {
                         fraud_probability: 0.012_345_678_901_234_5,
                         is_fraud: false,
@@ -84,16 +85,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     let mut conn = server.connection();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("fraudops:v1:*").query(&mut conn)?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("fraudops:v2:*").query(&mut conn)?;
     let mut by_kind: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
     for key in &keys {
-        let kind = match key.split(':').nth(2) {
-            Some("c") => "card (c)",
-            Some("t") => "terminal (t)",
-            Some("f") => "terminal frauds (f)",
-            Some("s") => "scores of a day (s)",
-            Some("e") if key.ends_with(":days") => "evaluation days (e:days)",
-            Some("e") => "evaluation samples of a day (e)",
+        // fraudops:v2:{c42}, {t7}:t, {t7}:f, {s17000}, {e17000}, {e}:days.
+        let tag = key.trim_start_matches("fraudops:v2:{");
+        let kind = match (tag.chars().next(), key.rsplit(':').next()) {
+            (Some('c'), _) => "card (c)",
+            (Some('t'), Some("t")) => "terminal (t)",
+            (Some('t'), Some("f")) => "terminal frauds (f)",
+            (Some('s'), _) => "scores of a day (s)",
+            (Some('e'), Some("days")) => "evaluation days (e:days)",
+            (Some('e'), _) => "evaluation samples of a day (e)",
             _ => "other",
         };
         let bytes: u64 = redis::cmd("MEMORY")

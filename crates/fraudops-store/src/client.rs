@@ -1,22 +1,23 @@
-//! [`FeatureStore`]: one multiplexed connection per `connect`, one script call per batch of events, a
-//! deadline on every call and, per operation, a breaker that stops asking a store that is failing
-//! (`breaker.rs`).
+//! [`FeatureStore`]: one multiplexed connection per `connect` (or a cluster connection, `connection.rs`),
+//! one script call per batch of events (per slot in a cluster), a deadline on every call and, per
+//! operation, breakers that stop asking a store that is failing (`breaker.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use fraudops_data::{EpochSeconds, Transaction};
 use fraudops_features::definition::{CustomerWindows, DAY, MicroAmount, TerminalWindows, to_micro};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::breaker::{Admit, Breaker};
+use crate::connection::{Backend, Conn};
 use crate::error::StoreError;
-use crate::keys;
+use crate::keys::{self, Namespace};
 use crate::scripts::{
-    LABEL, OBSERVE, OBSERVE_WIDTH, SCORE_TTL_SECONDS, TERMINAL_TTL_SECONDS, observe_header,
+    CARD_WIDTH, LABEL, OBSERVE, SCORE_TTL_SECONDS, TERMINAL_TTL_SECONDS, TERMINAL_WIDTH,
+    observe_header,
 };
 
-/// The operations, each with its own breaker: failing label writes must not stop lookups.
+/// The operations, each with its own breakers: failing label writes must not stop lookups.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op {
     Observe = 0,
@@ -26,6 +27,10 @@ pub(crate) enum Op {
     /// The label consumer's evaluation samples (`evaluation.rs`).
     Evaluation = 4,
 }
+
+/// Breakers per operation: one per sixteenth of the slots in a cluster (shards own contiguous slot
+/// ranges, so a shard that is down opens the breakers of its keys only), the first one in one Redis.
+const BREAKER_BUCKETS: usize = 16;
 
 /// How far ahead of the clock an event's time may be and still be recorded, unless configured
 /// (`MAX_CLOCK_SKEW`): payment terminals' clocks drift by seconds, not hours.
@@ -49,6 +54,8 @@ pub struct Observation {
     /// payment flow, the stream worker); `false` returns its windows as if it were recorded and writes
     /// nothing (a caller that may only score).
     pub record: bool,
+    /// Real traffic, or the synthetic traffic of an attack or a drill (kept in keys of its own).
+    pub namespace: Namespace,
 }
 
 impl From<&Transaction> for Observation {
@@ -61,6 +68,7 @@ impl From<&Transaction> for Observation {
             time: t.tx_datetime,
             amount: t.tx_amount,
             record: true,
+            namespace: Namespace::Real,
         }
     }
 }
@@ -73,6 +81,7 @@ impl From<&Transaction> for Label {
             terminal_id: t.terminal_id,
             time: t.tx_datetime,
             fraud: t.tx_fraud,
+            namespace: Namespace::Real,
         }
     }
 }
@@ -124,6 +133,8 @@ pub struct Label {
     pub time: EpochSeconds,
     /// Fraud or not.
     pub fraud: bool,
+    /// Real traffic, or the synthetic traffic of an attack or a drill.
+    pub namespace: Namespace,
 }
 
 /// A scored transaction, recorded so that its label can be joined with its score when it arrives.
@@ -133,6 +144,9 @@ pub struct ScoreRecord {
     pub transaction_id: String,
     /// Event time (the day of the hash it goes to; the label carries the same time).
     pub time: EpochSeconds,
+    /// Real traffic, or synthetic: a synthetic transaction's id is kept apart (`syn:` before it), so it
+    /// never replaces a real transaction's score.
+    pub namespace: Namespace,
     /// What the model said.
     pub score: StoredScore,
 }
@@ -188,37 +202,30 @@ pub struct Windows {
 /// The shared online feature state. Cheap to clone (one connection, reconnected on its own).
 #[derive(Clone)]
 pub struct FeatureStore {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) backend: Backend,
     deadline: Duration,
     /// How far ahead of this process's clock an event may be and still be recorded.
     max_clock_skew: Duration,
-    /// One breaker per [`Op`], shared by the clones of this store (not by another `connect`).
-    breakers: Arc<[Breaker; 5]>,
+    /// Per [`Op`], per slot bucket; shared by the clones of this store (not by another `connect`).
+    breakers: Arc<[[Breaker; BREAKER_BUCKETS]; 5]>,
     /// Where it is, for [`Self::own_connection`].
     url: Arc<str>,
 }
 
+/// The card and terminal parts (indices of events) of a batch that share one script call.
+#[derive(Default)]
+struct ObserveGroup {
+    cards: Vec<usize>,
+    terminals: Vec<usize>,
+}
+
 impl FeatureStore {
     /// Connects lazily (the first call connects; a store that is down at start-up is not an error, the
-    /// calls fail and are counted until it is up). `deadline` bounds every call.
+    /// calls fail and are counted until it is up). `deadline` bounds every call. Several comma-separated
+    /// URLs name a Redis Cluster (`connection.rs`).
     pub fn connect(url: &str, deadline: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|source| StoreError::Url {
-            url: url.to_owned(),
-            source,
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(deadline.max(Duration::from_millis(100))))
-            .set_response_timeout(Some(deadline))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
-            StoreError::Url {
-                url: url.to_owned(),
-                source,
-            }
-        })?;
         Ok(Self {
-            conn,
+            backend: Backend::open(url, deadline)?,
             deadline,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             breakers: Arc::new(Default::default()),
@@ -248,6 +255,11 @@ impl FeatureStore {
         self.deadline
     }
 
+    /// Whether the store is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.backend.is_cluster()
+    }
+
     /// The latest event time this store records now: the clock plus the allowed skew. Callers that can
     /// refuse such an event (the API, with a 422 naming the field) ask before they call.
     pub fn latest_recordable_time(&self) -> EpochSeconds {
@@ -258,68 +270,195 @@ impl FeatureStore {
     }
 
     /// Records `events` in order and returns each one's windows (its own amount included), in one round
-    /// trip. Events of one card must be given in event-time order for the windows to equal training's.
-    /// An event is recorded only when its caller may ([`Observation::record`]), its time is not ahead of
-    /// the clock by more than the skew, and it is not older than the store's reach ([`Recorded`]).
+    /// trip (one call per slot in a cluster, concurrently). Events of one card must be given in
+    /// event-time order for the windows to equal training's. An event is recorded only when its caller
+    /// may ([`Observation::record`]), its time is not ahead of the clock by more than the skew, and it is
+    /// not older than the store's reach ([`Recorded`]).
     pub async fn observe(&self, events: &[Observation]) -> Result<Vec<Observed>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let latest = self.latest_recordable_time();
         let future: Vec<bool> = events.iter().map(|e| e.record && e.time > latest).collect();
-        let mut call = OBSERVE.prepare_invoke();
-        call.arg(events.len());
-        for n in observe_header() {
-            call.arg(n);
-        }
-        for (e, &future) in events.iter().zip(&future) {
-            call.key(keys::customer(e.customer_id))
-                .key(keys::terminal(e.terminal_id))
-                .key(keys::terminal_fraud(e.terminal_id));
-            let micro = to_micro(e.amount);
-            call.arg(e.time)
-                .arg(i64::try_from(micro / 1_000_000).unwrap_or(i64::MAX))
-                .arg(i64::try_from(micro % 1_000_000).unwrap_or(0))
-                .arg(e.transaction_id.as_str())
-                .arg(u8::from(e.record && !future));
-        }
-        let mut conn = self.conn.clone();
-        let values: Vec<i64> = self
-            .guard(Op::Observe, call.invoke_async(&mut conn))
+        let grouping = self.backend.grouping();
+        let recordable = |i: usize| u8::from(events[i].record && !future[i]).to_string();
+        let mut card = vec![[0i64; CARD_WIDTH]; events.len()];
+        let mut terminal = vec![[0i64; TERMINAL_WIDTH]; events.len()];
+        if self.backend.is_cluster() {
+            // The card decides whether a transaction is recorded, and a card and its terminal live in
+            // different slots: the cards first (concurrently), then the terminals with what they decided.
+            let mut groups: std::collections::BTreeMap<u16, ObserveGroup> = Default::default();
+            for (i, e) in events.iter().enumerate() {
+                let key = keys::customer(e.namespace, e.customer_id);
+                groups.entry(grouping.of(&key)).or_default().cards.push(i);
+            }
+            self.observe_groups(events, groups, &recordable, &mut card, &mut terminal)
+                .await?;
+            let mut groups: std::collections::BTreeMap<u16, ObserveGroup> = Default::default();
+            for (i, e) in events.iter().enumerate() {
+                let key = keys::terminal(e.namespace, e.terminal_id);
+                groups
+                    .entry(grouping.of(&key))
+                    .or_default()
+                    .terminals
+                    .push(i);
+            }
+            let recorded: Vec<bool> = card.iter().map(|c| c[9] == 0).collect();
+            let follow = |i: usize| u8::from(recorded[i]).to_string();
+            self.observe_groups(events, groups, &follow, &mut card, &mut terminal)
+                .await?;
+        } else {
+            // One call: each terminal part follows its card part, computed first in the same script.
+            let group = ObserveGroup {
+                cards: (0..events.len()).collect(),
+                terminals: (0..events.len()).collect(),
+            };
+            // Card part i of the call is event i's.
+            let follow = |i: usize| format!("={}", i + 1);
+            let groups = std::collections::BTreeMap::from([(0, group)]);
+            let card_flags = |i: usize| recordable(i);
+            self.observe_groups_with(
+                events,
+                groups,
+                &card_flags,
+                &follow,
+                &mut card,
+                &mut terminal,
+            )
             .await?;
-        if values.len() != events.len() * OBSERVE_WIDTH {
-            return Err(StoreError::Protocol {
-                expected: events.len() * OBSERVE_WIDTH,
-                got: values.len(),
-            });
         }
-        values
-            .chunks_exact(OBSERVE_WIDTH)
+        card.iter()
+            .zip(&terminal)
             .zip(future)
-            .map(|(v, future)| {
-                let recorded = match (v[15], future) {
+            .map(|((c, t), future)| {
+                let recorded = match (c[9], future) {
                     (_, true) => Recorded::Future,
                     (0, _) => Recorded::Yes,
                     (1, _) => Recorded::ReadOnly,
                     (2, _) => Recorded::TooOld,
                     _ => {
                         return Err(StoreError::Protocol {
-                            expected: OBSERVE_WIDTH,
-                            got: v.len(),
+                            expected: CARD_WIDTH,
+                            got: c.len(),
                         });
                     }
                 };
                 Ok(Observed {
-                    windows: windows(v),
+                    windows: windows(c, t),
                     recorded,
                 })
             })
             .collect()
     }
 
-    /// Applies confirmed outcomes to terminal risk in one round trip; idempotent, so a label delivered
-    /// twice (at-least-once) counts once. Returns, per label, the score recorded for its transaction
-    /// ([`Self::record_scores`]; `None` if no scorer recorded one or it expired).
+    /// Runs `groups` (one script call each, concurrently) with the same record flags for card and
+    /// terminal parts, and writes each part's answer into `card`/`terminal`.
+    async fn observe_groups(
+        &self,
+        events: &[Observation],
+        groups: std::collections::BTreeMap<u16, ObserveGroup>,
+        flags: &(dyn Fn(usize) -> String + Sync),
+        card: &mut [[i64; CARD_WIDTH]],
+        terminal: &mut [[i64; TERMINAL_WIDTH]],
+    ) -> Result<(), StoreError> {
+        self.observe_groups_with(events, groups, flags, flags, card, terminal)
+            .await
+    }
+
+    /// [`Self::observe_groups`] with the terminal parts' flags apart (`=k`: follow card part k).
+    async fn observe_groups_with(
+        &self,
+        events: &[Observation],
+        groups: std::collections::BTreeMap<u16, ObserveGroup>,
+        card_flags: &(dyn Fn(usize) -> String + Sync),
+        terminal_flags: &(dyn Fn(usize) -> String + Sync),
+        card: &mut [[i64; CARD_WIDTH]],
+        terminal: &mut [[i64; TERMINAL_WIDTH]],
+    ) -> Result<(), StoreError> {
+        let drain_v1 = !self.backend.is_cluster();
+        let calls = groups.into_iter().map(|(slot, group)| {
+            let mut call = OBSERVE.prepare_invoke();
+            call.arg(group.cards.len())
+                .arg(group.terminals.len())
+                .arg(u8::from(drain_v1));
+            for n in observe_header() {
+                call.arg(n);
+            }
+            for &i in &group.cards {
+                let e = &events[i];
+                let key = keys::customer(e.namespace, e.customer_id);
+                call.key(&key);
+                if drain_v1 {
+                    call.key(match e.namespace {
+                        Namespace::Real => keys::v1::customer(e.customer_id),
+                        // Synthetic keys never had a v1: a key that does not exist drains nothing.
+                        Namespace::Synthetic => key + ":no-v1",
+                    });
+                }
+                let micro = to_micro(e.amount);
+                call.arg(e.time)
+                    .arg(i64::try_from(micro / 1_000_000).unwrap_or(i64::MAX))
+                    .arg(i64::try_from(micro % 1_000_000).unwrap_or(0))
+                    .arg(e.transaction_id.as_str())
+                    .arg(card_flags(i));
+            }
+            for &i in &group.terminals {
+                let e = &events[i];
+                call.key(keys::terminal(e.namespace, e.terminal_id))
+                    .key(keys::terminal_fraud(e.namespace, e.terminal_id));
+                if drain_v1 {
+                    match e.namespace {
+                        Namespace::Real => {
+                            call.key(keys::v1::terminal(e.terminal_id))
+                                .key(keys::v1::terminal_fraud(e.terminal_id));
+                        }
+                        Namespace::Synthetic => {
+                            let none = keys::terminal(e.namespace, e.terminal_id) + ":no-v1";
+                            call.key(&none).key(&none);
+                        }
+                    }
+                }
+                call.arg(e.time)
+                    .arg(e.transaction_id.as_str())
+                    .arg(terminal_flags(i));
+            }
+            async move {
+                let values: Vec<i64> = self
+                    .guard(Op::Observe, slot, |mut conn| async move {
+                        call.invoke_async(&mut conn).await
+                    })
+                    .await?;
+                let expected =
+                    group.cards.len() * CARD_WIDTH + group.terminals.len() * TERMINAL_WIDTH;
+                if values.len() != expected {
+                    return Err(StoreError::Protocol {
+                        expected,
+                        got: values.len(),
+                    });
+                }
+                Ok::<_, StoreError>((group, values))
+            }
+        });
+        for (group, values) in futures::future::try_join_all(calls).await? {
+            let (card_values, terminal_values) = values.split_at(group.cards.len() * CARD_WIDTH);
+            for (&i, v) in group.cards.iter().zip(card_values.chunks_exact(CARD_WIDTH)) {
+                card[i].copy_from_slice(v);
+            }
+            for (&i, v) in group
+                .terminals
+                .iter()
+                .zip(terminal_values.chunks_exact(TERMINAL_WIDTH))
+            {
+                terminal[i].copy_from_slice(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies confirmed outcomes to terminal risk; idempotent, so a label delivered twice
+    /// (at-least-once) counts once. Returns, per label, the score recorded for its transaction
+    /// ([`Self::record_scores`]; `None` if no scorer recorded one or it expired). One round trip in one
+    /// Redis (the script and the score reads pipelined on the connection); per slot in a cluster.
     pub async fn apply_labels(
         &self,
         labels: &[Label],
@@ -327,84 +466,189 @@ impl FeatureStore {
         if labels.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = LABEL.prepare_invoke();
-        call.arg(labels.len()).arg(TERMINAL_TTL_SECONDS);
-        for l in labels {
-            call.key(keys::terminal(l.terminal_id))
-                .key(keys::terminal_fraud(l.terminal_id))
-                .key(keys::scores(l.time.div_euclid(DAY)));
-            call.arg(l.time)
-                .arg(l.transaction_id.as_str())
-                .arg(u8::from(l.fraud));
+        let grouping = self.backend.grouping();
+        let drain_v1 = !self.backend.is_cluster();
+        let mut terminals: std::collections::BTreeMap<u16, Vec<&Label>> = Default::default();
+        let mut days: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+        for (i, l) in labels.iter().enumerate() {
+            terminals
+                .entry(grouping.of(&keys::terminal(l.namespace, l.terminal_id)))
+                .or_default()
+                .push(l);
+            days.entry(l.time.div_euclid(DAY)).or_default().push(i);
         }
-        let mut conn = self.conn.clone();
-        let stored: Vec<Option<String>> =
-            self.guard(Op::Label, call.invoke_async(&mut conn)).await?;
-        if stored.len() != labels.len() {
-            return Err(StoreError::Protocol {
-                expected: labels.len(),
-                got: stored.len(),
-            });
+        let applies = terminals.into_iter().map(|(slot, group)| {
+            let mut call = LABEL.prepare_invoke();
+            call.arg(group.len())
+                .arg(TERMINAL_TTL_SECONDS)
+                .arg(u8::from(drain_v1));
+            for l in &group {
+                call.key(keys::terminal(l.namespace, l.terminal_id))
+                    .key(keys::terminal_fraud(l.namespace, l.terminal_id));
+                if drain_v1 {
+                    call.key(keys::v1::terminal(l.terminal_id))
+                        .key(keys::v1::terminal_fraud(l.terminal_id));
+                }
+                call.arg(l.time)
+                    .arg(l.transaction_id.as_str())
+                    .arg(u8::from(l.fraud));
+            }
+            async move {
+                let applied: usize = self
+                    .guard(Op::Label, slot, |mut conn| async move {
+                        call.invoke_async(&mut conn).await
+                    })
+                    .await?;
+                if applied != group.len() {
+                    return Err(StoreError::Protocol {
+                        expected: group.len(),
+                        got: applied,
+                    });
+                }
+                Ok::<_, StoreError>(())
+            }
+        });
+        // The scores, one HMGET per day (and its v1 hash, while scores written before the upgrade live).
+        let reads = days.into_iter().map(|(day, rows)| {
+            let key = keys::scores(day);
+            let slot = grouping.of(&key);
+            let ids: Vec<String> = rows
+                .iter()
+                .map(|&i| score_field(labels[i].namespace, &labels[i].transaction_id))
+                .collect();
+            let mut pipe = redis::pipe();
+            pipe.cmd("HMGET").arg(&key).arg(&ids);
+            if drain_v1 {
+                pipe.cmd("HMGET").arg(keys::v1::scores(day)).arg(&ids);
+            }
+            async move {
+                let found: Vec<Vec<Option<String>>> = self
+                    .guard(Op::Label, slot, |mut conn| async move {
+                        pipe.query_async(&mut conn).await
+                    })
+                    .await?;
+                let merged: Vec<Option<String>> = match &found[..] {
+                    [v2] => v2.clone(),
+                    [v2, v1] => v2
+                        .iter()
+                        .zip(v1)
+                        .map(|(a, b)| a.clone().or_else(|| b.clone()))
+                        .collect(),
+                    _ => {
+                        return Err(StoreError::Protocol {
+                            expected: 1 + usize::from(drain_v1),
+                            got: found.len(),
+                        });
+                    }
+                };
+                Ok::<_, StoreError>((rows, merged))
+            }
+        });
+        let (_, read) = futures::future::try_join(
+            futures::future::try_join_all(applies),
+            futures::future::try_join_all(reads),
+        )
+        .await?;
+        let mut out = vec![None; labels.len()];
+        for (rows, values) in read {
+            if values.len() != rows.len() {
+                return Err(StoreError::Protocol {
+                    expected: rows.len(),
+                    got: values.len(),
+                });
+            }
+            for (i, v) in rows.into_iter().zip(values) {
+                out[i] = v.as_deref().and_then(StoredScore::decode);
+            }
         }
-        Ok(stored
-            .iter()
-            .map(|s| s.as_deref().and_then(StoredScore::decode))
-            .collect())
+        Ok(out)
     }
 
-    /// Records scored transactions for the label consumer in one pipelined round trip: one `HSET` per
-    /// event-time day into that day's hash, which expires [`SCORE_TTL_SECONDS`] after its last write
-    /// (longer than any label delay). Scoring the same transaction again overwrites its entry.
+    /// Records scored transactions for the label consumer: one `HSET` per event-time day into that day's
+    /// hash, which expires [`SCORE_TTL_SECONDS`] after its last write (longer than any label delay),
+    /// pipelined (per day's slot in a cluster). Scoring the same transaction again overwrites its entry.
     pub async fn record_scores(&self, records: &[ScoreRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        let mut by_day: std::collections::BTreeMap<i64, Vec<&ScoreRecord>> =
+        let mut by_day: std::collections::BTreeMap<i64, Vec<(String, String)>> =
             std::collections::BTreeMap::new();
         for r in records {
-            by_day.entry(r.time.div_euclid(DAY)).or_default().push(r);
+            by_day.entry(r.time.div_euclid(DAY)).or_default().push((
+                score_field(r.namespace, &r.transaction_id),
+                r.score.encode(),
+            ));
         }
-        let mut pipe = redis::pipe();
-        for (day, rows) in &by_day {
-            let key = keys::scores(*day);
-            let fields: Vec<(&str, String)> = rows
-                .iter()
-                .map(|r| (r.transaction_id.as_str(), r.score.encode()))
-                .collect();
-            pipe.hset_multiple(&key, &fields)
-                .ignore()
-                .expire(&key, SCORE_TTL_SECONDS)
-                .ignore();
+        let writes = by_day.iter().map(|(day, fields)| {
+            (
+                keys::scores(*day),
+                |key: &str, pipe: &mut redis::Pipeline| {
+                    pipe.hset_multiple(key, fields)
+                        .ignore()
+                        .expire(key, SCORE_TTL_SECONDS)
+                        .ignore();
+                },
+            )
+        });
+        self.write_per_key(Op::RecordScores, writes).await
+    }
+
+    /// Runs one small pipeline per key (`build(key, pipe)`): all in one pipeline in one Redis, one per
+    /// slot in a cluster, concurrently. Writes of different shapes use [`KeyWrite`].
+    pub(crate) async fn write_per_key<F>(
+        &self,
+        op: Op,
+        writes: impl Iterator<Item = (String, F)>,
+    ) -> Result<(), StoreError>
+    where
+        F: FnOnce(&str, &mut redis::Pipeline),
+    {
+        let grouping = self.backend.grouping();
+        let mut pipes: std::collections::BTreeMap<u16, redis::Pipeline> = Default::default();
+        for (key, build) in writes {
+            build(
+                &key,
+                pipes.entry(grouping.of(&key)).or_insert_with(redis::pipe),
+            );
         }
-        let mut conn = self.conn.clone();
-        let () = self
-            .guard(Op::RecordScores, pipe.query_async(&mut conn))
-            .await?;
+        futures::future::try_join_all(pipes.into_iter().map(|(slot, pipe)| {
+            self.guard(op, slot, |mut conn| async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
+        }))
+        .await?;
         Ok(())
     }
 
     /// Asks the store whether it answers (start-up logs, readiness of the label consumer).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
         let _: String = self
-            .guard(Op::Ping, redis::cmd("PING").query_async(&mut conn))
+            .guard(Op::Ping, 0, |mut conn| async move {
+                redis::cmd("PING").query_async(&mut conn).await
+            })
             .await?;
         Ok(())
     }
 
-    /// Runs one call under the deadline and its operation's breaker.
-    pub(crate) async fn guard<T>(
-        &self,
-        op: Op,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        let breaker = &self.breakers[op as usize];
+    /// Runs one call (on a connection `call` is given) under the deadline and the breaker of its
+    /// operation and slot bucket.
+    pub(crate) async fn guard<T, F, Fut>(&self, op: Op, slot: u16, call: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let bucket = usize::from(slot) * BREAKER_BUCKETS / 16_384;
+        let breaker = &self.breakers[op as usize][bucket.min(BREAKER_BUCKETS - 1)];
         let probe = match breaker.admit() {
             Admit::Refused(wait) => return Err(StoreError::Unavailable(wait)),
             Admit::Call => false,
             Admit::Probe => true,
         };
-        let result = match tokio::time::timeout(self.deadline, call).await {
+        let attempt = async {
+            let conn = self.backend.conn().await?;
+            call(conn).await
+        };
+        let result = match tokio::time::timeout(self.deadline, attempt).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(StoreError::Redis(e)),
             Err(_) => Err(StoreError::Timeout(self.deadline)),
@@ -414,18 +658,30 @@ impl FeatureStore {
     }
 }
 
-/// One event's first 15 integers as windows, through the definition's own arithmetic.
-fn windows(v: &[i64]) -> Windows {
-    let count = |i: usize| u32::try_from(v[i]).unwrap_or(u32::MAX);
-    let sum = |w: usize| MicroAmount::from(v[3 + w]) * 1_000_000 + MicroAmount::from(v[6 + w]);
+/// One key's commands for [`FeatureStore::write_per_key`], when one call writes keys of different shapes.
+pub(crate) type KeyWrite<'a> = Box<dyn FnOnce(&str, &mut redis::Pipeline) + 'a>;
+
+/// The field of a transaction in its day's score hash: its id, after `syn:` when synthetic.
+fn score_field(namespace: Namespace, transaction_id: &str) -> String {
+    match namespace {
+        Namespace::Real => transaction_id.to_owned(),
+        Namespace::Synthetic => format!("syn:{transaction_id}"),
+    }
+}
+
+/// A card part's 9 integers and a terminal part's 6 as windows, through the definition's own arithmetic.
+fn windows(card: &[i64], terminal: &[i64]) -> Windows {
+    let count = |v: &[i64], i: usize| u32::try_from(v[i]).unwrap_or(u32::MAX);
+    let sum =
+        |w: usize| MicroAmount::from(card[3 + w]) * 1_000_000 + MicroAmount::from(card[6 + w]);
     Windows {
         customer: CustomerWindows::from_sums(
-            [count(0), count(1), count(2)],
+            [count(card, 0), count(card, 1), count(card, 2)],
             [sum(0), sum(1), sum(2)],
         ),
         terminal: TerminalWindows::from_counts(
-            [count(9), count(10), count(11)],
-            [count(12), count(13), count(14)],
+            [count(terminal, 0), count(terminal, 1), count(terminal, 2)],
+            [count(terminal, 3), count(terminal, 4), count(terminal, 5)],
         ),
     }
 }

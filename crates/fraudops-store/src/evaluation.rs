@@ -12,7 +12,7 @@
 use fraudops_data::EpochSeconds;
 use fraudops_features::definition::DAY;
 
-use crate::client::{FeatureStore, Op, StoredScore};
+use crate::client::{FeatureStore, KeyWrite, Op, StoredScore};
 use crate::error::StoreError;
 use crate::keys;
 
@@ -71,8 +71,9 @@ impl EvaluatedLabel {
 }
 
 impl FeatureStore {
-    /// Writes joined samples in one pipelined round trip (one `HSET` per event-time day), replacing the
-    /// entries of transactions already there (a redelivered or reversed label).
+    /// Writes joined samples (one `HSET` per event-time day, the day added to the index), replacing the
+    /// entries of transactions already there (a redelivered or reversed label); pipelined, per slot in a
+    /// cluster.
     pub async fn record_evaluations(&self, rows: &[EvaluatedLabel]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
@@ -85,23 +86,27 @@ impl FeatureStore {
                 .or_default()
                 .push((r.transaction_id.as_str(), r.encode()));
         }
-        let mut pipe = redis::pipe();
-        for (day, fields) in &by_day {
-            let key = keys::evaluation_day(*day);
-            pipe.hset_multiple(&key, fields)
-                .ignore()
-                .expire(&key, EVALUATION_TTL_SECONDS)
-                .ignore()
-                .zadd(keys::evaluation_days(), *day, *day)
-                .ignore();
-        }
-        pipe.expire(keys::evaluation_days(), EVALUATION_TTL_SECONDS)
-            .ignore();
-        let mut conn = self.conn.clone();
-        let () = self
-            .guard(Op::Evaluation, pipe.query_async(&mut conn))
-            .await?;
-        Ok(())
+        let days: Vec<i64> = by_day.keys().copied().collect();
+        let writes = by_day.iter().map(|(day, fields)| {
+            let write: KeyWrite<'_> = Box::new(move |key: &str, pipe: &mut redis::Pipeline| {
+                pipe.hset_multiple(key, fields)
+                    .ignore()
+                    .expire(key, EVALUATION_TTL_SECONDS)
+                    .ignore();
+            });
+            (keys::evaluation_day(*day), write)
+        });
+        let index: KeyWrite<'_> = Box::new(|key: &str, pipe: &mut redis::Pipeline| {
+            for d in &days {
+                pipe.zadd(key, *d, *d).ignore();
+            }
+            pipe.expire(key, EVALUATION_TTL_SECONDS).ignore();
+        });
+        self.write_per_key(
+            Op::Evaluation,
+            writes.chain(std::iter::once((keys::evaluation_days(), index))),
+        )
+        .await
     }
 
     /// The newest `n` days that have samples, newest first.
@@ -109,16 +114,16 @@ impl FeatureStore {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn.clone();
+        let key = keys::evaluation_days();
         let stop = isize::try_from(n - 1).unwrap_or(isize::MAX);
-        self.guard(
-            Op::Evaluation,
+        self.guard(Op::Evaluation, slot(&key), |mut conn| async move {
             redis::cmd("ZREVRANGE")
-                .arg(keys::evaluation_days())
+                .arg(&key)
                 .arg(0)
                 .arg(stop)
-                .query_async(&mut conn),
-        )
+                .query_async(&mut conn)
+                .await
+        })
         .await
     }
 
@@ -132,17 +137,19 @@ impl FeatureStore {
         let (mut rows, mut unreadable) = (Vec::new(), 0);
         let mut cursor: u64 = 0;
         loop {
-            let mut conn = self.conn.clone();
             let (next, fields): (u64, Vec<(String, String)>) = self
-                .guard(
-                    Op::Evaluation,
-                    redis::cmd("HSCAN")
-                        .arg(&key)
-                        .arg(cursor)
-                        .arg("COUNT")
-                        .arg(SCAN_COUNT)
-                        .query_async(&mut conn),
-                )
+                .guard(Op::Evaluation, slot(&key), |mut conn| {
+                    let key = &key;
+                    async move {
+                        redis::cmd("HSCAN")
+                            .arg(key)
+                            .arg(cursor)
+                            .arg("COUNT")
+                            .arg(SCAN_COUNT)
+                            .query_async(&mut conn)
+                            .await
+                    }
+                })
                 .await?;
             for (id, value) in fields {
                 match EvaluatedLabel::decode(id, day, &value) {
@@ -159,30 +166,45 @@ impl FeatureStore {
 
     /// Deletes the samples of every day before `day` (they left the window).
     pub async fn drop_evaluations_before(&self, day: i64) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let index = keys::evaluation_days();
         let old: Vec<i64> = self
-            .guard(
-                Op::Evaluation,
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(keys::evaluation_days())
-                    .arg("-inf")
-                    .arg(format!("({day}"))
-                    .query_async(&mut conn),
-            )
+            .guard(Op::Evaluation, slot(&index), |mut conn| {
+                let index = &index;
+                async move {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(index)
+                        .arg("-inf")
+                        .arg(format!("({day}"))
+                        .query_async(&mut conn)
+                        .await
+                }
+            })
             .await?;
         if old.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for d in &old {
-            pipe.del(keys::evaluation_day(*d)).ignore();
-            pipe.zrem(keys::evaluation_days(), *d).ignore();
-        }
-        let () = self
-            .guard(Op::Evaluation, pipe.query_async(&mut conn))
-            .await?;
-        Ok(())
+        // The days' hashes first, then the index: a failure in between leaves the index naming days that
+        // are gone (read as empty), never a hash the index forgot.
+        let deletes = old.iter().map(|d| {
+            let delete: KeyWrite<'static> = Box::new(|key: &str, pipe: &mut redis::Pipeline| {
+                pipe.del(key).ignore();
+            });
+            (keys::evaluation_day(*d), delete)
+        });
+        self.write_per_key(Op::Evaluation, deletes).await?;
+        let forget = |key: &str, pipe: &mut redis::Pipeline| {
+            for d in &old {
+                pipe.zrem(key, *d).ignore();
+            }
+        };
+        self.write_per_key(Op::Evaluation, std::iter::once((index, forget)))
+            .await
     }
+}
+
+/// The group of a single-key call: its slot in a cluster (any value in one Redis: it picks a breaker).
+fn slot(key: &str) -> u16 {
+    crate::connection::slot(key)
 }
 
 #[cfg(test)]

@@ -1,36 +1,120 @@
 //! The key layout, versioned so a new layout can live beside an old one during a rollout.
+//!
+//! Layout v2 (issue 31) puts every key a script touches into one Redis Cluster slot with a hash tag (the
+//! part in braces is what the slot is computed from): a card's key is tagged by the card, a terminal's two
+//! sets by the terminal, each day's hashes by the day. A card's call and its terminal's call may then go to
+//! different shards, in parallel. v1 (`fraudops:v1:c:<id>`, no tags) is read only to drain it into v2 on
+//! first touch (a single Redis; a cluster never held v1 keys): see `observe.lua`.
 
 /// Prefix of every key: the project, the layout version.
-const PREFIX: &str = "fraudops:v1";
+const PREFIX: &str = "fraudops:v2";
+
+/// The previous layout's prefix, drained into v2 (`observe.lua`, `label.lua`).
+const PREFIX_V1: &str = "fraudops:v1";
+
+/// The namespace of synthetic traffic (the attack, the drills): its cards and terminals never share a key
+/// with real ones.
+const SYNTHETIC: &str = "syn";
+
+/// Whose history a key holds: real traffic, or the synthetic traffic of an attack or a drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Namespace {
+    /// Real cards and terminals.
+    #[default]
+    Real,
+    /// The attack's and the drills' events: kept apart, so they never change a real card's windows.
+    Synthetic,
+}
+
+impl Namespace {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Real => "",
+            Self::Synthetic => SYNTHETIC,
+        }
+    }
+}
 
 /// A customer's transactions (sorted set scored by time).
-pub fn customer(id: u64) -> String {
-    format!("{PREFIX}:c:{id}")
+pub fn customer(ns: Namespace, id: u64) -> String {
+    format!("{PREFIX}:{{{}c{id}}}", ns.tag())
 }
 
 /// Every transaction seen at a terminal (sorted set of ids scored by time).
-pub fn terminal(id: u64) -> String {
-    format!("{PREFIX}:t:{id}")
+pub fn terminal(ns: Namespace, id: u64) -> String {
+    format!("{PREFIX}:{{{}t{id}}}:t", ns.tag())
 }
 
-/// A terminal's transactions labelled fraud (sorted set of ids scored by time).
-pub fn terminal_fraud(id: u64) -> String {
-    format!("{PREFIX}:f:{id}")
+/// A terminal's transactions labelled fraud (sorted set of ids scored by time); same slot as
+/// [`terminal`].
+pub fn terminal_fraud(ns: Namespace, id: u64) -> String {
+    format!("{PREFIX}:{{{}t{id}}}:f", ns.tag())
 }
 
 /// The scores recorded for the transactions of one event-time day (hash tx id → score), read back by the
 /// label consumer when the transaction's label arrives.
 pub fn scores(day: i64) -> String {
-    format!("{PREFIX}:s:{day}")
+    format!("{PREFIX}:{{s{day}}}")
 }
 
 /// The online evaluation's joined samples of one event-time day (hash tx id → sample), kept so the label
 /// consumer's window survives a restart (`evaluation.rs`).
 pub fn evaluation_day(day: i64) -> String {
-    format!("{PREFIX}:e:{day}")
+    format!("{PREFIX}:{{e{day}}}")
 }
 
 /// The days that have evaluation samples (sorted set, member and score the day number).
 pub fn evaluation_days() -> String {
-    format!("{PREFIX}:e:days")
+    format!("{PREFIX}:{{e}}:days")
+}
+
+/// Layout v1's names, drained into v2 by the scripts on first touch (a single Redis only).
+pub mod v1 {
+    use super::PREFIX_V1;
+
+    /// v1's card key.
+    pub fn customer(id: u64) -> String {
+        format!("{PREFIX_V1}:c:{id}")
+    }
+
+    /// v1's terminal key.
+    pub fn terminal(id: u64) -> String {
+        format!("{PREFIX_V1}:t:{id}")
+    }
+
+    /// v1's terminal fraud key.
+    pub fn terminal_fraud(id: u64) -> String {
+        format!("{PREFIX_V1}:f:{id}")
+    }
+
+    /// v1's scores of a day.
+    pub fn scores(day: i64) -> String {
+        format!("{PREFIX_V1}:s:{day}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::cluster_routing::Slot;
+
+    #[test]
+    fn a_terminal_s_two_sets_share_a_slot_and_namespaces_never_share_a_key() {
+        for id in [0, 7, 123_456_789] {
+            assert_eq!(
+                Slot::for_key(terminal(Namespace::Real, id)),
+                Slot::for_key(terminal_fraud(Namespace::Real, id))
+            );
+            assert_ne!(
+                customer(Namespace::Real, id),
+                customer(Namespace::Synthetic, id)
+            );
+            assert_ne!(
+                terminal(Namespace::Real, id),
+                terminal(Namespace::Synthetic, id)
+            );
+        }
+        assert_eq!(customer(Namespace::Real, 42), "fraudops:v2:{c42}");
+        assert_eq!(terminal(Namespace::Synthetic, 7), "fraudops:v2:{synt7}:t");
+    }
 }

@@ -24,9 +24,10 @@
 mod breaker;
 mod client;
 mod config;
+mod connection;
 mod error;
 mod evaluation;
-mod keys;
+pub mod keys;
 mod recorder;
 mod scripts;
 #[cfg(feature = "testing")]
@@ -39,4 +40,5 @@ pub use client::{
 pub use config::{StoreArgs, parse_duration};
 pub use error::StoreError;
 pub use evaluation::{EVALUATION_TTL_SECONDS, EvaluatedLabel};
+pub use keys::Namespace;
 pub use recorder::ScoreRecorder;

@@ -10,13 +10,25 @@ use fraudops_features::definition::{
 use redis::Script;
 
 /// Records transactions and returns their windows (see the file's header).
-pub static OBSERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("observe.lua")));
+pub static OBSERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("drain_v1.lua"),
+        include_str!("observe.lua")
+    ))
+});
 
 /// Applies labels to terminal risk (see the file's header).
-pub static LABEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("label.lua")));
+pub static LABEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("drain_v1.lua"),
+        include_str!("label.lua")
+    ))
+});
 
-/// Integers `observe.lua` returns per event: 15 window values and what it did.
-pub const OBSERVE_WIDTH: usize = 16;
+/// Integers `observe.lua` returns per card part: 9 window values and what it did.
+pub const CARD_WIDTH: usize = 10;
+/// Integers `observe.lua` returns per terminal part: 6 window values and what it did.
+pub const TERMINAL_WIDTH: usize = 7;
 
 /// How late an event may arrive and still see exact windows: history is kept this much longer than any
 /// window reaches. Scorers do not move in lockstep (one worker lags another, a replay lane falls behind),
@@ -33,7 +45,7 @@ pub const TERMINAL_TTL_SECONDS: i64 = TERMINAL_RETENTION + LATE_EVENT_SLACK + DA
 /// the terminal delay every label must beat) and a day of slack, so every label finds its score.
 pub const SCORE_TTL_SECONDS: i64 = TERMINAL_DELAY_DAYS * DAY + DAY;
 
-/// The definition's numbers, in the order `observe.lua` reads them (`ARGV[2..13]`).
+/// The definition's numbers, in the order `observe.lua` reads them (`ARGV[4..15]`).
 pub fn observe_header() -> [i64; 12] {
     [
         DAY,

@@ -22,6 +22,8 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     append_only: bool,
+    /// Started with `--cluster-enabled yes` (a [`RedisCluster`] node).
+    cluster: bool,
 }
 
 impl RedisServer {
@@ -52,6 +54,7 @@ impl RedisServer {
             child: None,
             dir,
             append_only,
+            cluster: false,
         };
         server.restart();
         Some(server)
@@ -77,7 +80,12 @@ impl RedisServer {
                 .unwrap_or_else(|e| panic!("reading the test redis-server: {e}"))
         }
         let mut conn = self.connection();
-        let mut keys: Vec<String> = query(redis::cmd("KEYS").arg("fraudops:v1:[ctf]:*"), &mut conn);
+        // Cards `{c…}`, terminals `{t…}:t` and `{t…}:f`, in both namespaces; not the day hashes `{s…}`/`{e…}`.
+        let mut keys: Vec<String> = query(redis::cmd("KEYS").arg("fraudops:v2:{*"), &mut conn);
+        keys.retain(|k| {
+            let tag = k.trim_start_matches("fraudops:v2:{");
+            tag.starts_with('c') || tag.starts_with('t') || tag.starts_with("syn")
+        });
         keys.sort();
         keys.into_iter()
             .map(|k| {
@@ -124,6 +132,16 @@ impl RedisServer {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
             cmd.args(["--appendonly", "no"]);
+        }
+        if self.cluster {
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ]);
         }
         let child = cmd
             .stdout(Stdio::null())
@@ -172,4 +190,141 @@ fn which(name: &str) -> Option<PathBuf> {
             .map(|p| p.join(name))
             .find(|p| p.is_file())
     })
+}
+
+/// A real Redis Cluster of `redis-server --cluster-enabled yes` processes (no replicas), made with
+/// `redis-cli --cluster create`; every node killed when dropped.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `shards` primaries and joins them into one cluster (slots split evenly), or skips `test`
+    /// visibly when there is no `redis-server` or `redis-cli`.
+    pub fn start_or_skip(test: &str, shards: usize) -> Option<Self> {
+        let cli = match std::env::var_os("REDIS_CLI_BIN")
+            .map(PathBuf::from)
+            .or_else(|| which("redis-cli"))
+        {
+            Some(cli) => cli,
+            None => {
+                skip(test, "no redis-cli on PATH and REDIS_CLI_BIN unset");
+                return None;
+            }
+        };
+        let mut nodes = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let mut node = RedisServer::start_or_skip(test, false)?;
+            node.cluster = true;
+            node.restart();
+            nodes.push(node);
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("{test}: running redis-cli --cluster create: {e}"));
+        assert!(
+            out.status.success(),
+            "{test}: redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Self { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.nodes.iter().all(|n| {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut n.connection())
+                .unwrap_or_default();
+            info.contains("cluster_state:ok")
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "{test}: the cluster never became ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(cluster)
+    }
+
+    /// `FEATURE_STORE_URL` for it: every node's URL, comma-separated.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node serving `key`, by the cluster's own answer (`CLUSTER KEYSLOT`, `CLUSTER SLOTS`).
+    pub fn node_of_key(&self, key: &str) -> usize {
+        self.node_of_key_asking(key, 0)
+    }
+
+    fn node_of_key_asking(&self, key: &str, ask: usize) -> usize {
+        let mut conn = self.nodes[ask].connection();
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut conn)
+            .unwrap_or_else(|e| panic!("CLUSTER KEYSLOT: {e}"));
+        let ranges: Vec<(i64, i64, i64)> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<redis::Value>>(&mut conn)
+            .unwrap_or_else(|e| panic!("CLUSTER SLOTS: {e}"))
+            .into_iter()
+            .filter_map(|v| match v {
+                redis::Value::Array(items) if items.len() >= 3 => {
+                    let int = |v: &redis::Value| match v {
+                        redis::Value::Int(i) => Some(*i),
+                        _ => None,
+                    };
+                    let (lo, hi) = (int(&items[0])?, int(&items[1])?);
+                    let redis::Value::Array(node) = &items[2] else {
+                        return None;
+                    };
+                    Some((lo, hi, int(node.get(1)?)?))
+                }
+                _ => None,
+            })
+            .collect();
+        let port = ranges
+            .iter()
+            .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+            .map(|(_, _, port)| *port)
+            .unwrap_or_else(|| panic!("no node serves slot {slot}"));
+        self.nodes
+            .iter()
+            .position(|n| i64::from(n.port) == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
+    /// Whether `key` lives on node `dead` (asked of another node, `dead` being down).
+    pub fn node_of_key_alive(&self, key: &str, dead: usize) -> bool {
+        let alive = (0..self.nodes.len()).find(|&i| i != dead).unwrap_or(0);
+        self.node_of_key_asking(key, alive) == dead
+    }
+
+    /// Kills node `i` (SIGKILL): its slots are down.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// Every window key of every live node, as [`RedisServer::dump_windows`] gives them, merged and sorted.
+    pub fn dump_windows(&self) -> Vec<(String, Vec<(String, f64)>)> {
+        let mut all: Vec<_> = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .flat_map(RedisServer::dump_windows)
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
 }

@@ -8,10 +8,10 @@ use fraudops_data::{MerchantCategory, Transaction};
 use fraudops_features::batch::{compute, processing_order};
 use fraudops_features::definition::{DAY, FeatureRow};
 use fraudops_features::{FEATURE_NAMES, FeatureVector};
-use fraudops_store::testing::RedisServer;
+use fraudops_store::testing::{RedisCluster, RedisServer};
 use fraudops_store::{
-    EvaluatedLabel, FeatureStore, Label, Observation, Recorded, ScoreRecord, ScoreRecorder,
-    StoreError, StoredScore, Windows,
+    EvaluatedLabel, FeatureStore, Label, Namespace, Observation, Recorded, ScoreRecord,
+    ScoreRecorder, StoreError, StoredScore, Windows, keys,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -206,6 +206,7 @@ async fn a_label_comes_back_with_the_score_recorded_for_its_transaction() {
         assert!(recorder.record(ScoreRecord {
             transaction_id: t.transaction_id.to_string(),
             time: t.tx_datetime,
+            namespace: Namespace::Real,
             score: score(p),
         }));
     }
@@ -230,7 +231,7 @@ async fn a_label_comes_back_with_the_score_recorded_for_its_transaction() {
         .expect("admin connection");
     for day in [START / DAY, START / DAY + 1] {
         let ttl: i64 = redis::cmd("TTL")
-            .arg(format!("fraudops:v1:s:{day}"))
+            .arg(keys::scores(day))
             .query(&mut conn)
             .expect("ttl");
         assert!((7 * DAY..=8 * DAY).contains(&ttl), "day {day}: ttl {ttl}");
@@ -304,11 +305,11 @@ async fn keys_expire_past_the_longest_window_plus_the_delay() {
         .expect("admin connection");
     // Longest reach (30 days for a card, 37 for a terminal) plus 7 days' slack for late events.
     for (key, at_least_days) in [
-        ("fraudops:v1:c:1", 37),
-        ("fraudops:v1:t:2", 44),
-        ("fraudops:v1:f:2", 44),
+        (keys::customer(Namespace::Real, 1), 37),
+        (keys::terminal(Namespace::Real, 2), 44),
+        (keys::terminal_fraud(Namespace::Real, 2), 44),
     ] {
-        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut conn).expect("ttl");
+        let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut conn).expect("ttl");
         assert!(
             ttl > at_least_days * DAY && ttl <= (at_least_days + 1) * DAY,
             "{key} expires in {ttl} s"
@@ -318,7 +319,7 @@ async fn keys_expire_past_the_longest_window_plus_the_delay() {
     // newest time the key held before the event (so one event, whatever its time, prunes nothing).
     let zcard = |conn: &mut redis::Connection| -> i64 {
         redis::cmd("ZCARD")
-            .arg("fraudops:v1:c:1")
+            .arg(keys::customer(Namespace::Real, 1))
             .query(conn)
             .expect("zcard")
     };
@@ -601,6 +602,7 @@ async fn a_stopped_recorder_writes_what_it_holds_and_takes_nothing_more() {
     let score = |i: u64| ScoreRecord {
         transaction_id: i.to_string(),
         time: START,
+        namespace: Namespace::Real,
         score: StoredScore {
             fraud_probability: 0.5,
             is_fraud: false,
@@ -623,8 +625,338 @@ async fn a_stopped_recorder_writes_what_it_holds_and_takes_nothing_more() {
         .and_then(|c| c.get_connection())
         .expect("admin connection");
     let n: i64 = redis::cmd("HLEN")
-        .arg(format!("fraudops:v1:s:{}", START.div_euclid(DAY)))
+        .arg(keys::scores(START.div_euclid(DAY)))
         .query(&mut conn)
         .expect("hlen");
     assert_eq!(n, 5_000, "every queued score reached the store");
+}
+
+/// Layout v1's scorer, as the previous release ran it: its own scripts (kept as fixtures) on v1's keys.
+struct V1Scorer {
+    observe: redis::Script,
+    label: redis::Script,
+}
+
+impl V1Scorer {
+    fn new() -> Self {
+        Self {
+            observe: redis::Script::new(include_str!("fixtures/observe_v1.lua")),
+            label: redis::Script::new(include_str!("fixtures/label_v1.lua")),
+        }
+    }
+
+    fn observe(&self, conn: &mut redis::Connection, t: &Transaction) -> Windows {
+        use fraudops_features::definition::{
+            CUSTOMER_RETENTION, CUSTOMER_WINDOW_DAYS, CustomerWindows, MicroAmount,
+            TERMINAL_DELAY_DAYS, TERMINAL_RETENTION, TERMINAL_WINDOW_DAYS, TerminalWindows,
+            to_micro,
+        };
+        let slack = 7 * DAY;
+        let mut call = self.observe.prepare_invoke();
+        call.arg(1)
+            .arg(DAY)
+            .arg(CUSTOMER_WINDOW_DAYS[0])
+            .arg(CUSTOMER_WINDOW_DAYS[1])
+            .arg(CUSTOMER_WINDOW_DAYS[2])
+            .arg(TERMINAL_DELAY_DAYS)
+            .arg(TERMINAL_WINDOW_DAYS[0])
+            .arg(TERMINAL_WINDOW_DAYS[1])
+            .arg(TERMINAL_WINDOW_DAYS[2])
+            .arg(CUSTOMER_RETENTION + slack)
+            .arg(TERMINAL_RETENTION + slack)
+            .arg(CUSTOMER_RETENTION + slack + DAY)
+            .arg(TERMINAL_RETENTION + slack + DAY);
+        call.key(keys::v1::customer(t.customer_id))
+            .key(keys::v1::terminal(t.terminal_id))
+            .key(keys::v1::terminal_fraud(t.terminal_id));
+        let micro = to_micro(t.tx_amount);
+        call.arg(t.tx_datetime)
+            .arg(i64::try_from(micro / 1_000_000).expect("amount"))
+            .arg(i64::try_from(micro % 1_000_000).expect("amount"))
+            .arg(t.transaction_id.to_string())
+            .arg(1);
+        let v: Vec<i64> = call.invoke(conn).expect("v1 observe");
+        assert_eq!(v[15], 0, "v1 recorded it");
+        let count = |i: usize| u32::try_from(v[i]).expect("count");
+        let sum = |w: usize| MicroAmount::from(v[3 + w]) * 1_000_000 + MicroAmount::from(v[6 + w]);
+        Windows {
+            customer: CustomerWindows::from_sums(
+                [count(0), count(1), count(2)],
+                [sum(0), sum(1), sum(2)],
+            ),
+            terminal: TerminalWindows::from_counts(
+                [count(9), count(10), count(11)],
+                [count(12), count(13), count(14)],
+            ),
+        }
+    }
+
+    fn label(&self, conn: &mut redis::Connection, t: &Transaction) {
+        let mut call = self.label.prepare_invoke();
+        call.arg(1).arg(51 * DAY + DAY);
+        call.key(keys::v1::terminal(t.terminal_id))
+            .key(keys::v1::terminal_fraud(t.terminal_id))
+            .key(keys::v1::scores(t.tx_datetime.div_euclid(DAY)));
+        call.arg(t.tx_datetime)
+            .arg(t.transaction_id.to_string())
+            .arg(u8::from(t.tx_fraud));
+        let _: Vec<Option<String>> = call.invoke(conn).expect("v1 label");
+    }
+}
+
+/// A rolling update from layout v1: the old release alone, then old and new replicas side by side (each
+/// event and label to either, at random), then the new alone. The new scorer drains whatever v1 holds into
+/// v2 on every touch, so its windows are the batch definition's throughout, every event the old one
+/// recorded included; once the old one is gone no v1 key is left behind that a card's windows need.
+#[tokio::test]
+async fn a_rolling_update_from_layout_v1_keeps_every_card_s_history() {
+    let Some(server) = RedisServer::start_or_skip("rolling_update_from_v1", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let old = V1Scorer::new();
+    let mut conn = server.connection();
+    let txs = random_transactions(31, 600);
+    let batch = compute(&txs);
+    let order = processing_order(&txs);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (mut by_old, mut by_new) = (0, 0);
+    for (n, &i) in order.iter().enumerate() {
+        let t = &txs[i as usize];
+        // The first third before the rollout, the second during it, the last after it.
+        let phase = n * 3 / order.len();
+        let use_old = phase == 0 || (phase == 1 && rng.gen_bool(0.5));
+        if use_old {
+            by_old += 1;
+            let w = old.observe(&mut conn, t);
+            if phase == 0 {
+                assert_same(
+                    batch.row(i as usize),
+                    &vector(t, &w),
+                    &format!("v1 alone, tx {i}"),
+                );
+            }
+            old.label(&mut conn, t);
+        } else {
+            by_new += 1;
+            let w = store.observe(&[observation(t)]).await.expect("observe");
+            assert_eq!(w[0].recorded, Recorded::Yes);
+            assert_same(
+                batch.row(i as usize),
+                &vector(t, &w[0].windows),
+                &format!("v2 (phase {phase}), tx {i}"),
+            );
+            store.apply_labels(&[label(t)]).await.expect("labels");
+        }
+    }
+    assert!(
+        by_old > 250 && by_new > 250,
+        "{by_old} by v1, {by_new} by v2"
+    );
+    // Every card and terminal the new scorer touched after the old one stopped has no v1 key left.
+    let v1_keys: Vec<String> = redis::cmd("KEYS")
+        .arg("fraudops:v1:[ctf]:*")
+        .query(&mut conn)
+        .expect("keys");
+    let touched_late: std::collections::HashSet<String> = order[order.len() * 2 / 3..]
+        .iter()
+        .flat_map(|&i| {
+            let t = &txs[i as usize];
+            [
+                keys::v1::customer(t.customer_id),
+                keys::v1::terminal(t.terminal_id),
+            ]
+        })
+        .collect();
+    let left: Vec<&String> = v1_keys
+        .iter()
+        .filter(|k| touched_late.contains(*k))
+        .collect();
+    assert!(left.is_empty(), "v1 keys left after the rollout: {left:?}");
+}
+
+/// Redis Cluster (`FEATURE_STORE_URL` with several addresses): three real shards give the windows of one
+/// primary — the batch definition's, bit for bit, whatever the batching — and the label path (scores
+/// recorded, labels joined with them, evaluation samples) works across slots.
+#[tokio::test]
+async fn a_three_shard_cluster_gives_the_windows_of_one_primary() {
+    let Some(cluster) = RedisCluster::start_or_skip("three_shard_cluster", 3) else {
+        return;
+    };
+    let store = FeatureStore::connect(&cluster.url(), DEADLINE).expect("connect");
+    assert!(store.is_cluster());
+    for (seed, chunk) in [(41, 1), (42, 16)] {
+        // Ids apart per seed (no flush across shards): offset the cards and terminals.
+        let txs: Vec<Transaction> = random_transactions(seed, 400)
+            .into_iter()
+            .map(|mut t| {
+                t.customer_id += seed * 100;
+                t.terminal_id += seed * 100;
+                t
+            })
+            .collect();
+        let batch = compute(&txs);
+        let online = through_store(&store, &txs, chunk).await;
+        for (i, v) in online.iter().enumerate() {
+            assert_same(
+                batch.row(i),
+                v,
+                &format!("cluster seed {seed} chunk {chunk} tx {i}"),
+            );
+        }
+    }
+    // The keys really are spread over the shards.
+    let spread: std::collections::HashSet<usize> = (0..50)
+        .map(|c| cluster.node_of_key(&keys::customer(Namespace::Real, 4100 + c)))
+        .collect();
+    assert_eq!(spread.len(), 3, "cards on every shard");
+    // Scores across day slots come back with their labels; evaluation samples round-trip.
+    let scored: Vec<Transaction> = (0..30)
+        .map(|i| {
+            tx(
+                50_000 + i,
+                START + i as i64 * DAY / 3,
+                7,
+                3 + i % 5,
+                10.0,
+                i % 4 == 0,
+            )
+        })
+        .collect();
+    let records: Vec<ScoreRecord> = scored
+        .iter()
+        .map(|t| ScoreRecord {
+            transaction_id: t.transaction_id.to_string(),
+            time: t.tx_datetime,
+            namespace: Namespace::Real,
+            score: StoredScore {
+                fraud_probability: t.transaction_id as f64 / 1e6,
+                is_fraud: false,
+                model_version: "gbdt-0123456789ab".into(),
+            },
+        })
+        .collect();
+    store.record_scores(&records).await.expect("scores");
+    let labels: Vec<Label> = scored.iter().map(label).collect();
+    let joined = store.apply_labels(&labels).await.expect("labels");
+    assert_eq!(
+        joined,
+        records
+            .iter()
+            .map(|r| Some(r.score.clone()))
+            .collect::<Vec<_>>()
+    );
+    let samples: Vec<EvaluatedLabel> = scored
+        .iter()
+        .zip(&records)
+        .map(|(t, r)| EvaluatedLabel {
+            transaction_id: r.transaction_id.clone(),
+            time: t.tx_datetime,
+            customer_id: t.customer_id,
+            fraud: t.tx_fraud,
+            score: r.score.clone(),
+        })
+        .collect();
+    store
+        .record_evaluations(&samples)
+        .await
+        .expect("evaluations");
+    let days = store.evaluation_days(100).await.expect("days");
+    assert_eq!(days.len(), 10, "30 samples a third of a day apart");
+    let mut loaded = 0;
+    for day in days {
+        loaded += store.load_evaluations(day).await.expect("load").0.len();
+    }
+    assert_eq!(loaded, 30);
+}
+
+/// A shard that is down fails the calls that need its keys, and only those: an event whose card and
+/// terminal live on the other shards is still scored from the store. A card decides before its terminal
+/// (cards first, then terminals), so an event whose card lives but whose terminal is down is recorded on
+/// the card (the call fails: scored without history): each key's windows are the batch definition's over
+/// the transactions that key recorded.
+#[tokio::test]
+async fn a_shard_down_fails_only_the_calls_that_need_its_keys() {
+    let Some(mut cluster) = RedisCluster::start_or_skip("shard_down", 3) else {
+        return;
+    };
+    let store = FeatureStore::connect(&cluster.url(), Duration::from_millis(300)).expect("connect");
+    let txs = random_transactions(51, 300);
+    let order = processing_order(&txs);
+    let (before, after) = order.split_at(200);
+    for &i in before {
+        let t = &txs[i as usize];
+        store.observe(&[observation(t)]).await.expect("observe");
+        store.apply_labels(&[label(t)]).await.expect("labels");
+    }
+    // Kill the shard of card 0.
+    let dead = cluster.node_of_key(&keys::customer(Namespace::Real, 0));
+    cluster.kill(dead);
+    let card_dead = |t: &Transaction| {
+        cluster.node_of_key_alive(&keys::customer(Namespace::Real, t.customer_id), dead)
+    };
+    let terminal_dead = |t: &Transaction| {
+        cluster.node_of_key_alive(&keys::terminal(Namespace::Real, t.terminal_id), dead)
+    };
+    let (mut on_card, mut on_terminal): (Vec<u32>, Vec<u32>) = (before.to_vec(), before.to_vec());
+    let mut served: Vec<(u32, Windows)> = Vec::new();
+    let mut failed = 0;
+    for &i in after {
+        let t = &txs[i as usize];
+        let result = store.observe(&[observation(t)]).await;
+        if !card_dead(t) {
+            on_card.push(i);
+        }
+        match result {
+            Ok(w) => {
+                assert!(
+                    !card_dead(t) && !terminal_dead(t),
+                    "tx {i} needs the dead shard and was answered"
+                );
+                on_terminal.push(i);
+                served.push((i, w[0].windows));
+            }
+            Err(e) => {
+                assert!(
+                    card_dead(t) || terminal_dead(t),
+                    "tx {i} lives on the live shards and failed: {e}"
+                );
+                failed += 1;
+            }
+        }
+    }
+    assert!(
+        served.len() > 10 && failed > 10,
+        "{} served, {failed} failed",
+        served.len()
+    );
+    // Labels were applied for the first part only: the rest count as unlabelled at their terminals.
+    let labelled: std::collections::HashSet<u32> = before.iter().copied().collect();
+    let batch_over = |ids: &mut Vec<u32>| {
+        ids.sort_unstable();
+        let kept: Vec<Transaction> = ids
+            .iter()
+            .map(|&i| {
+                let mut t = txs[i as usize].clone();
+                t.tx_fraud &= labelled.contains(&i);
+                t
+            })
+            .collect();
+        compute(&kept)
+    };
+    let (by_card, by_terminal) = (batch_over(&mut on_card), batch_over(&mut on_terminal));
+    for (i, w) in served {
+        let t = &txs[i as usize];
+        let store_row = vector(t, &w);
+        let card_row = by_card.row(on_card.binary_search(&i).expect("on its card"));
+        let terminal_row = by_terminal.row(on_terminal.binary_search(&i).expect("on its terminal"));
+        for (k, name) in FEATURE_NAMES.iter().enumerate() {
+            let want = if name.starts_with("TERMINAL_ID") {
+                terminal_row[k]
+            } else {
+                card_row[k]
+            };
+            assert_eq!(want.to_bits(), store_row[k].to_bits(), "tx {i}: {name}");
+        }
+    }
 }

@@ -96,6 +96,7 @@ pub async fn replay(
         &config.labels_topic,
         config.label_delay,
         &metrics,
+        false,
     )?;
     let probe = LagProbe::new(
         &KafkaArgs {

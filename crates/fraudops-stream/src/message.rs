@@ -27,6 +27,8 @@ pub struct Event {
     pub id: TransactionId,
     /// The transaction; `transaction_id` is 0 for string ids (features never read it).
     pub tx: Transaction,
+    /// A synthetic event (the attack's): recorded in the store's synthetic namespace.
+    pub synthetic: bool,
 }
 
 /// Why an event was refused: the same message and field the API would answer with.
@@ -98,6 +100,7 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, Rejection> {
         TransactionId::Text(_) => 0,
     };
     Ok(Event {
+        synthetic: valid.synthetic,
         id: valid.id,
         tx: Transaction {
             transaction_id,
@@ -126,6 +129,16 @@ impl Event {
             time: self.tx.tx_datetime,
             amount: self.tx.tx_amount,
             record: true,
+            namespace: self.namespace(),
+        }
+    }
+
+    /// The store namespace of its history.
+    pub fn namespace(&self) -> fraudops_store::Namespace {
+        if self.synthetic {
+            fraudops_store::Namespace::Synthetic
+        } else {
+            fraudops_store::Namespace::Real
         }
     }
 
@@ -160,6 +173,7 @@ pub fn predict_request(event: &Event, row: Option<&FeatureRow>) -> PredictReques
         user_age: event.tx.user_age,
         account_balance: event.tx.account_balance,
         history: row.map(history),
+        synthetic: event.synthetic,
     }
 }
 

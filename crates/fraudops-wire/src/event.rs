@@ -54,6 +54,7 @@ impl From<&Transaction> for TransactionEvent {
                 user_age: tx.user_age,
                 account_balance: tx.account_balance,
                 history: None,
+                synthetic: false,
             },
         }
     }
@@ -83,6 +84,10 @@ pub struct LabelEvent {
     /// Kafka timestamp. Omitted from the JSON when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labelled_at: Option<String>,
+    /// The label of a synthetic transaction (the attack's): applied to the store's synthetic namespace and
+    /// kept out of the online evaluation of the model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synthetic: bool,
 }
 
 impl LabelEvent {
@@ -101,6 +106,7 @@ impl From<&Transaction> for LabelEvent {
             tx_datetime: format_datetime(tx.tx_datetime),
             tx_fraud: tx.tx_fraud,
             labelled_at: None,
+            synthetic: false,
         }
     }
 }

@@ -169,6 +169,10 @@ pub struct PredictRequest {
     /// Precomputed history features.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<History>,
+    /// A synthetic transaction (an attack, a drill, a test): scored as any other, but its history lives in
+    /// the feature store's synthetic namespace, so it never changes a real card's or terminal's windows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synthetic: bool,
 }
 
 /// The model's answer for one transaction.

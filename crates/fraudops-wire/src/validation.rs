@@ -52,6 +52,8 @@ pub struct ValidTransaction {
     pub day_and_hour: Option<(u8, u8)>,
     /// `tx_datetime`, when given: the event-time clock of the drift window.
     pub time: Option<EpochSeconds>,
+    /// The request says the transaction is synthetic: its history is kept apart in the store.
+    pub synthetic: bool,
 }
 
 /// The coordinates of a transaction in the online feature store.
@@ -372,6 +374,7 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
         _ => None,
     };
     let has_history = req.history.is_some();
+    let synthetic = req.synthetic;
     let history = req.history.unwrap_or_default();
     let customer = match &history.customer {
         Some(h) => customer_windows(h, prefix, "history.customer.")?,
@@ -398,6 +401,7 @@ fn validate(req: PredictRequest, prefix: &str) -> Result<ValidTransaction, Valid
         unknown_merchant_category,
         day_and_hour,
         time,
+        synthetic,
     })
 }
 

@@ -34,6 +34,10 @@ struct Line {
     /// The client's own quota, requests/s per API replica (the server's RATE_LIMIT_RPS otherwise).
     #[arg(long)]
     rps: Option<u32>,
+    /// The key of synthetic traffic (an attack, a drill): its direct calls read and write the feature
+    /// store's synthetic namespace, never a real card's windows (`ns=synthetic`).
+    #[arg(long)]
+    synthetic: bool,
 }
 
 impl Line {
@@ -44,6 +48,7 @@ impl Line {
             &self.scopes,
             key,
             self.rps,
+            self.synthetic,
         )?)
     }
 }

@@ -21,6 +21,7 @@ fn label(id: u64, terminal: u64, fraud: bool) -> Vec<u8> {
         tx_datetime: "2018-04-02 03:04:05".into(),
         tx_fraud: fraud,
         labelled_at: None,
+        synthetic: false,
     })
     .expect("label JSON")
 }
@@ -141,22 +142,22 @@ pub fn consumer_applies_each_label_once_and_skips_poison() {
         Some(1.0)
     );
     assert_eq!(
-        members(&redis, "fraudops:v1:f:7"),
+        members(&redis, "fraudops:v2:{t7}:f"),
         ["1", "3"],
         "the fraud set holds each fraud once"
     );
-    assert_eq!(redis.cli(&["ZCARD", "fraudops:v1:f:7"]), "2");
+    assert_eq!(redis.cli(&["ZCARD", "fraudops:v2:{t7}:f"]), "2");
     assert_eq!(
-        members(&redis, "fraudops:v1:t:7"),
+        members(&redis, "fraudops:v2:{t7}:t"),
         ["1", "2", "3"],
         "every labelled transaction counts at its terminal"
     );
     assert_eq!(
-        redis.cli(&["ZCARD", "fraudops:v1:f:8"]),
+        redis.cli(&["ZCARD", "fraudops:v2:{t8}:f"]),
         "0",
         "a reversed label is undone"
     );
-    assert_eq!(members(&redis, "fraudops:v1:t:8"), ["4"]);
+    assert_eq!(members(&redis, "fraudops:v2:{t8}:t"), ["4"]);
 
     // Offsets are committed past every message, the poison one included.
     let end = ends(&broker);
@@ -195,7 +196,7 @@ pub fn consumer_applies_each_label_once_and_skips_poison() {
         "the label applied after the outage",
         Duration::from_secs(30),
         || {
-            let n = redis.cli(&["ZCARD", "fraudops:v1:f:9"]);
+            let n = redis.cli(&["ZCARD", "fraudops:v2:{t9}:f"]);
             (n == "1").then_some(()).ok_or(n)
         },
     );

@@ -383,4 +383,27 @@ pub fn three_workers_score_every_transaction_as_the_batch_definition() {
         differ.len(),
         lines.join("\n")
     );
+    // The attack's events are synthetic: all of that history lives in the store's synthetic namespace,
+    // none of it in a real card's or terminal's keys (docs/feature-store.md, "Synthetic traffic apart").
+    let keys = |pattern: &str| -> usize {
+        redis
+            .cli(&["--scan", "--pattern", pattern])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count()
+    };
+    let (synthetic_cards, real_cards, real_terminals) = (
+        keys("fraudops:v2:{sync*"),
+        keys("fraudops:v2:{c*"),
+        keys("fraudops:v2:{t*"),
+    );
+    assert!(
+        synthetic_cards > 0,
+        "the attack's cards are in the synthetic namespace"
+    );
+    assert_eq!(
+        (real_cards, real_terminals),
+        (0, 0),
+        "the attack wrote into real cards' or terminals' keys"
+    );
 }

@@ -79,37 +79,108 @@ async fn with_store(redis: &RedisServer, timeout: Duration) -> TestServer {
     .await
 }
 
+/// A server on the store, a reference scoring the training windows sent as history, and the label
+/// consumer's store: a direct call must score as the reference does.
+struct AgainstTraining {
+    server: TestServer,
+    reference: TestServer,
+    labels: FeatureStore,
+}
+
+impl AgainstTraining {
+    async fn start(redis: &RedisServer) -> Self {
+        Self {
+            server: with_store(redis, Duration::from_secs(2)).await,
+            reference: TestServer::embedded().await,
+            labels: FeatureStore::connect(&redis.url(), Duration::from_secs(2)).expect("store"),
+        }
+    }
+
+    /// Scores `tx` directly, checks it against its training windows `row`, then applies its label (the
+    /// chargeback arrives; only labels 7 days old count).
+    async fn direct_call_scores_like_training(
+        &self,
+        i: u32,
+        tx: &Transaction,
+        row: &FeatureVector,
+    ) {
+        let got = probability(&self.server, &direct(tx)).await;
+        let expected = probability(&self.reference, &with_history(tx, row)).await;
+        assert_eq!(
+            got.to_bits(),
+            expected.to_bits(),
+            "transaction {i}: {got} vs {expected}"
+        );
+        self.labels
+            .apply_labels(&[Label::from(tx)])
+            .await
+            .expect("label");
+    }
+}
+
 #[tokio::test]
 async fn a_direct_call_scores_like_the_training_windows() {
     let Some(redis) = RedisServer::start_or_skip("a_direct_call_scores_like_training", false)
     else {
         return;
     };
-    let server = with_store(&redis, Duration::from_secs(2)).await;
-    let reference = TestServer::embedded().await;
-    let labels = FeatureStore::connect(&redis.url(), Duration::from_secs(2)).expect("store");
+    let check = AgainstTraining::start(&redis).await;
     let txs = transactions();
     let batch = compute(&txs);
     let mut with_terminal_risk = 0;
     for i in processing_order(&txs) {
-        let tx = &txs[i as usize];
         let row = batch.row(i as usize);
-        let got = probability(&server, &direct(tx)).await;
-        let expected = probability(&reference, &with_history(tx, row)).await;
-        assert_eq!(
-            got.to_bits(),
-            expected.to_bits(),
-            "transaction {i}: {got} vs {expected}"
-        );
+        check
+            .direct_call_scores_like_training(i, &txs[i as usize], row)
+            .await;
         with_terminal_risk += usize::from(row[14] > 0.0);
-        // The chargeback arrives (the label consumer's call); only labels 7 days old count.
-        labels
-            .apply_labels(&[Label::from(tx)])
-            .await
-            .expect("label");
     }
     assert!(with_terminal_risk > 20, "the data exercises terminal risk");
-    server.assert_samples(&[(ERRORS, 0.0)]).await;
+    check.server.assert_samples(&[(ERRORS, 0.0)]).await;
+}
+
+/// The attack's and the drills' events are marked `synthetic`: interleaved with a real payment flow on the
+/// same card and terminal ids, at odd amounts, they never change a real transaction's score, which stays
+/// the training definition's bit for bit; their history is kept in keys of their own.
+#[tokio::test]
+async fn synthetic_traffic_never_changes_a_real_card_s_windows() {
+    let Some(redis) = RedisServer::start_or_skip("synthetic_traffic_apart", false) else {
+        return;
+    };
+    let check = AgainstTraining::start(&redis).await;
+    let txs = transactions();
+    let batch = compute(&txs);
+    for i in processing_order(&txs) {
+        let tx = &txs[i as usize];
+        // An attack on the same card and terminal a minute before, three times, at ten times the amount.
+        for k in 0..3u64 {
+            let mut fake = tx.clone();
+            fake.transaction_id = 900_000 + tx.transaction_id * 3 + k;
+            fake.tx_datetime -= 60;
+            fake.tx_amount *= 10.0;
+            let mut body = direct(&fake);
+            body["synthetic"] = json!(true);
+            let answer = check.server.post_for_json("/predict", &body).await;
+            assert_eq!(answer["feature_source"], "store", "{answer}");
+        }
+        check
+            .direct_call_scores_like_training(i, tx, batch.row(i as usize))
+            .await;
+    }
+    let mut conn = redis.connection();
+    let count = |pattern: &str, conn: &mut redis::Connection| -> usize {
+        redis::cmd("KEYS")
+            .arg(pattern)
+            .query::<Vec<String>>(conn)
+            .expect("keys")
+            .len()
+    };
+    assert_eq!(count("fraudops:v2:{c*", &mut conn), 4, "the real cards");
+    assert_eq!(
+        count("fraudops:v2:{sync*", &mut conn),
+        4,
+        "the attack's, apart"
+    );
 }
 
 #[tokio::test]
@@ -224,7 +295,10 @@ async fn a_store_that_stops_under_load_degrades_scoring_and_comes_back() {
             200
         );
         let recorded: i64 = redis::cmd("ZCARD")
-            .arg("fraudops:v1:c:777")
+            .arg(fraudops_store::keys::customer(
+                fraudops_store::Namespace::Real,
+                777,
+            ))
             .query(&mut conn)
             .expect("zcard");
         if recorded > 0 {
@@ -299,7 +373,7 @@ async fn a_full_store_keeps_answers_coming_and_says_so() {
         .expect("redis");
     let deadline = Instant::now() + Duration::from_secs(10);
     while redis::cmd("KEYS")
-        .arg("fraudops:v1:s:*")
+        .arg("fraudops:v2:{s*")
         .query::<Vec<String>>(&mut admin)
         .expect("keys")
         .is_empty()

@@ -292,8 +292,8 @@ async fn a_clients_own_quota_overrides_the_servers() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("api-keys");
     let lines = [
-        fraudops_serve::keys_file_line("worker", "record,history", "k-worker", Some(1000)),
-        fraudops_serve::keys_file_line("payments", "record", "k-pay", None),
+        fraudops_serve::keys_file_line("worker", "record,history", "k-worker", Some(1000), false),
+        fraudops_serve::keys_file_line("payments", "record", "k-pay", None, false),
     ]
     .map(|l| l.expect("line"))
     .join("\n");

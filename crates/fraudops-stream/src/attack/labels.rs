@@ -118,7 +118,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn event(&self) -> LabelEvent {
+    fn event(&self, synthetic: bool) -> LabelEvent {
         LabelEvent {
             transaction_id: TransactionId::Number(self.transaction_id),
             customer_id: self.customer_id,
@@ -127,6 +127,7 @@ impl Pending {
             tx_fraud: self.fraud,
             // Known once the event-time clock reached its due time: what the lake's training cutoff reads.
             labelled_at: Some(fraudops_data::writer::format_datetime(self.due)),
+            synthetic,
         }
     }
 }
@@ -150,6 +151,9 @@ pub struct LabelSchedule {
     clock: Option<EpochSeconds>,
     heap: BinaryHeap<Reverse<Pending>>,
     seq: u64,
+    /// The labels are of synthetic transactions (the attack's): marked so, they are applied to the store's
+    /// synthetic namespace and kept out of the online evaluation.
+    synthetic: bool,
 }
 
 impl LabelSchedule {
@@ -160,7 +164,14 @@ impl LabelSchedule {
             clock: None,
             heap: BinaryHeap::new(),
             seq: 0,
+            synthetic: false,
         }
+    }
+
+    /// The same schedule marking its labels synthetic (the attack's).
+    pub fn synthetic(mut self) -> Self {
+        self.synthetic = true;
+        self
     }
 
     /// `tx` was handed over: its label is scheduled, and the clock moves to its time if that is later.
@@ -193,7 +204,7 @@ impl LabelSchedule {
     pub fn drain_due(&mut self) -> Vec<LabelEvent> {
         let mut out = Vec::new();
         while let Some(p) = self.next_due() {
-            out.push(p.event());
+            out.push(p.event(self.synthetic));
             self.take();
         }
         out
@@ -246,12 +257,15 @@ pub struct Labels {
 }
 
 impl Labels {
-    /// A producer for `topic` on `kafka`'s broker, releasing labels `delay` seconds of event time late.
+    /// A producer for `topic` on `kafka`'s broker, releasing labels `delay` seconds of event time late;
+    /// `synthetic` for the attack's (its transactions are synthetic, and so are their outcomes), not for a
+    /// replay of real transactions (`eval-online`).
     pub fn new(
         kafka: &KafkaArgs,
         topic: &str,
         delay: EpochSeconds,
         metrics: &KafkaMetrics,
+        synthetic: bool,
     ) -> Result<Self, StreamError> {
         let metrics = AttackLabelMetrics::register(metrics)?;
         let delivered = Arc::new(AtomicU64::new(0));
@@ -268,7 +282,11 @@ impl Labels {
                 failed: failed.clone(),
             })?;
         Ok(Self {
-            schedule: LabelSchedule::new(delay),
+            schedule: if synthetic {
+                LabelSchedule::new(delay).synthetic()
+            } else {
+                LabelSchedule::new(delay)
+            },
             producer,
             topic: topic.to_owned(),
             metrics,
@@ -312,7 +330,7 @@ impl Labels {
     fn send(&mut self, p: &Pending) -> Result<(), SendError> {
         use std::fmt::Write as _;
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, &p.event())
+        serde_json::to_writer(&mut self.buf, &p.event(self.schedule.synthetic))
             .map_err(|_| SendError::Failed("serialize"))?;
         self.key.clear();
         let _ = write!(self.key, "{}", p.terminal_id);

@@ -99,6 +99,7 @@ pub async fn run(
             &config.labels_topic,
             config.label_delay,
             &metrics,
+            true,
         )?)
     } else {
         None

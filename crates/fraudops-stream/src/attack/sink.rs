@@ -107,7 +107,7 @@ impl KafkaSink {
     /// Queues one event; never blocks.
     pub fn send(&mut self, tx: &Transaction, stats: &Arc<PhaseStats>) -> Result<(), SendError> {
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, &TransactionEvent::from(tx))
+        serde_json::to_writer(&mut self.buf, &synthetic_event(tx))
             .map_err(|_| SendError::Failed("serialize"))?;
         let key = key_of(tx);
         let pending = Box::new(Pending {
@@ -166,8 +166,8 @@ impl HttpSink {
         if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
             return Err(SendError::Failed("client_in_flight_limit"));
         }
-        let body = serde_json::to_vec(&TransactionEvent::from(tx))
-            .map_err(|_| SendError::Failed("serialize"))?;
+        let body =
+            serde_json::to_vec(&synthetic_event(tx)).map_err(|_| SendError::Failed("serialize"))?;
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let request = self
             .client
@@ -238,4 +238,12 @@ impl Sink {
             Self::Http(h) => h.finish(timeout).await,
         }
     }
+}
+
+/// An attack's event: marked synthetic, so every scorer keeps its history in the store's synthetic
+/// namespace and the attack never changes a real card's windows (docs/feature-store.md).
+fn synthetic_event(tx: &Transaction) -> TransactionEvent {
+    let mut event = TransactionEvent::from(tx);
+    event.request.synthetic = true;
+    event
 }

@@ -85,6 +85,11 @@ fn parse_label(payload: &[u8]) -> Result<(Label, u64), String> {
             terminal_id: event.terminal_id,
             time,
             fraud: event.tx_fraud,
+            namespace: if event.synthetic {
+                fraudops_store::Namespace::Synthetic
+            } else {
+                fraudops_store::Namespace::Real
+            },
         },
         event.customer_id,
     ))
@@ -289,6 +294,10 @@ pub async fn run(
         let mut kept = Vec::new();
         for ((label, &customer_id), score) in batch.labels.iter().zip(&batch.customers).zip(stored)
         {
+            // A synthetic transaction's label says nothing about the model on real traffic.
+            if label.namespace == fraudops_store::Namespace::Synthetic {
+                continue;
+            }
             let Some(score) = score else {
                 unscored += 1;
                 continue;

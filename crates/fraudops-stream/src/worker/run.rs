@@ -202,6 +202,7 @@ async fn process(shared: Arc<Shared>, scorer: Scorer, event: Event, found: Found
                 let queued = recorder.record(ScoreRecord {
                     transaction_id: event.id.to_string(),
                     time: event.tx.tx_datetime,
+                    namespace: event.namespace(),
                     score: StoredScore {
                         fraud_probability: prediction.fraud_probability,
                         is_fraud: prediction.is_fraud,
