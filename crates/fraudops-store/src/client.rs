@@ -206,6 +206,8 @@ pub struct FeatureStore {
     deadline: Duration,
     /// How far ahead of this process's clock an event may be and still be recorded.
     max_clock_skew: Duration,
+    /// Drain layout v1's keys on every touch (one Redis; `FEATURE_STORE_DRAIN_V1`).
+    drain_v1: bool,
     /// Per [`Op`], per slot bucket; shared by the clones of this store (not by another `connect`).
     breakers: Arc<[[Breaker; BREAKER_BUCKETS]; 5]>,
     /// Where it is, for [`Self::own_connection`].
@@ -228,6 +230,7 @@ impl FeatureStore {
             backend: Backend::open(url, deadline)?,
             deadline,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            drain_v1: true,
             breakers: Arc::new(Default::default()),
             url: Arc::from(url),
         })
@@ -236,12 +239,20 @@ impl FeatureStore {
     /// The same store on a connection and breakers of its own: the score recorder's batched writes then
     /// never queue behind, nor trip the breaker of, the lookups answers wait for.
     pub fn own_connection(&self) -> Result<Self, StoreError> {
-        Ok(Self::connect(&self.url, self.deadline)?.with_max_clock_skew(self.max_clock_skew))
+        Ok(Self::connect(&self.url, self.deadline)?
+            .with_max_clock_skew(self.max_clock_skew)
+            .with_drain_v1(self.drain_v1))
     }
 
     /// Events more than `skew` ahead of this process's clock are not recorded ([`Recorded::Future`]).
     pub fn with_max_clock_skew(mut self, skew: Duration) -> Self {
         self.max_clock_skew = skew;
+        self
+    }
+
+    /// Whether the scripts drain layout v1's keys (on by default; never in a cluster).
+    pub fn with_drain_v1(mut self, drain: bool) -> Self {
+        self.drain_v1 = drain;
         self
     }
 
@@ -375,7 +386,7 @@ impl FeatureStore {
         card: &mut [[i64; CARD_WIDTH]],
         terminal: &mut [[i64; TERMINAL_WIDTH]],
     ) -> Result<(), StoreError> {
-        let drain_v1 = !self.backend.is_cluster();
+        let drain_v1 = self.drain_v1 && !self.backend.is_cluster();
         let calls = groups.into_iter().map(|(slot, group)| {
             let mut call = OBSERVE.prepare_invoke();
             call.arg(group.cards.len())
@@ -467,7 +478,7 @@ impl FeatureStore {
             return Ok(Vec::new());
         }
         let grouping = self.backend.grouping();
-        let drain_v1 = !self.backend.is_cluster();
+        let drain_v1 = self.drain_v1 && !self.backend.is_cluster();
         let mut terminals: std::collections::BTreeMap<u16, Vec<&Label>> = Default::default();
         let mut days: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
         for (i, l) in labels.iter().enumerate() {

@@ -19,6 +19,11 @@ pub struct StoreArgs {
     #[arg(long = "max-clock-skew", env = "MAX_CLOCK_SKEW", default_value = "5m",
           value_parser = parse_duration)]
     pub max_clock_skew: Duration,
+    /// Drain layout v1's keys into v2 on every touch (one Redis upgraded from v1; a cluster never has v1
+    /// keys). Four `EXISTS` per direct call: set `false` once every v1 scorer is gone.
+    #[arg(long = "feature-store-drain-v1", env = "FEATURE_STORE_DRAIN_V1", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub drain_v1: bool,
 }
 
 impl StoreArgs {
@@ -27,8 +32,10 @@ impl StoreArgs {
         self.url
             .as_deref()
             .map(|url| {
-                crate::FeatureStore::connect(url, self.timeout)
-                    .map(|s| s.with_max_clock_skew(self.max_clock_skew))
+                crate::FeatureStore::connect(url, self.timeout).map(|s| {
+                    s.with_max_clock_skew(self.max_clock_skew)
+                        .with_drain_v1(self.drain_v1)
+                })
             })
             .transpose()
     }

@@ -960,3 +960,32 @@ async fn a_shard_down_fails_only_the_calls_that_need_its_keys() {
         }
     }
 }
+
+/// `FEATURE_STORE_DRAIN_V1=false` (once every v1 scorer is gone): the scripts no longer look for v1 keys,
+/// so a v1 key left behind is neither read nor deleted; with the default, it is drained.
+#[tokio::test]
+async fn the_v1_drain_can_be_switched_off_after_the_rollout() {
+    let Some(server) = RedisServer::start_or_skip("v1_drain_off", false) else {
+        return;
+    };
+    let old = V1Scorer::new();
+    let mut conn = server.connection();
+    let first = tx(1, START, 7, 3, 10.0, false);
+    let second = tx(2, START + 60, 7, 3, 20.0, false);
+    let third = tx(3, START + 120, 7, 3, 30.0, false);
+    old.observe(&mut conn, &first);
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let off = store.clone().with_drain_v1(false);
+    let w = off.observe(&[observation(&second)]).await.expect("observe");
+    assert_eq!(w[0].windows.customer.nb_tx[0], 1, "v1 not read");
+    let v1_left: i64 = redis::cmd("EXISTS")
+        .arg(keys::v1::customer(7))
+        .query(&mut conn)
+        .expect("exists");
+    assert_eq!(v1_left, 1, "v1 not deleted");
+    let w = store
+        .observe(&[observation(&third)])
+        .await
+        .expect("observe");
+    assert_eq!(w[0].windows.customer.nb_tx[0], 3, "drained: all three");
+}
