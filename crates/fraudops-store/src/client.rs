@@ -400,11 +400,7 @@ impl FeatureStore {
                 let key = keys::customer(e.namespace, e.customer_id);
                 call.key(&key);
                 if drain_v1 {
-                    call.key(match e.namespace {
-                        Namespace::Real => keys::v1::customer(e.customer_id),
-                        // Synthetic keys never had a v1: a key that does not exist drains nothing.
-                        Namespace::Synthetic => key + ":no-v1",
-                    });
+                    call.key(keys::v1_customer_of(e.namespace, e.customer_id));
                 }
                 let micro = to_micro(e.amount);
                 call.arg(e.time)
@@ -418,16 +414,8 @@ impl FeatureStore {
                 call.key(keys::terminal(e.namespace, e.terminal_id))
                     .key(keys::terminal_fraud(e.namespace, e.terminal_id));
                 if drain_v1 {
-                    match e.namespace {
-                        Namespace::Real => {
-                            call.key(keys::v1::terminal(e.terminal_id))
-                                .key(keys::v1::terminal_fraud(e.terminal_id));
-                        }
-                        Namespace::Synthetic => {
-                            let none = keys::terminal(e.namespace, e.terminal_id) + ":no-v1";
-                            call.key(&none).key(&none);
-                        }
-                    }
+                    let [t, f] = keys::v1_terminal_of(e.namespace, e.terminal_id);
+                    call.key(t).key(f);
                 }
                 call.arg(e.time)
                     .arg(e.transaction_id.as_str())
@@ -497,8 +485,8 @@ impl FeatureStore {
                 call.key(keys::terminal(l.namespace, l.terminal_id))
                     .key(keys::terminal_fraud(l.namespace, l.terminal_id));
                 if drain_v1 {
-                    call.key(keys::v1::terminal(l.terminal_id))
-                        .key(keys::v1::terminal_fraud(l.terminal_id));
+                    let [t, f] = keys::v1_terminal_of(l.namespace, l.terminal_id);
+                    call.key(t).key(f);
                 }
                 call.arg(l.time)
                     .arg(l.transaction_id.as_str())

@@ -93,6 +93,27 @@ pub mod v1 {
     }
 }
 
+/// The v1 card key a v2 card key of `ns` drains: real cards have one; synthetic keys never had a v1, so
+/// they name a key that never exists and drain nothing (a synthetic call must never take a real card's
+/// v1 history into the synthetic namespace).
+pub fn v1_customer_of(ns: Namespace, id: u64) -> String {
+    match ns {
+        Namespace::Real => v1::customer(id),
+        Namespace::Synthetic => format!("{}:no-v1", customer(ns, id)),
+    }
+}
+
+/// The v1 terminal and terminal-fraud keys the v2 keys of `ns` drain (as [`v1_customer_of`]).
+pub fn v1_terminal_of(ns: Namespace, id: u64) -> [String; 2] {
+    match ns {
+        Namespace::Real => [v1::terminal(id), v1::terminal_fraud(id)],
+        Namespace::Synthetic => {
+            let none = format!("{}:no-v1", terminal(ns, id));
+            [none.clone(), none]
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -989,3 +989,43 @@ async fn the_v1_drain_can_be_switched_off_after_the_rollout() {
         .expect("observe");
     assert_eq!(w[0].windows.customer.nb_tx[0], 3, "drained: all three");
 }
+
+/// During a rolling update, synthetic traffic never drains a real card's or terminal's v1 history into the
+/// synthetic namespace: its calls and labels leave the v1 keys to the real scorer.
+#[tokio::test]
+async fn synthetic_calls_and_labels_leave_real_v1_keys_alone() {
+    let Some(server) = RedisServer::start_or_skip("synthetic_leaves_v1", false) else {
+        return;
+    };
+    let old = V1Scorer::new();
+    let mut conn = server.connection();
+    let real = tx(1, START, 7, 3, 10.0, true);
+    old.observe(&mut conn, &real);
+    old.label(&mut conn, &real);
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let mut fake = observation(&tx(2, START + 60, 7, 3, 99.0, false));
+    fake.namespace = Namespace::Synthetic;
+    let w = store.observe(&[fake]).await.expect("observe");
+    assert_eq!(
+        w[0].windows.customer.nb_tx[0], 1,
+        "the real card's v1 history is not read"
+    );
+    let mut fake_label = label(&tx(2, START + 60, 7, 3, 99.0, true));
+    fake_label.namespace = Namespace::Synthetic;
+    store.apply_labels(&[fake_label]).await.expect("label");
+    for key in [
+        keys::v1::customer(7),
+        keys::v1::terminal(3),
+        keys::v1::terminal_fraud(3),
+    ] {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query(&mut conn)
+            .expect("exists");
+        assert_eq!(exists, 1, "{key} left for the real scorer");
+    }
+    // The real scorer then drains all of it.
+    let next = tx(3, START + 120, 7, 3, 20.0, false);
+    let w = store.observe(&[observation(&next)]).await.expect("observe");
+    assert_eq!(w[0].windows.customer.nb_tx[0], 2);
+}
