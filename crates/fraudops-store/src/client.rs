@@ -298,40 +298,63 @@ impl FeatureStore {
         if self.backend.is_cluster() {
             // The card decides whether a transaction is recorded, and a card and its terminal live in
             // different slots: the cards first (concurrently), then the terminals with what they decided.
-            let mut groups: std::collections::BTreeMap<u16, ObserveGroup> = Default::default();
-            for (i, e) in events.iter().enumerate() {
-                let key = keys::customer(e.namespace, e.customer_id);
-                groups.entry(grouping.of(&key)).or_default().cards.push(i);
-            }
-            self.observe_groups(events, groups, &recordable, &mut card, &mut terminal)
-                .await?;
-            let mut groups: std::collections::BTreeMap<u16, ObserveGroup> = Default::default();
-            for (i, e) in events.iter().enumerate() {
-                let key = keys::terminal(e.namespace, e.terminal_id);
-                groups
-                    .entry(grouping.of(&key))
-                    .or_default()
-                    .terminals
-                    .push(i);
-            }
+            let by_slot = |key: fn(&Observation) -> String| {
+                let mut slots: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
+                for (i, e) in events.iter().enumerate() {
+                    slots.entry(grouping.of(&key(e))).or_default().push(i);
+                }
+                slots
+            };
+            let cards = by_slot(|e| keys::customer(e.namespace, e.customer_id))
+                .into_iter()
+                .map(|(slot, cards)| {
+                    let group = ObserveGroup {
+                        cards,
+                        terminals: Vec::new(),
+                    };
+                    (slot, group)
+                });
+            self.observe_groups(
+                events,
+                cards,
+                &recordable,
+                &recordable,
+                &mut card,
+                &mut terminal,
+            )
+            .await?;
             let recorded: Vec<bool> = card.iter().map(|c| c[9] == 0).collect();
             let follow = |i: usize| u8::from(recorded[i]).to_string();
-            self.observe_groups(events, groups, &follow, &mut card, &mut terminal)
-                .await?;
+            let terminals = by_slot(|e| keys::terminal(e.namespace, e.terminal_id))
+                .into_iter()
+                .map(|(slot, terminals)| {
+                    let group = ObserveGroup {
+                        cards: Vec::new(),
+                        terminals,
+                    };
+                    (slot, group)
+                });
+            self.observe_groups(
+                events,
+                terminals,
+                &follow,
+                &follow,
+                &mut card,
+                &mut terminal,
+            )
+            .await?;
         } else {
-            // One call: each terminal part follows its card part, computed first in the same script.
+            // One call: each terminal part follows its card part (card part i is event i's, computed
+            // first in the same script).
             let group = ObserveGroup {
                 cards: (0..events.len()).collect(),
                 terminals: (0..events.len()).collect(),
             };
-            // Card part i of the call is event i's.
             let follow = |i: usize| format!("={}", i + 1);
-            let groups = std::collections::BTreeMap::from([(0, group)]);
-            let card_flags = |i: usize| recordable(i);
-            self.observe_groups_with(
+            self.observe_groups(
                 events,
-                groups,
-                &card_flags,
+                [(0, group)],
+                &recordable,
                 &follow,
                 &mut card,
                 &mut terminal,
@@ -362,25 +385,13 @@ impl FeatureStore {
             .collect()
     }
 
-    /// Runs `groups` (one script call each, concurrently) with the same record flags for card and
-    /// terminal parts, and writes each part's answer into `card`/`terminal`.
+    /// Runs `groups` (one script call each, concurrently; the slot picks the breaker) with each part's
+    /// record flag (`1`, `0`, or for a terminal part `=k`: follow card part k of the same call), and writes
+    /// each part's answer into `card`/`terminal`.
     async fn observe_groups(
         &self,
         events: &[Observation],
-        groups: std::collections::BTreeMap<u16, ObserveGroup>,
-        flags: &(dyn Fn(usize) -> String + Sync),
-        card: &mut [[i64; CARD_WIDTH]],
-        terminal: &mut [[i64; TERMINAL_WIDTH]],
-    ) -> Result<(), StoreError> {
-        self.observe_groups_with(events, groups, flags, flags, card, terminal)
-            .await
-    }
-
-    /// [`Self::observe_groups`] with the terminal parts' flags apart (`=k`: follow card part k).
-    async fn observe_groups_with(
-        &self,
-        events: &[Observation],
-        groups: std::collections::BTreeMap<u16, ObserveGroup>,
+        groups: impl IntoIterator<Item = (u16, ObserveGroup)>,
         card_flags: &(dyn Fn(usize) -> String + Sync),
         terminal_flags: &(dyn Fn(usize) -> String + Sync),
         card: &mut [[i64; CARD_WIDTH]],
