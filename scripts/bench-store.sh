@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Feature store benchmark: what the online feature store costs a direct `POST /predict` on ONE core.
 #
-#   scripts/bench-store.sh [--duration SECONDS] [--connections N] [--rounds N]
+#   scripts/bench-store.sh [--duration SECONDS] [--connections N] [--rounds N] [--cards N]
 #
 # One `fraudops serve` on CPU 0 with FEATURE_STORE_URL set; redis-server (no persistence) and wrk on CPU 1.
 # Closed loop (wrk at saturation), alternating --rounds times (this VM's speed drifts; medians shown):
 #   * history supplied: the request brings its windows (the stream worker's way); the store is not asked;
 #   * store lookups: no history; each request reads its windows and records itself in one Lua script call
-#     (EVALSHA on one multiplexed connection). Every request is a new transaction of one of 5,000 cards at
-#     one of 10,000 terminals, event time moving 30 s per request, so windows fill as in real traffic.
-# Also: the API's CPU per request (user + kernel, /proc/PID/stat), Redis's CPU per request, and the keys
-# and memory Redis holds at the end. Prints a markdown table; writes it to reports/bench-store.md.
+#     (EVALSHA on one multiplexed connection). Every request is a new transaction of one of --cards cards
+#     (1,000: about 107 transactions per card in 37 days, the depth of the busiest cards) at one of 10,000
+#     terminals, event time moving 30 s per request, so windows fill as in real traffic.
+# Also: the API's CPU per request (user + kernel, /proc/PID/stat), Redis's CPU per request (process time,
+# network included, and INFO commandstats: time inside the window script, and inside every command a
+# direct call causes: the script and the score recording), and the keys and memory Redis holds at the end.
+# Prints a markdown table; writes it to reports/bench-store.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/common.sh
+source scripts/lib/redis_cost.sh
 duration=10
 connections=64
 rounds=3
-parse_options rounds duration connections -- "$@"
+cards=1000
+parse_options rounds duration connections cards -- "$@"
 scripts/ensure/apt.sh wrk:wrk taskset:util-linux redis-server:redis-server
 
 cargo build --release --locked -p fraudops-cli --bin fraudops >&2
@@ -28,17 +33,25 @@ wait_port() { for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$1
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 cat >"$work/store.lua" <<'LUA'
--- A new transaction per request: unique id, one of 5,000 cards, one of 10,000 terminals, time + 30 s.
-local n = 0
+-- A new transaction per request: unique id, one of CARDS cards, one of 10,000 terminals, time + 30 s; each
+-- run goes on where the last one stopped (OFFSET), so no run replays the transactions of another.
+local n = OFFSET
 request = function()
   n = n + 1
   local body = string.format(
     '{"transaction_id": %d, "amount": %.2f, "customer_id": %d, "terminal_id": %d, "tx_datetime": "%s", "merchant_category": "grocery", "user_age": 41, "account_balance": 900}',
-    n, 5 + (n * 7919 % 20000) / 100, n * 2654435761 % 5000, n * 40503 % 10000,
+    n, 5 + (n * 7919 % 20000) / 100, n * 2654435761 % CARDS, n * 40503 % 10000,
     os.date("!%Y-%m-%d %H:%M:%S", 1533081600 + 30 * n))
   return wrk.format("POST", "/predict", {["Content-Type"] = "application/json"}, body)
 end
 LUA
+sed -i "s/CARDS/$cards/" "$work/store.lua"
+store_offset=0
+# The store script of the next run, starting after every transaction the runs before it sent.
+next_store_lua() {
+  sed "s/OFFSET/$store_offset/" "$work/store.lua" >"$work/store-$store_offset.lua"
+  echo "$work/store-$store_offset.lua"
+}
 cat >"$work/history.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -72,23 +85,30 @@ def ms(v):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)); n = int(re.search(r"(\d+) requests in", text).group(1))
 p50 = ms(re.search(r"^\s*50%\s+(\S+)", text, re.M).group(1)); p99 = ms(re.search(r"^\s*99%\s+(\S+)", text, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{rps:.0f} {p50:.3f} {p99:.3f} {a / hz / n * 1e6:.1f} {r / hz / n * 1e6:.1f} {bad.group(1) if bad else 0}")' \
+print(f"{rps:.0f} {p50:.3f} {p99:.3f} {a / hz / n * 1e6:.1f} {r / hz / n * 1e6:.1f} {bad.group(1) if bad else 0} {n}")' \
     "$out" "$a0" "$(ticks "$serve_pid")" "$r0" "$(ticks "$redis_pid")"
 }
 
 echo "bench-store: warming the store (one round of lookups fills the windows)" >&2
-run "$work/store.lua" >/dev/null
+read -r _ _ _ _ _ _ g < <(run "$(next_store_lua)")
+store_offset=$((store_offset + g))
+redis-cli -p "$redis_port" config resetstat >/dev/null
 declare -a h_rps h_p50 h_p99 h_api s_rps s_p50 s_p99 s_api s_redis
 for ((r = 1; r <= rounds; r++)); do
-  read -r a b c d _ f < <(run "$work/history.lua")
+  read -r a b c d _ f _ < <(run "$work/history.lua")
   h_rps+=("$a"); h_p50+=("$b"); h_p99+=("$c"); h_api+=("$d")
   [[ "$f" == 0 ]] || echo "bench-store: $f non-2xx answers with history" >&2
-  read -r a b c d e f < <(run "$work/store.lua")
+  read -r a b c d e f g < <(run "$(next_store_lua)")
+  store_offset=$((store_offset + g))
+  store_requests=$((${store_requests:-0} + g))
   s_rps+=("$a"); s_p50+=("$b"); s_p99+=("$c"); s_api+=("$d"); s_redis+=("$e")
   [[ "$f" == 0 ]] || echo "bench-store: $f non-2xx answers with store lookups" >&2
   echo "bench-store: round $r: history ${h_rps[-1]} req/s, store lookups $a req/s" >&2
 done
-stats="$(redis-cli -p "$redis_port" info commandstats | awk -F"[:,=]" "/cmdstat_evalsha/ {print \$7}")"
+# INFO commandstats since the warm-up: the script's µs per call, and every command's µs per direct call.
+read -r script_us all_us < <(redis_command_usec "$redis_port" "$store_requests")
+mkdir -p reports
+redis-cli -p "$redis_port" info commandstats | tr -d "\r" >reports/bench-store-commandstats.txt
 errors="$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^ml_model_feature_store_errors_total/ {s += $2} END {print s + 0}')"
 keys="$(redis-cli -p "$redis_port" dbsize)"
 used="$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {printf "%.1f", $2 / 1048576}')"
@@ -101,5 +121,5 @@ mkdir -p reports
   echo "| history supplied (no store call) | $(m "${h_rps[@]}") | $(m "${h_p50[@]}") | $(m "${h_p99[@]}") | $(m "${h_api[@]}") | – |"
   echo "| store lookups (read + record, one script call) | $(m "${s_rps[@]}") | $(m "${s_p50[@]}") | $(m "${s_p99[@]}") | $(m "${s_api[@]}") | $(m "${s_redis[@]}") |"
   echo
-  echo "Store at the end: $keys keys, ${used} MiB; Redis time inside the script: ${stats} µs per call (INFO commandstats); feature store errors counted by the API: $errors."
+  echo "Store at the end: $keys keys, ${used} MiB; ${cards} cards; Redis time (INFO commandstats) inside the window script: ${script_us} µs per call, inside every command a direct call causes (script and score recording): ${all_us} µs per direct call; feature store errors counted by the API: $errors."
 } | tee reports/bench-store.md

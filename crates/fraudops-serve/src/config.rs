@@ -139,7 +139,7 @@ impl ServeConfig {
                 url: None,
                 timeout: std::time::Duration::from_millis(25),
                 max_clock_skew: fraudops_store::DEFAULT_MAX_CLOCK_SKEW,
-                drain_v1: true,
+                drain: true,
             },
             cpu_limit_cores: None,
             coalesce_writes: true,

@@ -85,11 +85,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     let mut conn = server.connection();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("fraudops:v2:*").query(&mut conn)?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("fraudops:v*").query(&mut conn)?;
     let mut by_kind: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
     for key in &keys {
-        // fraudops:v2:{c42}, {t7}:t, {t7}:f, {s17000}, {e17000}, {e}:days.
-        let tag = key.trim_start_matches("fraudops:v2:{");
+        // fraudops:v3:{c42}; fraudops:v2:{t7}:t, {t7}:f, {s17000}, {e17000}, {e}:days.
+        let tag = key.split_once(":{").map_or("", |(_, tag)| tag);
         let kind = match (tag.chars().next(), key.rsplit(':').next()) {
             (Some('c'), _) => "card (c)",
             (Some('t'), Some("t")) => "terminal (t)",

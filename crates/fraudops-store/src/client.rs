@@ -206,12 +206,22 @@ pub struct FeatureStore {
     deadline: Duration,
     /// How far ahead of this process's clock an event may be and still be recorded.
     max_clock_skew: Duration,
-    /// Drain layout v1's keys on every touch (one Redis; `FEATURE_STORE_DRAIN_V1`).
-    drain_v1: bool,
+    /// Drain older layouts' keys on every touch (`FEATURE_STORE_DRAIN`; [`Drain`]).
+    drain: bool,
     /// Per [`Op`], per slot bucket; shared by the clones of this store (not by another `connect`).
     breakers: Arc<[[Breaker; BREAKER_BUCKETS]; 5]>,
     /// Where it is, for [`Self::own_connection`].
     url: Arc<str>,
+}
+
+/// Which older layouts' keys a script call drains (`observe.lua`'s `ARGV[3]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    Nothing = 0,
+    /// v2's card keys (same slot as v3's: a cluster too).
+    CardsV2 = 1,
+    /// v2's card keys and every v1 key (one Redis: v1's keys have no hash tags).
+    CardsV2AndV1 = 2,
 }
 
 /// The card and terminal parts (indices of events) of a batch that share one script call.
@@ -230,7 +240,7 @@ impl FeatureStore {
             backend: Backend::open(url, deadline)?,
             deadline,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
-            drain_v1: true,
+            drain: true,
             breakers: Arc::new(Default::default()),
             url: Arc::from(url),
         })
@@ -241,7 +251,7 @@ impl FeatureStore {
     pub fn own_connection(&self) -> Result<Self, StoreError> {
         Ok(Self::connect(&self.url, self.deadline)?
             .with_max_clock_skew(self.max_clock_skew)
-            .with_drain_v1(self.drain_v1))
+            .with_drain(self.drain))
     }
 
     /// Events more than `skew` ahead of this process's clock are not recorded ([`Recorded::Future`]).
@@ -250,10 +260,20 @@ impl FeatureStore {
         self
     }
 
-    /// Whether the scripts drain layout v1's keys (on by default; never in a cluster).
-    pub fn with_drain_v1(mut self, drain: bool) -> Self {
-        self.drain_v1 = drain;
+    /// Whether the scripts drain older layouts' keys (on by default): v2's card keys everywhere, v1's keys
+    /// in one Redis (a cluster never had them).
+    pub fn with_drain(mut self, drain: bool) -> Self {
+        self.drain = drain;
         self
+    }
+
+    /// What the scripts drain on this store.
+    fn drain_mode(&self) -> Drain {
+        match (self.drain, self.backend.is_cluster()) {
+            (false, _) => Drain::Nothing,
+            (true, true) => Drain::CardsV2,
+            (true, false) => Drain::CardsV2AndV1,
+        }
     }
 
     /// The allowed skew, whole seconds (for messages).
@@ -397,12 +417,13 @@ impl FeatureStore {
         card: &mut [[i64; CARD_WIDTH]],
         terminal: &mut [[i64; TERMINAL_WIDTH]],
     ) -> Result<(), StoreError> {
-        let drain_v1 = self.drain_v1 && !self.backend.is_cluster();
+        let drain = self.drain_mode();
+        let drain_v1 = drain == Drain::CardsV2AndV1;
         let calls = groups.into_iter().map(|(slot, group)| {
             let mut call = OBSERVE.prepare_invoke();
             call.arg(group.cards.len())
                 .arg(group.terminals.len())
-                .arg(u8::from(drain_v1));
+                .arg(drain as u8);
             for n in observe_header() {
                 call.arg(n);
             }
@@ -410,6 +431,9 @@ impl FeatureStore {
                 let e = &events[i];
                 let key = keys::customer(e.namespace, e.customer_id);
                 call.key(&key);
+                if drain != Drain::Nothing {
+                    call.key(keys::v2_customer_of(e.namespace, e.customer_id));
+                }
                 if drain_v1 {
                     call.key(keys::v1_customer_of(e.namespace, e.customer_id));
                 }
@@ -477,7 +501,7 @@ impl FeatureStore {
             return Ok(Vec::new());
         }
         let grouping = self.backend.grouping();
-        let drain_v1 = self.drain_v1 && !self.backend.is_cluster();
+        let drain_v1 = self.drain_mode() == Drain::CardsV2AndV1;
         let mut terminals: std::collections::BTreeMap<u16, Vec<&Label>> = Default::default();
         let mut days: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
         for (i, l) in labels.iter().enumerate() {

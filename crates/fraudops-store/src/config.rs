@@ -19,11 +19,12 @@ pub struct StoreArgs {
     #[arg(long = "max-clock-skew", env = "MAX_CLOCK_SKEW", default_value = "5m",
           value_parser = parse_duration)]
     pub max_clock_skew: Duration,
-    /// Drain layout v1's keys into v2 on every touch (one Redis upgraded from v1; a cluster never has v1
-    /// keys). Four `EXISTS` per direct call: set `false` once every v1 scorer is gone.
-    #[arg(long = "feature-store-drain-v1", env = "FEATURE_STORE_DRAIN_V1", default_value_t = true,
+    /// Drain older layouts' keys on every touch: v2's card keys into v3 (one Redis or a cluster), v1's keys
+    /// (one Redis upgraded from v1; a cluster never had them). One `EXISTS` per direct call in a cluster,
+    /// six in one Redis: set `false` once every older scorer is gone.
+    #[arg(long = "feature-store-drain", env = "FEATURE_STORE_DRAIN", default_value_t = true,
           action = clap::ArgAction::Set)]
-    pub drain_v1: bool,
+    pub drain: bool,
 }
 
 impl StoreArgs {
@@ -34,7 +35,7 @@ impl StoreArgs {
             .map(|url| {
                 crate::FeatureStore::connect(url, self.timeout).map(|s| {
                     s.with_max_clock_skew(self.max_clock_skew)
-                        .with_drain_v1(self.drain_v1)
+                        .with_drain(self.drain)
                 })
             })
             .transpose()

@@ -166,7 +166,7 @@ mod tests {
         // The example of the Redis Cluster specification, and redis-rs's own computation.
         assert_eq!(slot("123456789"), 0x31C3 % SLOTS);
         for key in [
-            "fraudops:v2:{c42}",
+            "fraudops:v3:{c42}",
             "fraudops:v2:{t7}:f",
             "a{}b",
             "{",

@@ -5,9 +5,17 @@
 //! sets by the terminal, each day's hashes by the day. A card's call and its terminal's call may then go to
 //! different shards, in parallel. v1 (`fraudops:v1:c:<id>`, no tags) is read only to drain it into v2 on
 //! first touch (a single Redis; a cluster never held v1 keys): see `observe.lua`.
+//!
+//! Layout v3 changes the card key only (its members carry prefix sums, so a window is two lookups instead
+//! of a walk over the card's history): `fraudops:v3:{c<id>}`, in the same slot as v2's card key, which it
+//! drains on first touch (one Redis and a cluster alike). Terminals, scores and evaluation samples keep
+//! their v2 names.
 
-/// Prefix of every key: the project, the layout version.
+/// Prefix of the keys whose layout has not changed since v2: terminals, scores, evaluation samples.
 const PREFIX: &str = "fraudops:v2";
+
+/// Prefix of the card keys (layout v3: members with prefix sums).
+const CARD_PREFIX: &str = "fraudops:v3";
 
 /// The previous layout's prefix, drained into v2 (`observe.lua`, `label.lua`).
 const PREFIX_V1: &str = "fraudops:v1";
@@ -35,9 +43,10 @@ impl Namespace {
     }
 }
 
-/// A customer's transactions (sorted set scored by time).
+/// A customer's transactions (sorted set scored by time; members carry the card's running totals,
+/// `observe.lua`).
 pub fn customer(ns: Namespace, id: u64) -> String {
-    format!("{PREFIX}:{{{}c{id}}}", ns.tag())
+    format!("{CARD_PREFIX}:{{{}c{id}}}", ns.tag())
 }
 
 /// Every transaction seen at a terminal (sorted set of ids scored by time).
@@ -66,6 +75,12 @@ pub fn evaluation_day(day: i64) -> String {
 /// The days that have evaluation samples (sorted set, member and score the day number).
 pub fn evaluation_days() -> String {
     format!("{PREFIX}:{{e}}:days")
+}
+
+/// Layout v2's card key (members without running totals), drained into v3 by `observe.lua` on first
+/// touch: the same slot as v3's, so a cluster drains it too.
+pub fn v2_customer_of(ns: Namespace, id: u64) -> String {
+    format!("{PREFIX}:{{{}c{id}}}", ns.tag())
 }
 
 /// Layout v1's names, drained into v2 by the scripts on first touch (a single Redis only).
@@ -119,6 +134,10 @@ mod tests {
     use super::*;
     use redis::cluster_routing::Slot;
 
+    fn id_of_busy_card() -> u64 {
+        4_242
+    }
+
     #[test]
     fn a_terminal_s_two_sets_share_a_slot_and_namespaces_never_share_a_key() {
         for id in [0, 7, 123_456_789] {
@@ -135,7 +154,11 @@ mod tests {
                 terminal(Namespace::Synthetic, id)
             );
         }
-        assert_eq!(customer(Namespace::Real, 42), "fraudops:v2:{c42}");
+        assert_eq!(customer(Namespace::Real, 42), "fraudops:v3:{c42}");
+        assert_eq!(
+            Slot::for_key(customer(Namespace::Real, id_of_busy_card())),
+            Slot::for_key(v2_customer_of(Namespace::Real, id_of_busy_card()))
+        );
         assert_eq!(terminal(Namespace::Synthetic, 7), "fraudops:v2:{synt7}:t");
     }
 }

@@ -9,22 +9,24 @@
 -- ARGV: [1] number of labels, [2] terminal key TTL s, [3] drain v1 (1/0), then per label: time, tx id,
 -- label (1 fraud, 0 not). Returns the number of labels applied.
 local n = tonumber(ARGV[1])
-local ttl = ARGV[2]
+local ttl = string.format('%d', tonumber(ARGV[2]) * 1000) -- ms: PEXPIRE, as observe.lua
 local drain_v1 = ARGV[3] == '1'
 local per = drain_v1 and 4 or 2
 for e = 0, n - 1 do
   local a = 4 + 3 * e
   local t, id = ARGV[a], ARGV[a + 1]
   local tk, fk = KEYS[per * e + 1], KEYS[per * e + 2]
-  if drain_v1 then
+  if drain_v1 and redis.call('EXISTS', KEYS[per * e + 3], KEYS[per * e + 4]) > 0 then
     drain(tk, KEYS[per * e + 3], ttl)
     drain(fk, KEYS[per * e + 4], ttl)
   end
-  redis.call('ZADD', tk, t, id)
-  redis.call('EXPIRE', tk, ttl)
+  -- Usually scoring recorded it already (and the key has its TTL); set the TTL when the label adds it.
+  if redis.call('ZADD', tk, t, id) == 1 then
+    redis.call('PEXPIRE', tk, ttl)
+  end
   if ARGV[a + 2] == '1' then
     redis.call('ZADD', fk, t, id)
-    redis.call('EXPIRE', fk, ttl)
+    redis.call('PEXPIRE', fk, ttl)
   else
     redis.call('ZREM', fk, id)
   end

@@ -5,6 +5,9 @@
 //! returns early; with `FRAUDOPS_REQUIRE_REDIS=1` (set by `scripts/test.sh`) a missing binary fails.
 //! The server runs on a free loopback port in its own temporary directory and is killed by PID on drop.
 
+/// The definition's numbers as `observe.lua` reads them: for tests that run an older release's script.
+pub use crate::scripts::observe_header;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -81,9 +84,10 @@ impl RedisServer {
         }
         let mut conn = self.connection();
         // Cards `{c…}`, terminals `{t…}:t` and `{t…}:f`, in both namespaces; not the day hashes `{s…}`/`{e…}`.
-        let mut keys: Vec<String> = query(redis::cmd("KEYS").arg("fraudops:v2:{*"), &mut conn);
+        // Every layout's (v3's cards, v2's terminals, any v1/v2 key a drain has yet to take).
+        let mut keys: Vec<String> = query(redis::cmd("KEYS").arg("fraudops:v*:{*"), &mut conn);
         keys.retain(|k| {
-            let tag = k.trim_start_matches("fraudops:v2:{");
+            let tag = k.split_once(":{").map_or("", |(_, tag)| tag);
             tag.starts_with('c') || tag.starts_with('t') || tag.starts_with("syn")
         });
         keys.sort();

@@ -316,7 +316,8 @@ async fn keys_expire_past_the_longest_window_plus_the_delay() {
         );
     }
     // Per key, events no window reaches (even 7 days late) are dropped as time moves on: below the
-    // newest time the key held before the event (so one event, whatever its time, prunes nothing).
+    // newest time the key held before the event (so one event, whatever its time, prunes nothing), by the
+    // first event of each event day (a card; each event hour, a terminal).
     let zcard = |conn: &mut redis::Connection| -> i64 {
         redis::cmd("ZCARD")
             .arg(keys::customer(Namespace::Real, 1))
@@ -327,12 +328,19 @@ async fn keys_expire_past_the_longest_window_plus_the_delay() {
     let w = store.observe(&[observation(&late)]).await.expect("observe");
     assert_eq!(w[0].windows.customer.nb_tx, [1, 1, 1]);
     assert_eq!(zcard(&mut conn), 2, "the key had seen nothing past START");
-    let later = tx(3, START + 38 * DAY + 60, 1, 5, 1.0, false);
+    let same_day = tx(3, START + 38 * DAY + 60, 1, 5, 1.0, false);
     store
-        .observe(&[observation(&later)])
+        .observe(&[observation(&same_day)])
         .await
         .expect("observe");
-    assert_eq!(zcard(&mut conn), 2, "the 38-day-old transaction is gone");
+    assert_eq!(zcard(&mut conn), 3, "pruned once a day: not yet");
+    let next_day = tx(4, START + 39 * DAY + 60, 1, 5, 1.0, false);
+    let w = store
+        .observe(&[observation(&next_day)])
+        .await
+        .expect("observe");
+    assert_eq!(w[0].windows.customer.nb_tx, [1, 3, 3]);
+    assert_eq!(zcard(&mut conn), 3, "the 39-day-old transaction is gone");
 }
 
 #[tokio::test]
@@ -775,6 +783,266 @@ async fn a_rolling_update_from_layout_v1_keeps_every_card_s_history() {
     assert!(left.is_empty(), "v1 keys left after the rollout: {left:?}");
 }
 
+/// Layout v2's scorer, as the previous release ran it: its `observe.lua` (kept as a fixture) on v2's card
+/// key, the terminals' keys being the same in v2 and v3. Returns the windows and what it did (0 recorded,
+/// 1 read only, 2 too old).
+struct V2Scorer {
+    observe: redis::Script,
+}
+
+impl V2Scorer {
+    fn new() -> Self {
+        Self {
+            observe: redis::Script::new(include_str!("fixtures/observe_v2.lua")),
+        }
+    }
+
+    fn observe(&self, conn: &mut redis::Connection, o: &Observation) -> (Windows, i64) {
+        use fraudops_features::definition::to_micro;
+        let mut call = self.observe.prepare_invoke();
+        call.arg(1).arg(1).arg(0);
+        for n in fraudops_store::testing::observe_header() {
+            call.arg(n);
+        }
+        let micro = to_micro(o.amount);
+        call.key(keys::v2_customer_of(o.namespace, o.customer_id))
+            .key(keys::terminal(o.namespace, o.terminal_id))
+            .key(keys::terminal_fraud(o.namespace, o.terminal_id));
+        call.arg(o.time)
+            .arg(i64::try_from(micro / 1_000_000).expect("amount"))
+            .arg(i64::try_from(micro % 1_000_000).expect("amount"))
+            .arg(o.transaction_id.as_str())
+            .arg(u8::from(o.record))
+            .arg(o.time)
+            .arg(o.transaction_id.as_str())
+            .arg("=1");
+        let v: Vec<i64> = call.invoke(conn).expect("v2 observe");
+        (raw_windows(&v[..10], &v[10..]), v[9])
+    }
+}
+
+/// Windows from a script's integers (a card part, then a terminal part).
+fn raw_windows(card: &[i64], terminal: &[i64]) -> Windows {
+    use fraudops_features::definition::{CustomerWindows, MicroAmount, TerminalWindows};
+    let count = |v: i64| u32::try_from(v).expect("count");
+    let sum =
+        |w: usize| MicroAmount::from(card[3 + w]) * 1_000_000 + MicroAmount::from(card[6 + w]);
+    Windows {
+        customer: CustomerWindows::from_sums(
+            [count(card[0]), count(card[1]), count(card[2])],
+            [sum(0), sum(1), sum(2)],
+        ),
+        terminal: TerminalWindows::from_counts(
+            [count(terminal[0]), count(terminal[1]), count(terminal[2])],
+            [count(terminal[3]), count(terminal[4]), count(terminal[5])],
+        ),
+    }
+}
+
+/// Layout v3's running totals answer what v2's walk over the card answered, call for call, on what real
+/// streams do to a card: events late by up to three days (inserted before members already there, whose
+/// totals move), ties and exact window boundaries (a 10-minute grid), redeliveries, read-only probes and
+/// events older than the card's reach (their status; their windows are what is left); cards deep enough (≥ 100 transactions in 37 days) that a window
+/// spans many members.
+#[tokio::test]
+async fn running_totals_answer_what_the_walk_answered_for_late_and_repeated_events() {
+    let Some(server) = RedisServer::start_or_skip("running_totals_equal_the_walk", false) else {
+        return;
+    };
+    // v3 on the real ids (nothing to drain: v2 runs on ids of its own), v2 on ids a million higher.
+    let store = FeatureStore::connect(&server.url(), DEADLINE)
+        .expect("connect")
+        .with_drain(false);
+    let old = V2Scorer::new();
+    let mut conn = server.connection();
+    let shifted = |o: &Observation| {
+        let mut o = o.clone();
+        o.customer_id += 1_000_000;
+        o.terminal_id += 1_000_000;
+        o
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(33);
+    let mut txs: Vec<Transaction> = (0..600)
+        .map(|i| {
+            let t = START + rng.gen_range(0..45 * 144) * 600;
+            let cents: u32 = rng.gen_range(1..2_000_000);
+            tx(
+                i,
+                t,
+                rng.gen_range(0..3),
+                rng.gen_range(0..5),
+                f64::from(cents) / 100.0,
+                rng.gen_bool(0.1),
+            )
+        })
+        .collect();
+    txs.sort_by_key(|t| t.tx_datetime);
+    // Delivery order: a fifth of the events up to three days late.
+    let mut order: Vec<(i64, usize)> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let late = if rng.gen_bool(0.2) {
+                rng.gen_range(0..3 * DAY)
+            } else {
+                0
+            };
+            (t.tx_datetime + late, i)
+        })
+        .collect();
+    order.sort();
+    let (mut late, mut deepest) = (0, 0);
+    let mut recorded = std::collections::HashSet::<(String, u64, i64)>::new();
+    let mut newest_of_card = std::collections::HashMap::<u64, i64>::new();
+    for (n, &(_, i)) in order.iter().enumerate() {
+        let t = &txs[i];
+        let newest = newest_of_card.entry(t.customer_id).or_insert(t.tx_datetime);
+        if t.tx_datetime < *newest {
+            late += 1;
+        }
+        *newest = (*newest).max(t.tx_datetime);
+        let mut calls = vec![observation(t)];
+        if rng.gen_bool(0.1) {
+            // A redelivery of an event already delivered.
+            let (_, j) = order[rng.gen_range(0..=n)];
+            calls.push(observation(&txs[j]));
+        }
+        if rng.gen_bool(0.1) {
+            let mut probe = observation(&tx(
+                10_000 + n as u64,
+                t.tx_datetime + rng.gen_range(-DAY..DAY),
+                t.customer_id,
+                t.terminal_id,
+                7.5,
+                false,
+            ));
+            probe.record = false;
+            calls.push(probe);
+        }
+        if rng.gen_bool(0.03) {
+            calls.push(observation(&tx(
+                20_000 + n as u64,
+                *newest - 40 * DAY,
+                t.customer_id,
+                t.terminal_id,
+                3.0,
+                false,
+            )));
+        }
+        for o in calls {
+            let (want, status) = old.observe(&mut conn, &shifted(&o));
+            let got = store
+                .observe(std::slice::from_ref(&o))
+                .await
+                .expect("observe");
+            let expected = match status {
+                0 => Recorded::Yes,
+                1 => Recorded::ReadOnly,
+                _ => Recorded::TooOld,
+            };
+            assert_eq!(
+                got[0].recorded, expected,
+                "call {n}, tx {}",
+                o.transaction_id
+            );
+            // A too-old event is scored from what is left, and v3 prunes once per day (v2 at every
+            // event): its windows are incomplete in both, and not the same.
+            if expected != Recorded::TooOld {
+                // The oracle: the card's distinct recorded transactions in each window, this one once.
+                let mine = |w: i64| {
+                    let inside = |time: i64| time > o.time - w * DAY && time <= o.time;
+                    let others = recorded
+                        .iter()
+                        .filter(|(id, c, time)| {
+                            *c == o.customer_id && inside(*time) && *id != o.transaction_id
+                        })
+                        .count();
+                    u32::try_from(others + 1).expect("count")
+                };
+                let counts = [mine(1), mine(7), mine(30)];
+                let context = format!("call {n}, tx {}", o.transaction_id);
+                assert_eq!(got[0].windows.customer.nb_tx, counts, "{context}: v3, oracle");
+                assert_eq!(want.customer.nb_tx, counts, "{context}: v2, oracle");
+                assert_eq!(got[0].windows, want, "{context}");
+            }
+            if expected == Recorded::Yes {
+                recorded.insert((o.transaction_id.clone(), o.customer_id, o.time));
+            }
+            deepest = deepest.max(got[0].windows.customer.nb_tx[2]);
+        }
+        let mut l = label(t);
+        store
+            .apply_labels(std::slice::from_ref(&l))
+            .await
+            .expect("labels");
+        l.terminal_id += 1_000_000;
+        store.apply_labels(&[l]).await.expect("labels");
+    }
+    assert!(late > 50, "{late} late events");
+    assert!(deepest >= 100, "the deepest 30-day window held {deepest}");
+}
+
+/// A rolling update from layout v2: the old release alone, then old and new side by side (each event to
+/// either, at random), then the new alone. The new scorer drains v2's card key into v3 on every touch, so
+/// its windows are the batch definition's throughout; once the old one is gone, no v2 card key the new
+/// scorer touched is left.
+#[tokio::test]
+async fn a_rolling_update_from_layout_v2_keeps_every_card_s_history() {
+    let Some(server) = RedisServer::start_or_skip("rolling_update_from_v2", false) else {
+        return;
+    };
+    let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
+    let old = V2Scorer::new();
+    let mut conn = server.connection();
+    let txs = random_transactions(32, 600);
+    let batch = compute(&txs);
+    let order = processing_order(&txs);
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let (mut by_old, mut by_new) = (0, 0);
+    for (n, &i) in order.iter().enumerate() {
+        let t = &txs[i as usize];
+        let phase = n * 3 / order.len();
+        let use_old = phase == 0 || (phase == 1 && rng.gen_bool(0.5));
+        if use_old {
+            by_old += 1;
+            let (w, status) = old.observe(&mut conn, &observation(t));
+            assert_eq!(status, 0, "v2 recorded tx {i}");
+            if phase == 0 {
+                assert_same(
+                    batch.row(i as usize),
+                    &vector(t, &w),
+                    &format!("v2 alone, tx {i}"),
+                );
+            }
+        } else {
+            by_new += 1;
+            let w = store.observe(&[observation(t)]).await.expect("observe");
+            assert_eq!(w[0].recorded, Recorded::Yes);
+            assert_same(
+                batch.row(i as usize),
+                &vector(t, &w[0].windows),
+                &format!("v3 (phase {phase}), tx {i}"),
+            );
+        }
+        store.apply_labels(&[label(t)]).await.expect("labels");
+    }
+    assert!(
+        by_old > 250 && by_new > 250,
+        "{by_old} by v2, {by_new} by v3"
+    );
+    let touched_late: std::collections::HashSet<u64> = order[order.len() * 2 / 3..]
+        .iter()
+        .map(|&i| txs[i as usize].customer_id)
+        .collect();
+    for card in touched_late {
+        let left: i64 = redis::cmd("EXISTS")
+            .arg(keys::v2_customer_of(Namespace::Real, card))
+            .query(&mut conn)
+            .expect("exists");
+        assert_eq!(left, 0, "card {card}'s v2 key left after the rollout");
+    }
+}
+
 /// Redis Cluster (`FEATURE_STORE_URL` with several addresses): three real shards give the windows of one
 /// primary — the batch definition's, bit for bit, whatever the batching — and the label path (scores
 /// recorded, labels joined with them, evaluation samples) works across slots.
@@ -961,7 +1229,7 @@ async fn a_shard_down_fails_only_the_calls_that_need_its_keys() {
     }
 }
 
-/// `FEATURE_STORE_DRAIN_V1=false` (once every v1 scorer is gone): the scripts no longer look for v1 keys,
+/// `FEATURE_STORE_DRAIN=false` (once every older scorer is gone): the scripts no longer look for v1 keys,
 /// so a v1 key left behind is neither read nor deleted; with the default, it is drained.
 #[tokio::test]
 async fn the_v1_drain_can_be_switched_off_after_the_rollout() {
@@ -975,7 +1243,7 @@ async fn the_v1_drain_can_be_switched_off_after_the_rollout() {
     let third = tx(3, START + 120, 7, 3, 30.0, false);
     old.observe(&mut conn, &first);
     let store = FeatureStore::connect(&server.url(), DEADLINE).expect("connect");
-    let off = store.clone().with_drain_v1(false);
+    let off = store.clone().with_drain(false);
     let w = off.observe(&[observation(&second)]).await.expect("observe");
     assert_eq!(w[0].windows.customer.nb_tx[0], 1, "v1 not read");
     let v1_left: i64 = redis::cmd("EXISTS")
