@@ -26,6 +26,7 @@ parse_options rounds duration connections cards -- "$@"
 scripts/ensure/apt.sh wrk:wrk taskset:util-linux redis-server:redis-server
 
 cargo build --release --locked -p fraudops-cli --bin fraudops >&2
+cargo build --release --locked -p fraudops-store --example store_load >&2
 target="$(target_dir)/release"
 scratch_with_children
 
@@ -109,6 +110,27 @@ done
 read -r script_us all_us < <(redis_command_usec "$redis_port" "$store_requests")
 mkdir -p reports
 redis-cli -p "$redis_port" info commandstats | tr -d "\r" >reports/bench-store-commandstats.txt
+# Redis alone: the same transactions driven straight at the store (examples/store_load.rs) from the API's
+# core while the API idles, so nothing competes for Redis's core and commandstats time is its own. First
+# the window call and the score recording (the script's time per call is the window call's), then with
+# every transaction's label applied too (all the commands a direct call causes).
+redis_alone() {
+  local labels="$1" out calls r0
+  redis-cli -p "$redis_port" config resetstat >/dev/null
+  r0="$(ticks "$redis_pid")"
+  out="$(taskset -c 0 "$target/examples/store_load" --url "redis://127.0.0.1:$redis_port/0" --cards "$cards" \
+    --offset "$store_offset" --seconds "$duration" $labels)"
+  calls="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["calls"])' "$out")"
+  store_offset=$((store_offset + calls))
+  read -r s a < <(redis_command_usec "$redis_port" "$calls")
+  local rate
+  rate="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["calls_per_second"])' "$out")"
+  echo "$rate $s $a $(awk -v t0="$r0" -v t1="$(ticks "$redis_pid")" -v hz="$(getconf CLK_TCK)" -v n="$calls" \
+    'BEGIN { printf "%.1f", (t1 - t0) / hz / n * 1e6 }')"
+}
+echo "bench-store: Redis alone (store_load)" >&2
+read -r alone_rate alone_script alone_all alone_cpu < <(redis_alone "")
+read -r labelled_rate _ labelled_all labelled_cpu < <(redis_alone --labels)
 errors="$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^ml_model_feature_store_errors_total/ {s += $2} END {print s + 0}')"
 keys="$(redis-cli -p "$redis_port" dbsize)"
 used="$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {printf "%.1f", $2 / 1048576}')"
@@ -120,6 +142,11 @@ mkdir -p reports
   echo "|---|---:|---:|---:|---:|---:|"
   echo "| history supplied (no store call) | $(m "${h_rps[@]}") | $(m "${h_p50[@]}") | $(m "${h_p99[@]}") | $(m "${h_api[@]}") | – |"
   echo "| store lookups (read + record, one script call) | $(m "${s_rps[@]}") | $(m "${s_p50[@]}") | $(m "${s_p99[@]}") | $(m "${s_api[@]}") | $(m "${s_redis[@]}") |"
+  echo
+  echo "| Redis alone (store_load, ${duration} s, nothing else on its core) | calls/s | window script µs/call | every command µs/call | Redis process CPU µs/call |"
+  echo "|---|---:|---:|---:|---:|"
+  echo "| window call + score recording | $alone_rate | $alone_script | $alone_all | $alone_cpu |"
+  echo "| + every transaction's label applied | $labelled_rate | – | $labelled_all | $labelled_cpu |"
   echo
   echo "Store at the end: $keys keys, ${used} MiB; ${cards} cards; Redis time (INFO commandstats) inside the window script: ${script_us} µs per call, inside every command a direct call causes (script and score recording): ${all_us} µs per direct call; feature store errors counted by the API: $errors."
 } | tee reports/bench-store.md

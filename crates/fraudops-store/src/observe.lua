@@ -68,9 +68,24 @@ end
 local function card_member(c, u, r, own)
   return string.format('%015d:%d:%d:', c, u, r) .. own
 end
--- The card's totals before its first member above `bound` (exclusive), or its grand totals when none is.
-local function totals_through(ck, bound, grand)
-  local first = redis.call('ZRANGE', ck, '(' .. string.format('%d', bound), '+inf', 'BYSCORE', 'LIMIT', 0, 1)
+-- The card's totals up to `bound` (inclusive). A card of up to 128 members is a listpack, which Redis
+-- scans from one end to find a score, so the lookup starts from the end nearer the bound: the first member
+-- above it from the oldest, or the last member at or below it from the newest (`from_newest`). With none
+-- above it, the grand totals; with none at or below it, the totals before the oldest member.
+local function totals_through(ck, bound, grand, from_newest)
+  local b = string.format('%d', bound)
+  if from_newest then
+    local last = redis.call('ZRANGE', ck, b, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
+    if #last > 0 then
+      local c, u, r = totals(last[1])
+      return { c, u, r }
+    end
+    local oldest = redis.call('ZRANGE', ck, 0, 0)
+    if #oldest == 0 then return grand end
+    local c, u, r, ou, orr = totals(oldest[1])
+    return { c - 1, u - ou, r - orr }
+  end
+  local first = redis.call('ZRANGE', ck, '(' .. b, '+inf', 'BYSCORE', 'LIMIT', 0, 1)
   if #first == 0 then return grand end
   local c, u, r, ou, orr = totals(first[1])
   return { c - 1, u - ou, r - orr }
@@ -135,7 +150,13 @@ for e = 0, nc - 1 do
   -- The members above t - the shortest window: that window, whether this transaction is already there (a
   -- redelivery), those after it (whose totals a late transaction moves), and the card's newest. A few
   -- members: the busiest cards make about three transactions a day.
-  local rows = redis.call('ZRANGE', ck, '(' .. string.format('%d', t - short), '+inf', 'BYSCORE', 'WITHSCORES')
+  -- Read from the newest down (see totals_through), turned into ascending order.
+  local desc = redis.call('ZRANGE', ck, '+inf', '(' .. string.format('%d', t - short), 'BYSCORE', 'REV', 'WITHSCORES')
+  local rows = {}
+  for i = #desc - 1, 1, -2 do
+    rows[#rows + 1] = desc[i]
+    rows[#rows + 1] = desc[i + 1]
+  end
   local c_new, grand = nil, { 0, 0, 0 }
   local top = rows
   if #rows == 0 then top = redis.call('ZRANGE', ck, -1, -1, 'WITHSCORES') end
@@ -173,7 +194,8 @@ for e = 0, nc - 1 do
         before = { c - 1, u - fu, r - fr }
       end
     else
-      before = totals_through(ck, t - cw[w], grand)
+      -- Nearer the newest end when the window is shorter than half of what the card keeps.
+      before = totals_through(ck, t - cw[w], grand, 2 * cw[w] < c_keep)
     end
     cnt[w] = through_t[1] - before[1]
     units[w] = through_t[2] - before[2]
@@ -252,8 +274,8 @@ for e = 0, nt - 1 do
       if s > hi - tw[w] then fr[w] = fr[w] + 1 end
     end
   end
-  -- Record; once per event hour (and when the key is new) prune both sets and set the TTL again (every
-  -- fraud is also in the transactions' set, so nothing to prune there means nothing in the frauds).
+  -- Record; once per event hour (and when the key is new) prune and set the TTL again; the frauds only
+  -- when the transactions' set had something to prune (every fraud is in it too: label.lua adds both).
   if status == 0 then
     local new_hour = t_new == nil or math.floor(t / 3600) ~= math.floor(t_new / 3600)
     if t_new and new_hour then

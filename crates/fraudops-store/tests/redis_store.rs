@@ -961,7 +961,10 @@ async fn running_totals_answer_what_the_walk_answered_for_late_and_repeated_even
                 };
                 let counts = [mine(1), mine(7), mine(30)];
                 let context = format!("call {n}, tx {}", o.transaction_id);
-                assert_eq!(got[0].windows.customer.nb_tx, counts, "{context}: v3, oracle");
+                assert_eq!(
+                    got[0].windows.customer.nb_tx, counts,
+                    "{context}: v3, oracle"
+                );
                 assert_eq!(want.customer.nb_tx, counts, "{context}: v2, oracle");
                 assert_eq!(got[0].windows, want, "{context}");
             }

@@ -393,8 +393,8 @@ pub fn three_workers_score_every_transaction_as_the_batch_definition() {
             .count()
     };
     let (synthetic_cards, real_cards, real_terminals) = (
-        keys("fraudops:v2:{sync*"),
-        keys("fraudops:v2:{c*"),
+        keys("fraudops:v3:{sync*"),
+        keys("fraudops:v3:{c*"),
         keys("fraudops:v2:{t*"),
     );
     assert!(

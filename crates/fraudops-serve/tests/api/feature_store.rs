@@ -175,9 +175,9 @@ async fn synthetic_traffic_never_changes_a_real_card_s_windows() {
             .expect("keys")
             .len()
     };
-    assert_eq!(count("fraudops:v2:{c*", &mut conn), 4, "the real cards");
+    assert_eq!(count("fraudops:v3:{c*", &mut conn), 4, "the real cards");
     assert_eq!(
-        count("fraudops:v2:{sync*", &mut conn),
+        count("fraudops:v3:{sync*", &mut conn),
         4,
         "the attack's, apart"
     );
