@@ -114,23 +114,24 @@ redis-cli -p "$redis_port" info commandstats | tr -d "\r" >reports/bench-store-c
 # core while the API idles, so nothing competes for Redis's core and commandstats time is its own. First
 # the window call and the score recording (the script's time per call is the window call's), then with
 # every transaction's label applied too (all the commands a direct call causes).
+# Sets alone_rate, alone_script, alone_all and alone_cpu (no subshell: store_offset moves on).
 redis_alone() {
-  local labels="$1" out calls r0
+  local out calls r0
   redis-cli -p "$redis_port" config resetstat >/dev/null
   r0="$(ticks "$redis_pid")"
   out="$(taskset -c 0 "$target/examples/store_load" --url "redis://127.0.0.1:$redis_port/0" --cards "$cards" \
-    --offset "$store_offset" --seconds "$duration" $labels)"
+    --offset "$store_offset" --seconds "$duration" "$@")"
   calls="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["calls"])' "$out")"
+  alone_rate="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["calls_per_second"])' "$out")"
   store_offset=$((store_offset + calls))
-  read -r s a < <(redis_command_usec "$redis_port" "$calls")
-  local rate
-  rate="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["calls_per_second"])' "$out")"
-  echo "$rate $s $a $(awk -v t0="$r0" -v t1="$(ticks "$redis_pid")" -v hz="$(getconf CLK_TCK)" -v n="$calls" \
+  read -r alone_script alone_all < <(redis_command_usec "$redis_port" "$calls")
+  alone_cpu="$(awk -v t0="$r0" -v t1="$(ticks "$redis_pid")" -v hz="$(getconf CLK_TCK)" -v n="$calls" \
     'BEGIN { printf "%.1f", (t1 - t0) / hz / n * 1e6 }')"
 }
 echo "bench-store: Redis alone (store_load)" >&2
-read -r alone_rate alone_script alone_all alone_cpu < <(redis_alone "")
-read -r labelled_rate _ labelled_all labelled_cpu < <(redis_alone --labels)
+redis_alone
+read -r window_rate window_script window_all window_cpu <<<"$alone_rate $alone_script $alone_all $alone_cpu"
+redis_alone --labels
 errors="$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^ml_model_feature_store_errors_total/ {s += $2} END {print s + 0}')"
 keys="$(redis-cli -p "$redis_port" dbsize)"
 used="$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {printf "%.1f", $2 / 1048576}')"
@@ -145,8 +146,8 @@ mkdir -p reports
   echo
   echo "| Redis alone (store_load, ${duration} s, nothing else on its core) | calls/s | window script µs/call | every command µs/call | Redis process CPU µs/call |"
   echo "|---|---:|---:|---:|---:|"
-  echo "| window call + score recording | $alone_rate | $alone_script | $alone_all | $alone_cpu |"
-  echo "| + every transaction's label applied | $labelled_rate | – | $labelled_all | $labelled_cpu |"
+  echo "| window call + score recording | $window_rate | $window_script | $window_all | $window_cpu |"
+  echo "| + every transaction's label applied | $alone_rate | – | $alone_all | $alone_cpu |"
   echo
   echo "Store at the end: $keys keys, ${used} MiB; ${cards} cards; Redis time (INFO commandstats) inside the window script: ${script_us} µs per call, inside every command a direct call causes (script and score recording): ${all_us} µs per direct call; feature store errors counted by the API: $errors."
 } | tee reports/bench-store.md
