@@ -164,11 +164,16 @@ run "attack Job: seed phases, then the closed loop to the admin alert" "$PY" "$D
   "$DEPLOY/k8s/attack/attack-job.yaml"
 run "feature store: Redis AOF/noeviction, URL, fraud-labels, consumer" "$PY" "$DEPLOY/checks.py" feature-store \
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
+run "feature store: production's Redis Cluster refused without shards, followers, persistence, PDBs, AOF" "$PY" \
+  "$DEPLOY/checks.py" redis-cluster-negative "$WORK/production.yaml"
 if [[ -n "$REDIS_SERVER" ]]; then
   run "redis live: deployed redis.conf, AOF over SIGKILL, noeviction" "$PY" "$DEPLOY/checks.py" redis-live \
-    "$REDIS_SERVER" "$WORK/production.yaml"
+    "$REDIS_SERVER" "$WORK/local.yaml"
+  run "redis live: a production Redis Cluster shard's config, AOF over SIGKILL, noeviction" "$PY" \
+    "$DEPLOY/checks.py" redis-live "$REDIS_SERVER" "$WORK/production.yaml"
 else
   skip "redis live: deployed redis.conf, AOF over SIGKILL, noeviction" "no redis-server binary"
+  skip "redis live: a production Redis Cluster shard's config, AOF over SIGKILL, noeviction" "no redis-server binary"
 fi
 
 # --- Prometheus rules ------------------------------------------------------------------------------------------

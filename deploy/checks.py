@@ -64,6 +64,13 @@ CRD_SCHEMAS: dict[tuple[str, str], dict] = {
     ("argoproj.io/v1alpha1", "AppProject"): {
         "required": ["sourceRepos", "destinations"],
     },
+    ("redis.redis.opstreelabs.in/v1beta2", "RedisCluster"): {
+        "required": ["clusterSize", "kubernetesConfig", "redisLeader", "redisFollower", "storage"],
+        "properties": {"clusterSize": {"type": "integer", "minimum": 3},
+                       "kubernetesConfig": {"type": "object", "required": ["image", "resources"]},
+                       "persistenceEnabled": {"const": True},
+                       "storage": {"type": "object", "required": ["volumeClaimTemplate"]}},
+    },
     ("cert-manager.io/v1", "ClusterIssuer"): {
         "required": ["acme"],
         "properties": {"acme": {"type": "object", "required": ["server", "email", "privateKeySecretRef", "solvers"],
@@ -431,6 +438,23 @@ def _admitted(policy: dict, port: str, pod_labels: dict | None) -> bool:
     return False
 
 
+def _redis_pods(objs: list[dict]) -> dict | None:
+    """The feature store's pods, as the NetworkPolicy sees them: their labels, their ports, and the ports
+    clients, Prometheus and (in a cluster) the shards use. The single Redis (StatefulSet fraudops-redis, named
+    ports) or the production Redis Cluster (the operator's pods carry the custom resource's labels; numbered
+    ports: 6379, the bus 16379, the exporter 9121)."""
+    sts = find(objs, "StatefulSet", "fraudops-redis")
+    if sts is not None:
+        ports = {p["name"] for c in sts["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        return {"labels": sts["spec"]["template"]["metadata"]["labels"], "ports": ports, "client": "redis",
+                "metrics": "metrics", "bus": None}
+    cluster = find(objs, "RedisCluster", "fraudops-redis")
+    if cluster is not None:
+        return {"labels": cluster["metadata"].get("labels", {}), "ports": {6379, 16379, 9121}, "client": 6379,
+                "metrics": 9121, "bus": 16379}
+    return None
+
+
 def _policy_for(objs: list[dict], labels: dict) -> dict | None:
     """The Ingress NetworkPolicy that selects pods with these labels."""
     return next((o for o in objs if o.get("kind") == "NetworkPolicy" and "Ingress" in o["spec"].get("policyTypes", [])
@@ -441,12 +465,12 @@ def _check_network_policies(objs: list[dict], where: str) -> None:
     """Redis (no password) admits exactly the workloads that load FEATURE_STORE_URL, and Prometheus on the
     exporter's port; the retraining bridge admits only the monitoring namespace."""
     workloads = [o for o in objs if o.get("kind") in ("Deployment", "StatefulSet")]
-    redis = find(objs, "StatefulSet", "fraudops-redis")
-    policy = _policy_for(objs, redis["spec"]["template"]["metadata"]["labels"]) if redis else None
+    redis = _redis_pods(objs)
+    policy = _policy_for(objs, redis["labels"]) if redis else None
     if policy is None:
         fail(f"{where}: no NetworkPolicy restricts ingress to fraudops-redis")
     else:
-        ports = {p["name"] for c in redis["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        ports = redis["ports"]
         for rule in policy["spec"].get("ingress", []):
             for p in rule.get("ports", []):
                 if p.get("port") not in ports:
@@ -456,13 +480,15 @@ def _check_network_policies(objs: list[dict], where: str) -> None:
             name = w["metadata"]["name"]
             uses_store = any(e.get("configMapRef", {}).get("name") == "fraudops-config"
                              for c in w["spec"]["template"]["spec"]["containers"] for e in c.get("envFrom", []))
-            if _admitted(policy, "redis", w["spec"]["template"]["metadata"]["labels"]) != uses_store:
+            if _admitted(policy, redis["client"], w["spec"]["template"]["metadata"]["labels"]) != uses_store:
                 fail(f"{where}: {name} {'loads' if uses_store else 'does not load'} FEATURE_STORE_URL but is "
                      f"{'not ' if uses_store else ''}admitted to Redis by NetworkPolicy {policy['metadata']['name']}")
-        if not _admitted(policy, "metrics", None):
+        if not _admitted(policy, redis["metrics"], None):
             fail(f"{where}: Prometheus (namespace monitoring) cannot scrape fraudops-redis's exporter")
-        if _admitted(policy, "redis", None):
+        if _admitted(policy, redis["client"], None):
             fail(f"{where}: the monitoring namespace must not reach Redis itself")
+        if redis["bus"] is not None and not _admitted(policy, redis["bus"], redis["labels"]):
+            fail(f"{where}: the Redis Cluster's shards cannot reach each other's cluster bus ({redis['bus']})")
     bridge = find(objs, "Deployment", "fraudops-retrain-trigger")
     policy = _policy_for(objs, bridge["spec"]["template"]["metadata"]["labels"]) if bridge else None
     if policy is None:
@@ -686,6 +712,66 @@ def cmd_api_keys_negative(production: Path) -> None:
     # And production's objects as a laptop overlay: its pods would wait for Secrets a laptop does not have.
     if not api_auth_problems(objs, production=False):
         fail(f"{production.name} passes as a non-production overlay although its pods need the key Secrets")
+
+
+def cmd_redis_cluster_negative(production: Path) -> None:
+    """The Redis Cluster checks refuse each way production's feature store could lose data or availability
+    (and pass the overlay as it is)."""
+    import copy
+
+    objs = docs(production)
+
+    def problems(o: list[dict]) -> list[str]:
+        before = len(failures)
+        cluster = find(o, "RedisCluster", "fraudops-redis")
+        if cluster is None:
+            fail("no RedisCluster fraudops-redis")
+        else:
+            _check_redis_cluster(o, cluster, production)
+        _check_network_policies(o, production.name)
+        found = failures[before:]
+        del failures[before:]
+        return found
+
+    if problems(objs):
+        fail(f"{production.name}: the unmodified overlay fails: {problems(objs)}")
+        return
+
+    def spec(o):
+        return find(o, "RedisCluster", "fraudops-redis")["spec"]
+
+    def conf(o, text):
+        cm = find(o, "ConfigMap", spec(o)["redisLeader"]["redisConfig"]["additionalRedisConfig"])
+        cm["data"]["redis-additional.conf"] += text
+
+    def no_bus(o):
+        policy = find(o, "NetworkPolicy", "fraudops-redis")
+        for rule in policy["spec"]["ingress"]:
+            rule["ports"] = [p for p in rule.get("ports", []) if p.get("port") != 16379]
+
+    mutants = {
+        "two shards": lambda o: spec(o)["redisLeader"].update(replicas=2),
+        "no followers": lambda o: spec(o)["redisFollower"].update(replicas=0),
+        "persistence off": lambda o: spec(o).update(persistenceEnabled=False),
+        "no leader PDB": lambda o: spec(o)["redisLeader"].pop("pdb"),
+        "no follower PDB": lambda o: spec(o)["redisFollower"]["pdb"].update(enabled=False),
+        "an unpinned image": lambda o: spec(o)["kubernetesConfig"].update(image="quay.io/opstree/redis:latest"),
+        "AOF off": lambda o: conf(o, "appendonly no\n"),
+        "eviction": lambda o: conf(o, "maxmemory-policy allkeys-lru\n"),
+        "maxmemory at the limit": lambda o: conf(o, "maxmemory 2gb\n"),
+        "full coverage required": lambda o: conf(o, "cluster-require-full-coverage yes\n"),
+        "one leader in the URL": lambda o: find(o, "ConfigMap", "fraudops-config")["data"].update(
+            FEATURE_STORE_URL="redis://fraudops-redis-leader-0.fraudops-redis-leader-headless.fraudops.svc:6379"),
+        "no cluster bus in the NetworkPolicy": no_bus,
+    }
+    for name, mutate in mutants.items():
+        mutant = copy.deepcopy(objs)
+        mutate(mutant)
+        found = problems(mutant)
+        if found:
+            print(f"refused, {name}: {found[0]}")
+        else:
+            fail(f"{production.name} with {name} passes the Redis Cluster checks")
 
 
 def _admits(policy: dict, port: tuple[str, int], namespace: str, labels: dict, own: str = "fraudops") -> bool:
@@ -1122,83 +1208,160 @@ def redis_objects(objs: list[dict], where: str) -> tuple[dict, dict, str, dict] 
     return sts, c, cm["data"][key], svc
 
 
+def _check_single_redis(objs: list[dict], path: Path) -> str | None:
+    """The single Redis (local and seed-attack): durable, bounded, never evicting, probed, locked down; its
+    Service and the URL every scorer uses. Returns a summary, or None after a failure that stops the rest."""
+    where = f"{path.name}: fraudops-redis"
+    found = redis_objects(objs, where)
+    if found is None:
+        return None
+    sts, redis, conf_text, svc = found
+    conf = redis_conf(conf_text)
+    pod = sts["spec"]["template"]["spec"]
+    if sts["spec"].get("replicas") != 1:
+        fail(f"{where}: one replica (a second would be a second, diverging store)")
+    if not REDIS_IMAGE.fullmatch(redis["image"]):
+        fail(f"{where}: image {redis['image']} is not a pinned redis:X.Y-alpine tag")
+    # Durable: every write appended, fsync once a second, loaded on start from the volume.
+    for key, want in {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction",
+                      "aof-load-truncated": "yes"}.items():
+        if conf.get(key) != want:
+            fail(f"{where}: redis.conf {key} {conf.get(key)!r}, want {want!r}")
+    claims = {t["metadata"]["name"]: t for t in sts["spec"].get("volumeClaimTemplates", [])}
+    data = next((m for m in redis.get("volumeMounts", []) if m["mountPath"] == conf.get("dir")), None)
+    if data is None or data["name"] not in claims:
+        fail(f"{where}: redis.conf dir {conf.get('dir')!r} is not a volumeClaimTemplate's mount (the AOF "
+             "would not survive the pod)")
+    elif not claims[data["name"]]["spec"].get("resources", {}).get("requests", {}).get("storage"):
+        fail(f"{where}: the data volume claim requests no storage")
+    # Bounded: maxmemory well inside the container limit (an AOF rewrite forks: copy-on-write).
+    limit = redis.get("resources", {}).get("limits", {}).get("memory")
+    if "maxmemory" not in conf or limit is None:
+        fail(f"{where}: redis.conf maxmemory and a container memory limit are both required")
+    elif not 0 < parse_quantity(conf["maxmemory"]) <= 0.6 * parse_quantity(limit):
+        fail(f"{where}: maxmemory {conf['maxmemory']} must be set and at most 60% of the limit {limit}")
+    # Probes: redis-cli ping; start-up gives the AOF time to load.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        cmd = " ".join(redis.get(probe, {}).get("exec", {}).get("command", []))
+        if "redis-cli" not in cmd or "ping" not in cmd:
+            fail(f"{where}: {probe} must run redis-cli ping (got {cmd!r})")
+    # The same pod invariants as the fraudops workloads (the namespace enforces Pod Security restricted).
+    psc = pod.get("securityContext", {})
+    if not (psc.get("runAsNonRoot") and psc.get("runAsUser")) or psc.get("seccompProfile", {}).get(
+            "type") != "RuntimeDefault":
+        fail(f"{where}: pod must run as a numeric non-root user with seccomp RuntimeDefault")
+    if pod.get("automountServiceAccountToken") is not False:
+        fail(f"{where}: no service account token (it does not talk to the Kubernetes API)")
+    for c in pod["containers"]:
+        csc = c.get("securityContext", {})
+        if not csc.get("readOnlyRootFilesystem") or csc.get("allowPrivilegeEscalation") is not False \
+                or csc.get("capabilities", {}).get("drop") != ["ALL"]:
+            fail(f"{where}: container {c['name']} needs a read-only root, no privilege escalation, drop ALL")
+        res = c.get("resources", {})
+        if not all(res.get(k, {}).get(r) for k in ("requests", "limits") for r in ("cpu", "memory")):
+            fail(f"{where}: container {c['name']} needs cpu/memory requests and limits")
+        if ":" not in c["image"] or c["image"].endswith(":latest"):
+            fail(f"{where}: container {c['name']} image {c['image']} is not pinned")
+    # The Service and the address every scorer uses.
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    selector = svc["spec"].get("selector")
+    if not selector or not selects({"matchLabels": selector}, labels):
+        fail(f"{path.name}: Service {svc['metadata']['name']} does not select the Redis pod")
+    port = next((p for p in svc["spec"]["ports"] if p.get("targetPort") in ("redis", 6379)), None)
+    if port is None or int(conf.get("port", 6379)) != 6379:
+        fail(f"{path.name}: Service {svc['metadata']['name']} must forward to Redis's port 6379")
+    config = find(objs, "ConfigMap", "fraudops-config")
+    url = (config or {}).get("data", {}).get("FEATURE_STORE_URL", "")
+    ns = svc["metadata"].get("namespace", "fraudops")
+    m = re.fullmatch(r"redis://([^:/]+):(\d+)(/\d+)?", url)
+    if not m or m.group(1) not in (f"{svc['metadata']['name']}.{ns}.svc",
+                                   f"{svc['metadata']['name']}.{ns}.svc.cluster.local") \
+            or port is None or int(m.group(2)) != port["port"]:
+        fail(f"{path.name}: FEATURE_STORE_URL {url!r} is not redis://{svc['metadata']['name']}.{ns}.svc:"
+             f"{port and port['port']}")
+    timeout = (config or {}).get("data", {}).get("FEATURE_STORE_TIMEOUT")
+    if timeout is not None and not re.fullmatch(r"\d+(ms|s)", timeout):
+        fail(f"{path.name}: FEATURE_STORE_TIMEOUT {timeout!r} is not a duration like 25ms")
+    return f"redis {redis['image']}, maxmemory {conf['maxmemory']} of {limit}, store {url}"
+
+
+def _check_redis_cluster(objs: list[dict], cluster: dict, path: Path) -> str | None:
+    """The production Redis Cluster (redis-operator): at least 3 shards with a follower each, persistence with
+    a volume per pod, a PodDisruptionBudget per role, the single Redis's durability and bounds in its extra
+    config (AOF fsynced every second, noeviction, maxmemory within 60% of the limit), a pinned image with
+    requests and limits, and FEATURE_STORE_URL naming every leader (several URLs: the store's cluster client)."""
+    where = f"{path.name}: RedisCluster fraudops-redis"
+    spec = cluster["spec"]
+    shards = spec.get("redisLeader", {}).get("replicas", spec.get("clusterSize"))
+    followers = spec.get("redisFollower", {}).get("replicas", spec.get("clusterSize"))
+    if not isinstance(shards, int) or shards < 3:
+        fail(f"{where}: {shards} shards; a Redis Cluster needs at least 3 leaders to agree on a failover")
+        return None
+    if followers != shards:
+        fail(f"{where}: {followers} followers for {shards} leaders; each shard needs a follower to fail over to")
+    if spec.get("persistenceEnabled") is not True or not spec.get("storage", {}).get("volumeClaimTemplate", {}) \
+            .get("spec", {}).get("resources", {}).get("requests", {}).get("storage"):
+        fail(f"{where}: persistence must be on with a volume claim that requests storage")
+    for role in ("redisLeader", "redisFollower"):
+        pdb = spec.get(role, {}).get("pdb", {})
+        if not pdb.get("enabled") or not (pdb.get("maxUnavailable") == 1 or pdb.get("minAvailable")):
+            fail(f"{where}: {role} needs a PodDisruptionBudget (pdb.enabled, maxUnavailable 1)")
+    k8s = spec.get("kubernetesConfig", {})
+    image = k8s.get("image", "")
+    if ":" not in image or image.endswith(":latest"):
+        fail(f"{where}: image {image!r} is not pinned")
+    limit = k8s.get("resources", {}).get("limits", {}).get("memory")
+    if not all(k8s.get("resources", {}).get(k, {}).get(r) for k in ("requests", "limits") for r in ("cpu", "memory")):
+        fail(f"{where}: cpu/memory requests and limits are required")
+    names = {spec.get(role, {}).get("redisConfig", {}).get("additionalRedisConfig") for role in ("redisLeader",
+                                                                                               "redisFollower")}
+    if len(names) != 1 or None in names:
+        fail(f"{where}: leaders and followers must run the same additionalRedisConfig ConfigMap (got {names})")
+        return None
+    cm = find(objs, "ConfigMap", names.pop())
+    conf = redis_conf((cm or {}).get("data", {}).get("redis-additional.conf", ""))
+    for key, want in {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction",
+                      "aof-load-truncated": "yes", "cluster-require-full-coverage": "no"}.items():
+        if conf.get(key) != want:
+            fail(f"{where}: redis-additional.conf {key} {conf.get(key)!r}, want {want!r}")
+    if "maxmemory" not in conf or limit is None or not 0 < parse_quantity(conf["maxmemory"]) <= 0.6 * parse_quantity(limit):
+        fail(f"{where}: maxmemory {conf.get('maxmemory')!r} must be set and at most 60% of the limit {limit}")
+    ns = cluster["metadata"].get("namespace", "fraudops")
+    want = [f"redis://fraudops-redis-leader-{i}.fraudops-redis-leader-headless.{ns}.svc:6379" for i in range(shards)]
+    config = find(objs, "ConfigMap", "fraudops-config")
+    url = (config or {}).get("data", {}).get("FEATURE_STORE_URL", "")
+    if url.split(",") != want:
+        fail(f"{path.name}: FEATURE_STORE_URL {url!r} must name every leader: {','.join(want)}")
+    if find(objs, "StatefulSet", "fraudops-redis") is not None:
+        fail(f"{path.name}: the single Redis must go when the Redis Cluster replaces it")
+    return f"Redis Cluster {shards} shards x {1 + followers // shards} ({image}), maxmemory {conf.get('maxmemory')} of {limit} each"
+
+
+def redis_cluster_conf(objs: list[dict]) -> str | None:
+    """The redis.conf a production shard runs, for redis-live: the operator's cluster settings, then the
+    extra config of the custom resource."""
+    cluster = find(objs, "RedisCluster", "fraudops-redis")
+    if cluster is None:
+        return None
+    name = cluster["spec"].get("redisLeader", {}).get("redisConfig", {}).get("additionalRedisConfig")
+    cm = find(objs, "ConfigMap", name or "")
+    extra = (cm or {}).get("data", {}).get("redis-additional.conf")
+    if extra is None:
+        return None
+    return "cluster-enabled yes\ncluster-config-file nodes.conf\ndir /data\n" + extra
+
+
 def cmd_feature_store(paths: list[Path]) -> None:
     """Redis for the feature store (durable, bounded, never evicting), its address in the ConfigMap, the
     fraud-labels topic and the label consumer, on the rendered output of every overlay."""
     for path in paths:
         objs = docs(path)
-        where = f"{path.name}: fraudops-redis"
-        found = redis_objects(objs, where)
-        if found is None:
+        cluster = find(objs, "RedisCluster", "fraudops-redis")
+        summary = (_check_redis_cluster(objs, cluster, path) if cluster is not None
+                   else _check_single_redis(objs, path))
+        if summary is None:
             continue
-        sts, redis, conf_text, svc = found
-        conf = redis_conf(conf_text)
-        pod = sts["spec"]["template"]["spec"]
-        if sts["spec"].get("replicas") != 1:
-            fail(f"{where}: one replica (a second would be a second, diverging store)")
-        if not REDIS_IMAGE.fullmatch(redis["image"]):
-            fail(f"{where}: image {redis['image']} is not a pinned redis:X.Y-alpine tag")
-        # Durable: every write appended, fsync once a second, loaded on start from the volume.
-        for key, want in {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction",
-                          "aof-load-truncated": "yes"}.items():
-            if conf.get(key) != want:
-                fail(f"{where}: redis.conf {key} {conf.get(key)!r}, want {want!r}")
-        claims = {t["metadata"]["name"]: t for t in sts["spec"].get("volumeClaimTemplates", [])}
-        data = next((m for m in redis.get("volumeMounts", []) if m["mountPath"] == conf.get("dir")), None)
-        if data is None or data["name"] not in claims:
-            fail(f"{where}: redis.conf dir {conf.get('dir')!r} is not a volumeClaimTemplate's mount (the AOF "
-                 "would not survive the pod)")
-        elif not claims[data["name"]]["spec"].get("resources", {}).get("requests", {}).get("storage"):
-            fail(f"{where}: the data volume claim requests no storage")
-        # Bounded: maxmemory well inside the container limit (an AOF rewrite forks: copy-on-write).
-        limit = redis.get("resources", {}).get("limits", {}).get("memory")
-        if "maxmemory" not in conf or limit is None:
-            fail(f"{where}: redis.conf maxmemory and a container memory limit are both required")
-        elif not 0 < parse_quantity(conf["maxmemory"]) <= 0.6 * parse_quantity(limit):
-            fail(f"{where}: maxmemory {conf['maxmemory']} must be set and at most 60% of the limit {limit}")
-        # Probes: redis-cli ping; start-up gives the AOF time to load.
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            cmd = " ".join(redis.get(probe, {}).get("exec", {}).get("command", []))
-            if "redis-cli" not in cmd or "ping" not in cmd:
-                fail(f"{where}: {probe} must run redis-cli ping (got {cmd!r})")
-        # The same pod invariants as the fraudops workloads (the namespace enforces Pod Security restricted).
-        psc = pod.get("securityContext", {})
-        if not (psc.get("runAsNonRoot") and psc.get("runAsUser")) or psc.get("seccompProfile", {}).get(
-                "type") != "RuntimeDefault":
-            fail(f"{where}: pod must run as a numeric non-root user with seccomp RuntimeDefault")
-        if pod.get("automountServiceAccountToken") is not False:
-            fail(f"{where}: no service account token (it does not talk to the Kubernetes API)")
-        for c in pod["containers"]:
-            csc = c.get("securityContext", {})
-            if not csc.get("readOnlyRootFilesystem") or csc.get("allowPrivilegeEscalation") is not False \
-                    or csc.get("capabilities", {}).get("drop") != ["ALL"]:
-                fail(f"{where}: container {c['name']} needs a read-only root, no privilege escalation, drop ALL")
-            res = c.get("resources", {})
-            if not all(res.get(k, {}).get(r) for k in ("requests", "limits") for r in ("cpu", "memory")):
-                fail(f"{where}: container {c['name']} needs cpu/memory requests and limits")
-            if ":" not in c["image"] or c["image"].endswith(":latest"):
-                fail(f"{where}: container {c['name']} image {c['image']} is not pinned")
-        # The Service and the address every scorer uses.
-        labels = sts["spec"]["template"]["metadata"]["labels"]
-        selector = svc["spec"].get("selector")
-        if not selector or not selects({"matchLabels": selector}, labels):
-            fail(f"{path.name}: Service {svc['metadata']['name']} does not select the Redis pod")
-        port = next((p for p in svc["spec"]["ports"] if p.get("targetPort") in ("redis", 6379)), None)
-        if port is None or int(conf.get("port", 6379)) != 6379:
-            fail(f"{path.name}: Service {svc['metadata']['name']} must forward to Redis's port 6379")
         config = find(objs, "ConfigMap", "fraudops-config")
-        url = (config or {}).get("data", {}).get("FEATURE_STORE_URL", "")
-        ns = svc["metadata"].get("namespace", "fraudops")
-        m = re.fullmatch(r"redis://([^:/]+):(\d+)(/\d+)?", url)
-        if not m or m.group(1) not in (f"{svc['metadata']['name']}.{ns}.svc",
-                                       f"{svc['metadata']['name']}.{ns}.svc.cluster.local") \
-                or port is None or int(m.group(2)) != port["port"]:
-            fail(f"{path.name}: FEATURE_STORE_URL {url!r} is not redis://{svc['metadata']['name']}.{ns}.svc:"
-                 f"{port and port['port']}")
-        timeout = (config or {}).get("data", {}).get("FEATURE_STORE_TIMEOUT")
-        if timeout is not None and not re.fullmatch(r"\d+(ms|s)", timeout):
-            fail(f"{path.name}: FEATURE_STORE_TIMEOUT {timeout!r} is not a duration like 25ms")
-
         # Labels: their own topic, 12 partitions like the input, a week of retention; one consumer group.
         topics = {o["metadata"]["name"]: o for o in objs if o.get("kind") == "KafkaTopic"}
         labels_topic = (config or {}).get("data", {}).get("LABELS_TOPIC")
@@ -1230,8 +1393,7 @@ def cmd_feature_store(paths: list[Path]) -> None:
             fail(f"{path.name}: fraudops-labels METRICS_PORT must be its metrics port {metrics}")
         if topic is not None and not 1 <= dep["spec"].get("replicas", 1) <= topic["spec"]["partitions"]:
             fail(f"{path.name}: fraudops-labels replicas must be within 1..{topic['spec']['partitions']}")
-        print(f"{path.name}: redis {redis['image']}, maxmemory {conf['maxmemory']} of {limit}, "
-              f"store {url}, labels on {labels_topic} ({group})")
+        print(f"{path.name}: {summary}, labels on {labels_topic} ({group})")
 
 
 def cmd_redis_live(binary: str, rendered: Path) -> None:
@@ -1244,17 +1406,24 @@ def cmd_redis_live(binary: str, rendered: Path) -> None:
     import tempfile
     import time
 
-    found = redis_objects(docs(rendered), f"{rendered.name}: fraudops-redis")
-    if found is None:
-        return
-    conf_text = found[2]
+    objs = docs(rendered)
+    conf_text = redis_cluster_conf(objs)
+    cluster = conf_text is not None
+    if not cluster:
+        found = redis_objects(objs, f"{rendered.name}: fraudops-redis")
+        if found is None:
+            return
+        conf_text = found[2]
     work = Path(tempfile.mkdtemp(prefix="fraudops-redis-"))
     (work / "data").mkdir()
     conf_file = work / "redis.conf"
     conf_file.write_text(re.sub(r"(?m)^dir .*$", f"dir {work / 'data'}", conf_text), encoding="utf-8")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    # A free port; a cluster node's bus is its port + 10000, so at most 55535.
+    port = 65536
+    while port > 55535:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
     cli_bin = str(Path(binary).with_name("redis-cli"))
 
     def cli(*args: str) -> str:
@@ -1274,9 +1443,21 @@ def cmd_redis_live(binary: str, rendered: Path) -> None:
             time.sleep(0.1)
         raise RuntimeError("redis-server did not answer PING within 10 s")
 
+    def cluster_ok() -> None:
+        # A restarted node that owns slots waits a moment before it serves them again (its rejoin delay).
+        for _ in range(150):
+            if "cluster_state:ok" in cli("cluster", "info"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the shard's cluster state did not become ok (its slots, from nodes.conf)")
+
     proc = None
     try:
         proc = start()
+        if cluster:
+            # One shard owning every slot (the operator's CLUSTER MEET and slot assignment, in small).
+            cli("cluster", "addslotsrange", "0", "16383")
+            cluster_ok()
         for key, want in {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}.items():
             got = cli("config", "get", key).splitlines()
             if got[-1:] != [want]:
@@ -1286,24 +1467,28 @@ def cmd_redis_live(binary: str, rendered: Path) -> None:
         # An update as the scorers make them: one Lua script, several keys, each with a 37-day TTL.
         script = ("redis.call('HINCRBY', KEYS[1], 'n', 1) redis.call('EXPIRE', KEYS[1], ARGV[1]) "
                   "redis.call('HINCRBY', KEYS[2], 'n', 1) redis.call('EXPIRE', KEYS[2], ARGV[1]) return 1")
-        cli("eval", script, "2", "check:customer", "check:terminal", str(37 * 86400))
+        # Hash-tagged: one slot, as every feature store script call.
+        cli("eval", script, "2", "check:{c}:customer", "check:{c}:terminal", str(37 * 86400))
         os.killpg(proc.pid, signal.SIGKILL)  # a crash, not a shutdown: no final fsync
         proc.wait(timeout=10)
         proc = start()
-        if cli("hget", "check:customer", "n") != "1" or cli("hget", "check:terminal", "n") != "1":
+        if cluster:
+            cluster_ok()
+        if cli("hget", "check:{c}:customer", "n") != "1" or cli("hget", "check:{c}:terminal", "n") != "1":
             fail("redis-server: a script's writes did not survive a crash and restart (AOF)")
-        ttl = cli("ttl", "check:terminal")
+        ttl = cli("ttl", "check:{c}:terminal")
         if not ttl.isdigit() or int(ttl) <= 0:
             fail(f"redis-server: the key's TTL was lost over the restart (ttl {ttl})")
         # noeviction at the ceiling: writes refused, nothing evicted, reads answer.
         cli("config", "set", "maxmemory", "1")
-        refused = cli("eval", script, "2", "check:customer", "check:terminal", "60")
+        refused = cli("eval", script, "2", "check:{c}:customer", "check:{c}:terminal", "60")
         if "OOM" not in refused:
             fail(f"redis-server: a write at maxmemory was not refused: {refused!r}")
-        if cli("hget", "check:customer", "n") != "1":
+        if cli("hget", "check:{c}:customer", "n") != "1":
             fail("redis-server: at maxmemory a key was evicted or unreadable")
         if not failures:
-            print(f"redis.conf loads in {cli('info', 'server').split('redis_version:')[1].split()[0]}; "
+            print(f"{'a Redis Cluster shard' if cluster else 'redis.conf'} loads in "
+                  f"{cli('info', 'server').split('redis_version:')[1].split()[0]}; "
                   f"writes survive SIGKILL; at maxmemory: {refused}")
     except RuntimeError as e:
         fail(str(e))
@@ -2048,6 +2233,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("terraform")
     sub.add_parser("workflow")
     sub.add_parser("api-keys-negative").add_argument("production", type=Path)
+    sub.add_parser("redis-cluster-negative").add_argument("production", type=Path)
     sub.add_parser("edge").add_argument("production", type=Path)
     edge_live = sub.add_parser("edge-live")
     edge_live.add_argument("binary")
@@ -2072,6 +2258,7 @@ def main(argv: list[str]) -> int:
         "terraform": cmd_terraform,
         "workflow": cmd_workflow,
         "api-keys-negative": lambda: cmd_api_keys_negative(a.production),
+        "redis-cluster-negative": lambda: cmd_redis_cluster_negative(a.production),
         "edge": lambda: cmd_edge(a.production),
         "edge-live": lambda: cmd_edge_live(a.binary, a.production),
         "platform": cmd_platform,
