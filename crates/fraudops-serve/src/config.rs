@@ -140,6 +140,8 @@ impl ServeConfig {
                 timeout: std::time::Duration::from_millis(25),
                 max_clock_skew: fraudops_store::DEFAULT_MAX_CLOCK_SKEW,
                 drain: true,
+                username: None,
+                password_file: None,
             },
             cpu_limit_cores: None,
             coalesce_writes: true,

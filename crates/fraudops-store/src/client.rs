@@ -9,7 +9,7 @@ use fraudops_data::{EpochSeconds, Transaction};
 use fraudops_features::definition::{CustomerWindows, DAY, MicroAmount, TerminalWindows, to_micro};
 
 use crate::breaker::{Admit, Breaker};
-use crate::connection::{Backend, Conn};
+use crate::connection::{Backend, Conn, Credentials};
 use crate::error::StoreError;
 use crate::keys::{self, Namespace};
 use crate::scripts::{
@@ -210,8 +210,9 @@ pub struct FeatureStore {
     drain: bool,
     /// Per [`Op`], per slot bucket; shared by the clones of this store (not by another `connect`).
     breakers: Arc<[[Breaker; BREAKER_BUCKETS]; 5]>,
-    /// Where it is, for [`Self::own_connection`].
+    /// Where it is and who it is, for [`Self::own_connection`].
     url: Arc<str>,
+    credentials: Arc<Credentials>,
 }
 
 /// Which older layouts' keys a script call drains (`observe.lua`'s `ARGV[3]`).
@@ -236,22 +237,34 @@ impl FeatureStore {
     /// calls fail and are counted until it is up). `deadline` bounds every call. Several comma-separated
     /// URLs name a Redis Cluster (`connection.rs`).
     pub fn connect(url: &str, deadline: Duration) -> Result<Self, StoreError> {
+        Self::connect_as(url, deadline, Credentials::default())
+    }
+
+    /// [`Self::connect`] as an ACL user (`FEATURE_STORE_USERNAME`, `FEATURE_STORE_PASSWORD_FILE`).
+    pub fn connect_as(
+        url: &str,
+        deadline: Duration,
+        credentials: Credentials,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            backend: Backend::open(url, deadline)?,
+            backend: Backend::open(url, deadline, &credentials)?,
             deadline,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             drain: true,
             breakers: Arc::new(Default::default()),
             url: Arc::from(url),
+            credentials: Arc::new(credentials),
         })
     }
 
     /// The same store on a connection and breakers of its own: the score recorder's batched writes then
     /// never queue behind, nor trip the breaker of, the lookups answers wait for.
     pub fn own_connection(&self) -> Result<Self, StoreError> {
-        Ok(Self::connect(&self.url, self.deadline)?
-            .with_max_clock_skew(self.max_clock_skew)
-            .with_drain(self.drain))
+        Ok(
+            Self::connect_as(&self.url, self.deadline, (*self.credentials).clone())?
+                .with_max_clock_skew(self.max_clock_skew)
+                .with_drain(self.drain),
+        )
     }
 
     /// Events more than `skew` ahead of this process's clock are not recorded ([`Recorded::Future`]).

@@ -1,5 +1,6 @@
 //! The options every command that uses the store takes (each also an environment variable).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where the store is and how long a scorer waits for it.
@@ -25,20 +26,48 @@ pub struct StoreArgs {
     #[arg(long = "feature-store-drain", env = "FEATURE_STORE_DRAIN", default_value_t = true,
           action = clap::ArgAction::Set)]
     pub drain: bool,
+    /// The Redis ACL user this workload logs in as (`fraudops-scorer`, `fraudops-labels`: each may run its
+    /// own script on the store's keys and nothing else, deploy/k8s/base/redis-users.acl); unset: the URL's
+    /// user, else Redis's default user.
+    #[arg(long = "feature-store-username", env = "FEATURE_STORE_USERNAME")]
+    pub username: Option<String>,
+    /// A file holding that user's password (a mounted Secret; read once at start, surrounding whitespace
+    /// ignored), so the password is in neither the URL nor the environment.
+    #[arg(
+        long = "feature-store-password-file",
+        env = "FEATURE_STORE_PASSWORD_FILE"
+    )]
+    pub password_file: Option<PathBuf>,
 }
 
 impl StoreArgs {
     /// The store these options name, or `None` without a URL.
     pub fn connect(&self) -> Result<Option<crate::FeatureStore>, crate::StoreError> {
-        self.url
+        let Some(url) = self.url.as_deref() else {
+            return Ok(None);
+        };
+        let password = self
+            .password_file
             .as_deref()
-            .map(|url| {
-                crate::FeatureStore::connect(url, self.timeout).map(|s| {
-                    s.with_max_clock_skew(self.max_clock_skew)
-                        .with_drain(self.drain)
-                })
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .map(|text| text.trim().to_owned())
+                    .map_err(|source| crate::StoreError::PasswordFile {
+                        path: path.to_owned(),
+                        source,
+                    })
             })
-            .transpose()
+            .transpose()?;
+        let credentials = crate::Credentials {
+            username: self.username.clone(),
+            password,
+        };
+        crate::FeatureStore::connect_as(url, self.timeout, credentials).map(|s| {
+            Some(
+                s.with_max_clock_skew(self.max_clock_skew)
+                    .with_drain(self.drain),
+            )
+        })
     }
 }
 

@@ -69,9 +69,23 @@ impl redis::aio::ConnectionLike for Conn {
     }
 }
 
+/// Who the store logs in as (Redis ACL). Either part unset leaves the URL's (or Redis's default user).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// The ACL user.
+    pub username: Option<String>,
+    /// Its password.
+    pub password: Option<String>,
+}
+
 impl Backend {
-    /// One Redis for one URL, a cluster for several (comma-separated); lazy either way.
-    pub(crate) fn open(url: &str, deadline: Duration) -> Result<Self, StoreError> {
+    /// One Redis for one URL, a cluster for several (comma-separated); lazy either way. `credentials`
+    /// override what the URLs say.
+    pub(crate) fn open(
+        url: &str,
+        deadline: Duration,
+        credentials: &Credentials,
+    ) -> Result<Self, StoreError> {
         let bad = |source| StoreError::Url {
             url: url.to_owned(),
             source,
@@ -83,7 +97,15 @@ impl Backend {
             .collect();
         let connect_timeout = deadline.max(Duration::from_millis(100));
         if let [single] = nodes[..] {
-            let client = redis::Client::open(single).map_err(bad)?;
+            let info = redis::IntoConnectionInfo::into_connection_info(single).map_err(bad)?;
+            let mut settings = info.redis_settings().clone();
+            if let Some(username) = &credentials.username {
+                settings = settings.set_username(username);
+            }
+            if let Some(password) = &credentials.password {
+                settings = settings.set_password(password);
+            }
+            let client = redis::Client::open(info.set_redis_settings(settings)).map_err(bad)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
                 .set_response_timeout(Some(deadline))
@@ -93,7 +115,14 @@ impl Backend {
                 .map(Self::Single)
                 .map_err(bad);
         }
-        let client = ClusterClientBuilder::new(nodes)
+        let mut builder = ClusterClientBuilder::new(nodes);
+        if let Some(username) = &credentials.username {
+            builder = builder.username(username);
+        }
+        if let Some(password) = &credentials.password {
+            builder = builder.password(password);
+        }
+        let client = builder
             .connection_timeout(deadline.min(Duration::from_millis(50)))
             .response_timeout(deadline)
             .retries(0)

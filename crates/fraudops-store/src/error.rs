@@ -30,4 +30,12 @@ pub enum StoreError {
         /// Why it was refused.
         source: redis::RedisError,
     },
+    /// The password file named by `FEATURE_STORE_PASSWORD_FILE` could not be read.
+    #[error("feature store password file {path:?}: {source}")]
+    PasswordFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
 }

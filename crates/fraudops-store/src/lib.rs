@@ -38,6 +38,7 @@ pub use client::{
     StoredScore, Windows,
 };
 pub use config::{StoreArgs, parse_duration};
+pub use connection::Credentials;
 pub use error::StoreError;
 pub use evaluation::{EVALUATION_TTL_SECONDS, EvaluatedLabel};
 pub use keys::Namespace;

@@ -5,6 +5,28 @@
 //! returns early; with `FRAUDOPS_REQUIRE_REDIS=1` (set by `scripts/test.sh`) a missing binary fails.
 //! The server runs on a free loopback port in its own temporary directory and is killed by PID on drop.
 
+/// The deployed ACL file (deploy/k8s/base/redis-users.acl) as the Redis pod's init container renders it:
+/// comment and blank lines dropped (an ACL file has none), each `PASSWORD_<NAME>` placeholder replaced by
+/// the SHA-256 (hex) of that password, `passwords` being `(NAME, password)` pairs.
+pub fn render_acl(template: &str, passwords: &[(&str, &str)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut out = String::new();
+    for line in template.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut line = line.to_owned();
+        for (name, password) in passwords {
+            let digest = hex::encode(Sha256::digest(password.as_bytes()));
+            line = line.replace(&format!("PASSWORD_{name}"), &digest);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 /// The definition's numbers as `observe.lua` reads them: for tests that run an older release's script.
 pub use crate::scripts::observe_header;
 
@@ -27,6 +49,8 @@ pub struct RedisServer {
     append_only: bool,
     /// Started with `--cluster-enabled yes` (a [`RedisCluster`] node).
     cluster: bool,
+    /// Started with `--aclfile` (its users, the default user off).
+    aclfile: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -58,7 +82,19 @@ impl RedisServer {
             dir,
             append_only,
             cluster: false,
+            aclfile: None,
         };
+        server.restart();
+        Some(server)
+    }
+
+    /// Starts a server whose users are `acl` (an ACL file's text, as [`render_acl`] makes it), or skips.
+    /// [`Self::url`] then names no user: log in with the ACL's.
+    pub fn start_with_acl_or_skip(test: &str, acl: &str) -> Option<Self> {
+        let mut server = Self::start_or_skip(test, false)?;
+        let path = server.dir.path().join("users.acl");
+        std::fs::write(&path, acl).unwrap_or_else(|e| panic!("{test}: writing the ACL file: {e}"));
+        server.aclfile = Some(path);
         server.restart();
         Some(server)
     }
@@ -146,6 +182,9 @@ impl RedisServer {
                 "--cluster-node-timeout",
                 "2000",
             ]);
+        }
+        if let Some(acl) = &self.aclfile {
+            cmd.arg("--aclfile").arg(acl);
         }
         let child = cmd
             .stdout(Stdio::null())
