@@ -80,6 +80,10 @@ start_tansu tansu.log "$kafka_port"
 RUST_LOG=info start_group archive.log "$FRAUDOPS_BIN" archive --bootstrap-servers "$KAFKA" --lake "$TMP/lake" \
   --metrics-port "$archive_metrics" --flush-interval 1s
 export LAKE_URL="$TMP/lake"
+# The shifted world reaches the lake through `fraudops attack`, which marks its traffic synthetic; a snapshot
+# leaves synthetic traffic out unless told, and this drill retrains on its own traffic (fetch_data's
+# `lake snapshot` reads LAKE_INCLUDE_SYNTHETIC from the environment the local runner passes on).
+export LAKE_INCLUDE_SYNTHETIC=true
 export AIRFLOW_CONN_MLFLOW_DEFAULT="$MLFLOW"
 unset MLFLOW_TRACKING_URI ALERT_WEBHOOK_URL PUSHGATEWAY_URL
 mkdir -p "$TMP/work"

@@ -14,6 +14,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
 
 use crate::error::LakeError;
 use crate::table::Table;
@@ -63,7 +64,9 @@ pub fn encode(batch: &RecordBatch) -> Result<Bytes, LakeError> {
     Ok(Bytes::from(buffer))
 }
 
-/// The record batches of a Parquet file, checked against the table's schema.
+/// The record batches of a Parquet file, checked against the table's schema. A file written before a
+/// column was added (one [`Table::default_column`] knows, such as `synthetic`) comes back with that column
+/// filled with the value it means there, so every reader sees one schema whatever the file's age.
 pub fn decode(table: Table, path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>, LakeError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
         .with_batch_size(64 * 1024)
@@ -72,28 +75,56 @@ pub fn decode(table: Table, path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>
     let mut batches = Vec::new();
     for batch in reader {
         let batch = batch?;
-        if batch.schema().fields() != expected.fields() {
-            return Err(LakeError::Schema {
-                path: path.to_owned(),
-                reason: format!(
-                    "columns {:?}, expected {:?}",
-                    batch
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| f.name())
-                        .collect::<Vec<_>>(),
-                    expected
-                        .fields()
-                        .iter()
-                        .map(|f| f.name())
-                        .collect::<Vec<_>>()
-                ),
-            });
+        if batch.schema().fields() == expected.fields() {
+            batches.push(batch);
+        } else {
+            batches.push(upgrade(table, path, &expected, &batch)?);
         }
-        batches.push(batch);
     }
     Ok(batches)
+}
+
+/// `batch` (from a file written before some of `expected`'s columns existed) as `expected`: its columns
+/// taken by name, each missing one filled with its default. Refused when a column it has differs from the
+/// table's, or one it lacks has no default: then the file is not one of ours.
+fn upgrade(
+    table: Table,
+    path: &str,
+    expected: &SchemaRef,
+    batch: &RecordBatch,
+) -> Result<RecordBatch, LakeError> {
+    let mismatch = || LakeError::Schema {
+        path: path.to_owned(),
+        reason: format!(
+            "columns {:?}, expected {:?}",
+            names(&batch.schema()),
+            names(expected)
+        ),
+    };
+    let mut columns = Vec::with_capacity(expected.fields().len());
+    let mut found = 0;
+    for field in expected.fields() {
+        match batch.schema().column_with_name(field.name()) {
+            Some((i, own)) if own == field.as_ref() => {
+                columns.push(batch.column(i).clone());
+                found += 1;
+            }
+            Some(_) => return Err(mismatch()),
+            None => columns.push(
+                table
+                    .default_column(field.name(), batch.num_rows())
+                    .ok_or_else(mismatch)?,
+            ),
+        }
+    }
+    if found != batch.num_columns() {
+        return Err(mismatch());
+    }
+    Ok(RecordBatch::try_new(expected.clone(), columns)?)
+}
+
+fn names(schema: &Schema) -> Vec<&str> {
+    schema.fields().iter().map(|f| f.name().as_str()).collect()
 }
 
 #[cfg(test)]

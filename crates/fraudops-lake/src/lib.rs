@@ -8,7 +8,8 @@
 //! * [`ledger`] — the per-partition ledger that makes a crash, a rebalance or a redelivery add no copy
 //!   and lose no row;
 //! * [`sink`] — one partition's buffer: flush by rows, bytes and age; small files merged per day;
-//! * [`reader`] — a training window (transactions + labels known at a cutoff) and row counts;
+//! * [`reader`] — a training window (transactions + labels known at a cutoff, synthetic traffic left out
+//!   unless asked) and row counts;
 //! * [`Lake`] — where it lives: a local directory or an S3-compatible bucket.
 //!
 //! Why plain Parquet and not a table format (Delta Lake, Iceberg): every reader the users have — pyarrow,
@@ -29,6 +30,6 @@ pub mod table;
 
 pub use error::LakeError;
 pub use location::Lake;
-pub use reader::{LabelCutoff, Window, count_rows, read_window};
+pub use reader::{LabelCutoff, Synthetic, Window, count_rows, read_window};
 pub use sink::{Committed, CompactionPolicy, FlushPolicy, PartitionSink, WrittenFile};
 pub use table::{Provenance, Row, Table};

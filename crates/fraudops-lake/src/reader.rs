@@ -3,6 +3,10 @@
 //!
 //! The readers go through the same object store as the archive and read only the days asked for
 //! (`<table>/dt=<day>/`), so a window of a long history costs the window, not the history.
+//!
+//! A training window leaves synthetic traffic out unless asked ([`Synthetic`]): an attack or a drill
+//! sends made-up transactions and labels through the same topics, and a model retrained on a window that
+//! spans one would learn the attack.
 
 use std::collections::HashMap;
 
@@ -10,14 +14,14 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use chrono::NaiveDate;
 use fraudops_data::{EpochSeconds, MerchantCategory, Transaction};
 
 use crate::error::LakeError;
 use crate::files::{day_dir, decode};
 use crate::location::Lake;
-use crate::table::Table;
+use crate::table::{SYNTHETIC, Table};
 
 const MICROS: i64 = 1_000_000;
 
@@ -41,6 +45,18 @@ pub struct LabelCutoff {
     pub as_of: Option<EpochSeconds>,
 }
 
+/// Whether a window keeps the traffic marked synthetic (the `synthetic` column of `transactions` and
+/// `labels`: an attack's, a drill's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synthetic {
+    /// Synthetic transactions and synthetic labels are left out (counted in the [`Window`]). The default:
+    /// a model is trained on real traffic, and synthetic ids may even repeat real ones.
+    #[default]
+    Exclude,
+    /// Kept as any other traffic: for a drill that trains on its own traffic.
+    Include,
+}
+
 /// A window read from the lake, ready for the training pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct Window {
@@ -60,16 +76,26 @@ pub struct Window {
     pub labels_reversed: usize,
     /// Second copies of a transaction id (a producer's retry), dropped as the CSV readers drop them.
     pub duplicates: usize,
+    /// Synthetic transactions of the days read, left out ([`Synthetic::Exclude`]).
+    pub synthetic_left_out: usize,
+    /// Synthetic labels of the days read, left out ([`Synthetic::Exclude`]).
+    pub synthetic_labels_left_out: usize,
+    /// Synthetic transactions in [`Window::transactions`] ([`Synthetic::Include`]).
+    pub synthetic_kept: usize,
 }
 
 /// Reads the transactions of days `first..end` (end exclusive) and joins each with its latest label
-/// known at `cutoff` (a reversed label counts as its latest value; ties by offset).
+/// known at `cutoff` (a reversed label counts as its latest value; ties by offset). Synthetic
+/// transactions and labels are left out before anything else (so a synthetic copy of a real id never
+/// hides the real one) unless `synthetic` keeps them.
 pub async fn read_window(
     lake: &Lake,
     first: NaiveDate,
     end: NaiveDate,
     cutoff: LabelCutoff,
+    synthetic: Synthetic,
 ) -> Result<Window, LakeError> {
+    let keep_synthetic = synthetic == Synthetic::Include;
     let mut window = Window::default();
     // Labels first: per transaction id, the latest label known at the cutoff and how many there were.
     let mut labels: HashMap<i64, Known> = HashMap::new();
@@ -78,7 +104,12 @@ pub async fn read_window(
         let fraud = column(&batch, "tx_fraud")?.as_boolean();
         let labelled_at = column(&batch, "labelled_at")?.as_primitive::<TimestampMicrosecondType>();
         let offset = column(&batch, "kafka_offset")?.as_primitive::<Int64Type>();
+        let marked = column(&batch, SYNTHETIC)?.as_boolean();
         for i in 0..batch.num_rows() {
+            if !keep_synthetic && is_true(marked, i) {
+                window.synthetic_labels_left_out += 1;
+                continue;
+            }
             let at = labelled_at.value(i).div_euclid(MICROS);
             if cutoff.as_of.is_some_and(|cut| at > cut) {
                 window.labels_after_cutoff += 1;
@@ -104,7 +135,7 @@ pub async fn read_window(
     }
     window.labels_reversed = labels.values().filter(|l| l.count > 1).count();
 
-    let mut rows: Vec<(Transaction, i32, i64)> = Vec::new();
+    let mut rows: Vec<(Transaction, bool, i32, i64)> = Vec::new();
     for batch in read_days(lake, Table::Transactions, first, end, &mut window.files).await? {
         let get = |name: &str| column(&batch, name);
         let id = get("transaction_id")?.as_primitive::<Int64Type>();
@@ -117,7 +148,13 @@ pub async fn read_window(
         let balance = get("account_balance")?.as_primitive::<Float64Type>();
         let partition = get("kafka_partition")?.as_primitive::<Int32Type>();
         let offset = get("kafka_offset")?.as_primitive::<Int64Type>();
+        let marked = get(SYNTHETIC)?.as_boolean();
         for i in 0..batch.num_rows() {
+            let is_synthetic = is_true(marked, i);
+            if is_synthetic && !keep_synthetic {
+                window.synthetic_left_out += 1;
+                continue;
+            }
             let tx_datetime = time.value(i).div_euclid(MICROS);
             rows.push((
                 Transaction {
@@ -136,13 +173,14 @@ pub async fn read_window(
                     user_age: (!age.is_null(i)).then(|| age.value(i)),
                     account_balance: (!balance.is_null(i)).then(|| balance.value(i)),
                 },
+                is_synthetic,
                 partition.value(i),
                 offset.value(i),
             ));
         }
     }
     // Processing order (event time, then id); the first copy of an id (by partition and offset) wins.
-    rows.sort_by_key(|(tx, partition, offset)| {
+    rows.sort_by_key(|(tx, _, partition, offset)| {
         (tx.tx_datetime, tx.transaction_id, *partition, *offset)
     });
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
@@ -151,11 +189,12 @@ pub async fn read_window(
         .map(|t| t.and_utc().timestamp())
         .unwrap_or(0);
     window.transactions.reserve(rows.len());
-    for (mut tx, _, _) in rows {
+    for (mut tx, is_synthetic, _, _) in rows {
         if !seen.insert(tx.transaction_id) {
             window.duplicates += 1;
             continue;
         }
+        window.synthetic_kept += usize::from(is_synthetic);
         match labels.get(&(tx.transaction_id as i64)) {
             Some(known) => {
                 tx.tx_fraud = known.fraud;
@@ -228,6 +267,11 @@ async fn read_folder(lake: &Lake, prefix: &str) -> Result<Vec<(String, bytes::By
         prefix: prefix.to_owned(),
         attempts: LISTINGS,
     })
+}
+
+/// The flag at row `i` (a null, which our files never hold, counts as real, as a file without the column).
+fn is_true(flags: &BooleanArray, i: usize) -> bool {
+    flags.is_valid(i) && flags.value(i)
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, LakeError> {

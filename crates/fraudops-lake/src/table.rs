@@ -7,6 +7,10 @@
 //! ids are 64-bit signed integers, the type Spark, DuckDB and pandas all read without a cast (an id above
 //! `i64::MAX` is refused, never wrapped). Every row keeps where it came from (`kafka_partition`,
 //! `kafka_offset`), so a reader can audit that each event landed once.
+//!
+//! `transactions` and `labels` end with `synthetic`: the event's own flag (an attack's or a drill's traffic),
+//! so a training window can leave that traffic out. It came after the first files were written; a file
+//! without it is read as all real ([`SYNTHETIC`], `files::decode`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -14,7 +18,7 @@ use arrow_array::builder::{
     BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 use fraudops_data::writer::parse_datetime;
@@ -26,6 +30,12 @@ use crate::error::LakeError;
 /// Seconds per day: the partitioning unit.
 const DAY: i64 = 86_400;
 const MICROS: i64 = 1_000_000;
+
+/// The column that marks synthetic traffic (an attack, a drill, a test) in `transactions` and `labels`.
+/// Added after the lake's first files; it comes last, so an older file's columns are a prefix of the
+/// table's. A file without it is read as real traffic: the flag was not recorded then, so there is
+/// nothing to tell its rows apart by, and failing would make the whole history before it unreadable.
+pub const SYNTHETIC: &str = "synthetic";
 
 /// One of the lake's tables, each fed by one topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,6 +49,20 @@ pub enum Table {
 }
 
 impl Table {
+    /// Whether the table's rows carry the [`SYNTHETIC`] flag (predictions do not: the prediction event
+    /// does not say whether its transaction was synthetic).
+    pub(crate) fn has_synthetic(self) -> bool {
+        matches!(self, Self::Transactions | Self::Labels)
+    }
+
+    /// The value a column added to the table later has in a file written before it, `rows` times, or
+    /// `None` when `name` is not such a column (then a file without it is not one of ours). Only
+    /// [`SYNTHETIC`] so far, `false`: older files are taken as real traffic.
+    pub(crate) fn default_column(self, name: &str, rows: usize) -> Option<ArrayRef> {
+        (self.has_synthetic() && name == SYNTHETIC)
+            .then(|| Arc::new(BooleanArray::from(vec![false; rows])) as ArrayRef)
+    }
+
     /// All tables, in the order the docs list them.
     pub const ALL: [Table; 3] = [Table::Transactions, Table::Predictions, Table::Labels];
 
@@ -64,6 +88,7 @@ impl Table {
                 Field::new("user_age", DataType::Float32, true),
                 Field::new("account_balance", DataType::Float64, true),
             ])
+            .with_synthetic()
         });
         static PREDICTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
             schema(vec![
@@ -81,6 +106,7 @@ impl Table {
                 Field::new("source_partition", DataType::Int32, false),
                 Field::new("source_offset", DataType::Int64, false),
             ])
+            .finish()
         });
         static LABELS: LazyLock<SchemaRef> = LazyLock::new(|| {
             schema(vec![
@@ -91,6 +117,7 @@ impl Table {
                 Field::new("tx_fraud", DataType::Boolean, false),
                 Field::new("labelled_at", naive_time(), false),
             ])
+            .with_synthetic()
         });
         match self {
             Self::Transactions => TRANSACTIONS.clone(),
@@ -115,13 +142,29 @@ fn utc_time() -> DataType {
 }
 
 /// A table's own columns plus the provenance every table shares.
-fn schema(mut fields: Vec<Field>) -> SchemaRef {
+fn schema(mut fields: Vec<Field>) -> Columnar {
     fields.extend([
         Field::new("kafka_partition", DataType::Int32, false),
         Field::new("kafka_offset", DataType::Int64, false),
         Field::new("kafka_timestamp", utc_time(), true),
     ]);
-    Arc::new(Schema::new(fields))
+    Columnar(fields)
+}
+
+/// A table's columns being listed: provenance included, the columns added later still to come.
+struct Columnar(Vec<Field>);
+
+impl Columnar {
+    /// Adds [`SYNTHETIC`] last (after the provenance: files written before it keep a prefix of the
+    /// columns) and makes the schema.
+    fn with_synthetic(mut self) -> SchemaRef {
+        self.0.push(Field::new(SYNTHETIC, DataType::Boolean, false));
+        self.finish()
+    }
+
+    fn finish(self) -> SchemaRef {
+        Arc::new(Schema::new(self.0))
+    }
 }
 
 /// Where a Kafka record came from: kept with its row.
@@ -154,6 +197,9 @@ pub struct TransactionRow {
     pub user_age: Option<f32>,
     /// Extension: the account balance.
     pub account_balance: Option<f64>,
+    /// The event was marked synthetic (an attack, a drill): kept, but left out of training windows
+    /// unless asked for.
+    pub synthetic: bool,
 }
 
 /// One row of `labels`.
@@ -172,6 +218,9 @@ pub struct LabelRow {
     /// When the outcome became known, on the transactions' clock: training as of a time ignores labels
     /// known later.
     pub labelled_at: EpochSeconds,
+    /// The label of a synthetic transaction (the label event's own flag): left out of training windows
+    /// with its transaction.
+    pub synthetic: bool,
 }
 
 /// One row of `predictions`.
@@ -327,6 +376,7 @@ fn parse_transaction(payload: &[u8]) -> Result<TransactionRow, String> {
         merchant_category,
         user_age: r.user_age,
         account_balance: r.account_balance,
+        synthetic: r.synthetic,
     })
 }
 
@@ -348,6 +398,7 @@ fn parse_label(payload: &[u8], timestamp_ms: Option<i64>) -> Result<LabelRow, St
         tx_datetime,
         tx_fraud: event.tx_fraud,
         labelled_at,
+        synthetic: event.synthetic,
     })
 }
 
@@ -400,6 +451,7 @@ enum Builders {
         category: StringBuilder,
         age: Float32Builder,
         balance: Float64Builder,
+        synthetic: BooleanBuilder,
     },
     Predictions {
         id: Int64Builder,
@@ -423,6 +475,7 @@ enum Builders {
         time: TimestampMicrosecondBuilder,
         fraud: BooleanBuilder,
         labelled_at: TimestampMicrosecondBuilder,
+        synthetic: BooleanBuilder,
     },
 }
 
@@ -439,6 +492,7 @@ impl Columns {
                 category: StringBuilder::new(),
                 age: Float32Builder::new(),
                 balance: Float64Builder::new(),
+                synthetic: BooleanBuilder::new(),
             },
             Table::Predictions => Builders::Predictions {
                 id: Int64Builder::new(),
@@ -462,6 +516,7 @@ impl Columns {
                 time: TimestampMicrosecondBuilder::new(),
                 fraud: BooleanBuilder::new(),
                 labelled_at: TimestampMicrosecondBuilder::new(),
+                synthetic: BooleanBuilder::new(),
             },
         };
         Self {
@@ -512,6 +567,7 @@ impl Columns {
                     category,
                     age,
                     balance,
+                    synthetic,
                 },
                 Row::Transaction(r),
             ) => {
@@ -523,6 +579,7 @@ impl Columns {
                 category.append_option(r.merchant_category);
                 age.append_option(r.user_age);
                 balance.append_option(r.account_balance);
+                synthetic.append_value(r.synthetic);
             }
             (
                 Builders::Predictions {
@@ -564,6 +621,7 @@ impl Columns {
                     time,
                     fraud,
                     labelled_at,
+                    synthetic,
                 },
                 Row::Label(r),
             ) => {
@@ -573,6 +631,7 @@ impl Columns {
                 time.append_value(r.tx_datetime * MICROS);
                 fraud.append_value(r.tx_fraud);
                 labelled_at.append_value(r.labelled_at * MICROS);
+                synthetic.append_value(r.synthetic);
             }
             (_, row) => panic!("a {} row pushed to {} columns", row.table(), self.table),
         }
@@ -585,7 +644,8 @@ impl Columns {
 
     /// The rows as one record batch; the columns start empty again.
     pub fn finish(&mut self) -> Result<RecordBatch, LakeError> {
-        let mut columns: Vec<ArrayRef> = match &mut self.builders {
+        // The table's own columns, then (after the provenance) those added later.
+        let (mut columns, later): (Vec<ArrayRef>, Vec<ArrayRef>) = match &mut self.builders {
             Builders::Transactions {
                 id,
                 time,
@@ -595,16 +655,20 @@ impl Columns {
                 category,
                 age,
                 balance,
-            } => vec![
-                Arc::new(id.finish()),
-                Arc::new(time.finish()),
-                Arc::new(customer.finish()),
-                Arc::new(terminal.finish()),
-                Arc::new(amount.finish()),
-                Arc::new(category.finish()),
-                Arc::new(age.finish()),
-                Arc::new(balance.finish()),
-            ],
+                synthetic,
+            } => (
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(time.finish()),
+                    Arc::new(customer.finish()),
+                    Arc::new(terminal.finish()),
+                    Arc::new(amount.finish()),
+                    Arc::new(category.finish()),
+                    Arc::new(age.finish()),
+                    Arc::new(balance.finish()),
+                ],
+                vec![Arc::new(synthetic.finish())],
+            ),
             Builders::Predictions {
                 id,
                 customer,
@@ -619,21 +683,24 @@ impl Columns {
                 scored_by,
                 source_partition,
                 source_offset,
-            } => vec![
-                Arc::new(id.finish()),
-                Arc::new(customer.finish()),
-                Arc::new(time.finish()),
-                Arc::new(probability.finish()),
-                Arc::new(is_fraud.finish()),
-                Arc::new(confidence.finish()),
-                Arc::new(model_version.finish()),
-                Arc::new(prediction_time.finish()),
-                Arc::new(processing_ms.finish()),
-                Arc::new(replica.finish()),
-                Arc::new(scored_by.finish()),
-                Arc::new(source_partition.finish()),
-                Arc::new(source_offset.finish()),
-            ],
+            } => (
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(customer.finish()),
+                    Arc::new(time.finish()),
+                    Arc::new(probability.finish()),
+                    Arc::new(is_fraud.finish()),
+                    Arc::new(confidence.finish()),
+                    Arc::new(model_version.finish()),
+                    Arc::new(prediction_time.finish()),
+                    Arc::new(processing_ms.finish()),
+                    Arc::new(replica.finish()),
+                    Arc::new(scored_by.finish()),
+                    Arc::new(source_partition.finish()),
+                    Arc::new(source_offset.finish()),
+                ],
+                Vec::new(),
+            ),
             Builders::Labels {
                 id,
                 customer,
@@ -641,18 +708,23 @@ impl Columns {
                 time,
                 fraud,
                 labelled_at,
-            } => vec![
-                Arc::new(id.finish()),
-                Arc::new(customer.finish()),
-                Arc::new(terminal.finish()),
-                Arc::new(time.finish()),
-                Arc::new(fraud.finish()),
-                Arc::new(labelled_at.finish()),
-            ],
+                synthetic,
+            } => (
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(customer.finish()),
+                    Arc::new(terminal.finish()),
+                    Arc::new(time.finish()),
+                    Arc::new(fraud.finish()),
+                    Arc::new(labelled_at.finish()),
+                ],
+                vec![Arc::new(synthetic.finish())],
+            ),
         };
         columns.push(Arc::new(self.partition.finish()));
         columns.push(Arc::new(self.offset.finish()));
         columns.push(Arc::new(self.timestamp.finish()));
+        columns.extend(later);
         self.rows = 0;
         self.bytes = 0;
         Ok(RecordBatch::try_new(self.table.schema(), columns)?)

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use fraudops_lake::table::{LabelRow, TransactionRow};
 use fraudops_lake::{
-    CompactionPolicy, FlushPolicy, LabelCutoff, Lake, PartitionSink, Provenance, Row, Table,
-    count_rows, read_window,
+    CompactionPolicy, FlushPolicy, LabelCutoff, Lake, PartitionSink, Provenance, Row, Synthetic,
+    Table, count_rows, read_window,
 };
 
 const TX_TOPIC: &str = "transactions-input";
@@ -39,6 +39,7 @@ fn tx(i: i64) -> Row {
         merchant_category: (i % 2 == 0).then_some("grocery"),
         user_age: (i % 3 == 0).then_some(30.5),
         account_balance: None,
+        synthetic: false,
     })
 }
 
@@ -50,6 +51,7 @@ fn label(i: i64, fraud: bool, labelled_at: i64) -> Row {
         tx_datetime: START + i * 3 * 3600,
         tx_fraud: fraud,
         labelled_at,
+        synthetic: false,
     })
 }
 
@@ -109,7 +111,13 @@ fn rows_come_back_exactly_partitioned_by_event_day() {
     ), "{}", files[0]);
 
     let window = rt
-        .block_on(read_window(&lake, day(1), day(6), LabelCutoff::default()))
+        .block_on(read_window(
+            &lake,
+            day(1),
+            day(6),
+            LabelCutoff::default(),
+            Synthetic::default(),
+        ))
         .unwrap();
     assert_eq!(window.transactions.len(), 40);
     for (i, t) in window.transactions.iter().enumerate() {
@@ -128,7 +136,13 @@ fn rows_come_back_exactly_partitioned_by_event_day() {
     }
     // A day range reads only its days.
     let one = rt
-        .block_on(read_window(&lake, day(2), day(3), LabelCutoff::default()))
+        .block_on(read_window(
+            &lake,
+            day(2),
+            day(3),
+            LabelCutoff::default(),
+            Synthetic::default(),
+        ))
         .unwrap();
     assert_eq!(one.transactions.len(), 8);
     assert_eq!(
@@ -181,7 +195,13 @@ fn a_crash_before_the_ledger_commit_is_rolled_back_and_every_record_lands_once()
     assert_eq!(sink.buffered_rows(), 24);
     rt.block_on(sink.flush()).unwrap();
     let window = rt
-        .block_on(read_window(&lake, day(1), day(10), LabelCutoff::default()))
+        .block_on(read_window(
+            &lake,
+            day(1),
+            day(10),
+            LabelCutoff::default(),
+            Synthetic::default(),
+        ))
         .unwrap();
     let ids: Vec<u64> = window
         .transactions
@@ -279,7 +299,13 @@ fn compaction_merges_a_days_small_files_and_keeps_every_row_once() {
             .ends_with("transactions-input+0+00000000000000000000+00000000000000000007.parquet")
     );
     let window = rt
-        .block_on(read_window(&lake, day(1), day(2), LabelCutoff::default()))
+        .block_on(read_window(
+            &lake,
+            day(1),
+            day(2),
+            LabelCutoff::default(),
+            Synthetic::default(),
+        ))
         .unwrap();
     assert_eq!(
         window
@@ -340,6 +366,7 @@ fn labels_are_joined_as_known_at_the_cutoff_latest_value_wins() {
             LabelCutoff {
                 as_of: Some(cutoff),
             },
+            Synthetic::default(),
         ))
         .unwrap();
     let fraud: Vec<(u64, bool)> = window
@@ -367,7 +394,13 @@ fn labels_are_joined_as_known_at_the_cutoff_latest_value_wins() {
     assert_eq!(window.labels_reversed, 1);
     // Without a cutoff, the late label exists.
     let all = rt
-        .block_on(read_window(&lake, day(1), day(3), LabelCutoff::default()))
+        .block_on(read_window(
+            &lake,
+            day(1),
+            day(3),
+            LabelCutoff::default(),
+            Synthetic::default(),
+        ))
         .unwrap();
     assert!(all.transactions[2].tx_fraud);
 }
@@ -404,4 +437,346 @@ fn events_the_lake_cannot_key_are_refused_with_a_reason() {
             .unwrap_err()
             .contains("labelled_at")
     );
+}
+
+/// Transaction `id` at transaction `like`'s time, card and terminal, for 999, marked synthetic (an
+/// attack's).
+fn synthetic_tx(id: i64, like: i64) -> Row {
+    let Row::Transaction(mut row) = tx(like) else {
+        unreachable!()
+    };
+    row.transaction_id = id;
+    row.tx_amount = 999.0;
+    row.synthetic = true;
+    Row::Transaction(row)
+}
+
+/// The label of synthetic transaction `id` (made like transaction `like`), marked synthetic.
+fn synthetic_label(id: i64, like: i64, fraud: bool, labelled_at: i64) -> Row {
+    let Row::Label(mut row) = label(like, fraud, labelled_at) else {
+        unreachable!()
+    };
+    row.transaction_id = id;
+    row.synthetic = true;
+    Row::Label(row)
+}
+
+#[test]
+fn a_window_leaves_synthetic_transactions_and_their_labels_out_unless_asked() {
+    let rt = runtime();
+    let (_dir, lake) = lake();
+    let mut txs = rt
+        .block_on(PartitionSink::open(&lake, TX_TOPIC, 0, Table::Transactions))
+        .unwrap();
+    // An attack among real traffic on the same days: four synthetic transactions with ids of their own,
+    // and one reusing real transaction 5's id, time and card, written before it.
+    push_all(
+        &mut txs,
+        [
+            (0, synthetic_tx(1000, 0)),
+            (1, synthetic_tx(1001, 1)),
+            (2, synthetic_tx(1002, 2)),
+            (3, synthetic_tx(1003, 3)),
+            (4, synthetic_tx(5, 5)),
+        ],
+    );
+    push_all(&mut txs, (0..8).map(|i| (5 + i, tx(i))));
+    rt.block_on(txs.flush()).unwrap();
+    let mut labels = rt
+        .block_on(PartitionSink::open(&lake, LABEL_TOPIC, 0, Table::Labels))
+        .unwrap();
+    push_all(
+        &mut labels,
+        [
+            (0, label(0, true, START + DAY)),
+            (1, label(1, false, START + DAY)),
+            (2, synthetic_label(1000, 0, true, START + DAY)),
+            (3, synthetic_label(1001, 1, true, START + DAY)),
+            // A synthetic label on a real id, known later: it must not turn real transaction 1 into fraud.
+            (4, synthetic_label(1, 1, true, START + 2 * DAY)),
+        ],
+    );
+    rt.block_on(labels.flush()).unwrap();
+
+    let read = |synthetic| {
+        rt.block_on(read_window(
+            &lake,
+            day(1),
+            day(3),
+            LabelCutoff::default(),
+            synthetic,
+        ))
+        .unwrap()
+    };
+    let fraud = |window: &fraudops_lake::Window| -> Vec<(u64, bool)> {
+        window
+            .transactions
+            .iter()
+            .map(|t| (t.transaction_id, t.tx_fraud))
+            .collect()
+    };
+
+    // By default: exactly the real transactions and labels.
+    let real = read(Synthetic::default());
+    assert_eq!(
+        fraud(&real),
+        [
+            (0, true),
+            (1, false),
+            (2, false),
+            (3, false),
+            (4, false),
+            (5, false),
+            (6, false),
+            (7, false)
+        ]
+    );
+    assert_eq!(real.synthetic_left_out, 5);
+    assert_eq!(real.synthetic_labels_left_out, 3);
+    assert_eq!(real.synthetic_kept, 0);
+    assert_eq!(
+        real.duplicates, 0,
+        "the synthetic copy of 5 does not hide the real one"
+    );
+    assert_eq!((real.labelled, real.unlabelled), (2, 6));
+    // Transaction 5 is the real one (its own amount), not the synthetic copy written first.
+    assert_eq!(real.transactions[5].tx_amount.to_bits(), 10.05f64.to_bits());
+
+    // Asked for: every transaction and label, as before the column existed.
+    let all = read(Synthetic::Include);
+    assert_eq!(
+        fraud(&all),
+        [
+            (0, true),
+            (1000, true),
+            (1, true),
+            (1001, true),
+            (2, false),
+            (1002, false),
+            (3, false),
+            (1003, false),
+            (4, false),
+            (5, false),
+            (6, false),
+            (7, false)
+        ]
+    );
+    assert_eq!(
+        all.synthetic_kept, 5,
+        "four of the attack's own and the copy of 5 read first"
+    );
+    assert_eq!(all.duplicates, 1);
+    assert_eq!(
+        all.transactions[9].tx_amount, 999.0,
+        "the first copy of 5 wins"
+    );
+    assert_eq!(
+        (all.synthetic_left_out, all.synthetic_labels_left_out),
+        (0, 0)
+    );
+    assert_eq!(all.labels_reversed, 1);
+}
+
+/// Rewrites every Parquet file of `table` under `dir` without the `synthetic` column: the files the
+/// archive wrote before the column existed. Checks they have exactly the columns the lake had then.
+fn strip_synthetic(dir: &std::path::Path, table: &str, columns_then: &[&str]) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    for path in parquet_files(dir, table) {
+        let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader
+            .map(|b| {
+                let b = b.unwrap();
+                let keep: Vec<usize> = (0..b.num_columns())
+                    .filter(|&i| b.schema().field(i).name() != "synthetic")
+                    .collect();
+                b.project(&keep).unwrap()
+            })
+            .collect();
+        let schema = batches[0].schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, columns_then, "{path}");
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), None).unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        writer.close().unwrap();
+        std::fs::write(&path, out).unwrap();
+    }
+}
+
+/// The columns of `transactions` and `labels` before `synthetic`.
+const TRANSACTION_COLUMNS_THEN: [&str; 11] = [
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+    "tx_amount",
+    "merchant_category",
+    "user_age",
+    "account_balance",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+];
+const LABEL_COLUMNS_THEN: [&str; 9] = [
+    "transaction_id",
+    "customer_id",
+    "terminal_id",
+    "tx_datetime",
+    "tx_fraud",
+    "labelled_at",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+];
+
+#[test]
+fn files_written_before_the_synthetic_column_read_as_real_traffic() {
+    let rt = runtime();
+    let (dir, lake) = lake();
+    // The lake as the archive left it before the column: transactions 0-7 and two labels.
+    let mut txs = rt
+        .block_on(PartitionSink::open(&lake, TX_TOPIC, 0, Table::Transactions))
+        .unwrap();
+    push_all(&mut txs, (0..8).map(|i| (i, tx(i))));
+    rt.block_on(txs.flush()).unwrap();
+    let mut labels = rt
+        .block_on(PartitionSink::open(&lake, LABEL_TOPIC, 0, Table::Labels))
+        .unwrap();
+    push_all(
+        &mut labels,
+        [
+            (0, label(0, true, START + DAY)),
+            (1, label(3, true, START + DAY)),
+        ],
+    );
+    rt.block_on(labels.flush()).unwrap();
+    strip_synthetic(dir.path(), "transactions", &TRANSACTION_COLUMNS_THEN);
+    strip_synthetic(dir.path(), "labels", &LABEL_COLUMNS_THEN);
+
+    // Then the upgraded archive goes on in the same days: real and synthetic traffic, new files.
+    push_all(
+        &mut txs,
+        [(8, tx(8)), (9, synthetic_tx(1000, 1)), (10, tx(9))],
+    );
+    rt.block_on(txs.flush()).unwrap();
+    push_all(
+        &mut labels,
+        [(2, synthetic_label(1000, 1, true, START + DAY))],
+    );
+    rt.block_on(labels.flush()).unwrap();
+
+    let window = rt
+        .block_on(read_window(
+            &lake,
+            day(1),
+            day(3),
+            LabelCutoff::default(),
+            Synthetic::default(),
+        ))
+        .unwrap();
+    let ids: Vec<(u64, bool)> = window
+        .transactions
+        .iter()
+        .map(|t| (t.transaction_id, t.tx_fraud))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (0, true),
+            (1, false),
+            (2, false),
+            (3, true),
+            (4, false),
+            (5, false),
+            (6, false),
+            (7, false),
+            (8, false),
+            (9, false)
+        ],
+        "every row of the old files is real, labels included"
+    );
+    assert_eq!(
+        (window.synthetic_left_out, window.synthetic_labels_left_out),
+        (1, 1)
+    );
+    assert_eq!(
+        rt.block_on(count_rows(&lake, Table::Transactions)).unwrap(),
+        (11, 3)
+    );
+}
+
+#[test]
+fn a_file_missing_a_column_that_has_no_default_is_refused() {
+    let rt = runtime();
+    let (dir, lake) = lake();
+    let mut txs = rt
+        .block_on(PartitionSink::open(&lake, TX_TOPIC, 0, Table::Transactions))
+        .unwrap();
+    push_all(&mut txs, (0..4).map(|i| (i, tx(i))));
+    rt.block_on(txs.flush()).unwrap();
+    // The amount gone (not a column added later): not one of the lake's files.
+    for path in parquet_files(dir.path(), "transactions") {
+        use parquet::arrow::ArrowWriter;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
+        let batch = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let keep: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| batch.schema().field(i).name() != "tx_amount")
+            .collect();
+        let batch = batch.project(&keep).unwrap();
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        std::fs::write(&path, out).unwrap();
+    }
+    let err = rt
+        .block_on(read_window(
+            &lake,
+            day(1),
+            day(2),
+            LabelCutoff::default(),
+            Synthetic::default(),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, fraudops_lake::LakeError::Schema { reason, .. } if reason.contains("tx_amount")),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_events_synthetic_flag_lands_in_its_row() {
+    use fraudops_lake::table::parse;
+    let real = br#"{"transaction_id":17,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05"}"#;
+    let attack = br#"{"transaction_id":18,"amount":129.9,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","synthetic":true}"#;
+    let flag = |payload: &[u8]| match parse(Table::Transactions, payload, None) {
+        Ok(Row::Transaction(r)) => r.synthetic,
+        other => panic!("{other:?}"),
+    };
+    assert!(!flag(real));
+    assert!(flag(attack));
+    let label = |payload: &[u8]| match parse(Table::Labels, payload, None) {
+        Ok(Row::Label(r)) => r.synthetic,
+        other => panic!("{other:?}"),
+    };
+    assert!(!label(
+        br#"{"transaction_id":17,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true,"labelled_at":"2018-04-03 00:00:00"}"#
+    ));
+    assert!(label(
+        br#"{"transaction_id":18,"customer_id":42,"terminal_id":3107,"tx_datetime":"2018-04-02 03:04:05","tx_fraud":true,"labelled_at":"2018-04-03 00:00:00","synthetic":true}"#
+    ));
 }

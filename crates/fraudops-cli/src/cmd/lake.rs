@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::{NaiveDate, NaiveDateTime};
 use fraudops_data::{EpochSeconds, Transaction};
 use fraudops_features::definition::{DAY, TERMINAL_RETENTION};
-use fraudops_lake::{LabelCutoff, Lake, Table};
+use fraudops_lake::{LabelCutoff, Lake, Synthetic, Table};
 use fraudops_train::SplitConfig;
 use sha2::{Digest, Sha256};
 
@@ -46,6 +46,25 @@ pub struct LakeSource {
     /// `YYYY-MM-DD HH:MM:SS`, on the transactions' clock); unset: every label archived.
     #[arg(long, env = "TRAIN_LABELS_AS_OF", value_parser = parse_as_of, requires = "url")]
     pub labels_as_of: Option<EpochSeconds>,
+    /// Keep the transactions and labels marked synthetic (an attack's, a drill's), which a window
+    /// leaves out by default: for a drill that trains on its own traffic.
+    #[arg(long, env = "TRAIN_INCLUDE_SYNTHETIC", requires = "url")]
+    pub include_synthetic: bool,
+}
+
+impl LakeSource {
+    /// What the window does with synthetic traffic.
+    pub fn synthetic(&self) -> Synthetic {
+        synthetic(self.include_synthetic)
+    }
+}
+
+fn synthetic(include: bool) -> Synthetic {
+    if include {
+        Synthetic::Include
+    } else {
+        Synthetic::Exclude
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +86,11 @@ struct SnapshotArgs {
     /// `YYYY-MM-DD HH:MM:SS`, on the transactions' clock); unset: every label archived.
     #[arg(long, env = "LAKE_LABELS_AS_OF", value_parser = parse_as_of)]
     labels_as_of: Option<EpochSeconds>,
+    /// Keep the transactions and labels marked synthetic (an attack's, a drill's), which a snapshot
+    /// leaves out by default so a retraining never learns an attack: for a drill that trains on its
+    /// own traffic.
+    #[arg(long, env = "LAKE_INCLUDE_SYNTHETIC")]
+    include_synthetic: bool,
     #[command(flatten)]
     split: SplitArgs,
     /// Where to write the window (CSV, gzipped when the name ends in `.gz`).
@@ -136,12 +160,16 @@ pub struct LakeData {
     pub sha256: String,
     /// One line on what was read.
     pub description: String,
+    /// Synthetic transactions of the days read that were left out (0 when kept).
+    pub synthetic_left_out: usize,
 }
 
-/// Reads the window `split` needs (its days and their feature history) from the lake at `url`.
+/// Reads the window `split` needs (its days and their feature history) from the lake at `url`, with
+/// synthetic traffic left out or kept as `synthetic` says.
 pub fn read_window(
     url: &str,
     as_of: Option<EpochSeconds>,
+    synthetic: Synthetic,
     split: &SplitConfig,
 ) -> anyhow::Result<LakeData> {
     let lake = Lake::open(url).with_context(|| format!("opening the lake {url}"))?;
@@ -156,6 +184,7 @@ pub fn read_window(
             first,
             end,
             LabelCutoff { as_of },
+            synthetic,
         ))
         .with_context(|| format!("reading days {first}..{end} from {lake}"))?;
     let sha256 = window_sha256(&window.transactions);
@@ -165,8 +194,19 @@ pub fn read_window(
             fraudops_data::writer::format_datetime(t)
         )
     });
+    // Appended after the established wording (scripts match the line's start).
+    let synthetic = match synthetic {
+        Synthetic::Exclude => format!(
+            "{} synthetic transactions and {} synthetic labels left out",
+            window.synthetic_left_out, window.synthetic_labels_left_out
+        ),
+        Synthetic::Include => format!(
+            "{} synthetic transactions kept (--include-synthetic)",
+            window.synthetic_kept
+        ),
+    };
     let description = format!(
-        "{} transactions of {first}..{end} from {} files ({cutoff}: {} labelled, {} without a label (genuine until a chargeback), {} labels after the cutoff ignored, {} reversed, {} duplicate ids dropped)",
+        "{} transactions of {first}..{end} from {} files ({cutoff}: {} labelled, {} without a label (genuine until a chargeback), {} labels after the cutoff ignored, {} reversed, {} duplicate ids dropped; {synthetic})",
         window.transactions.len(),
         window.files,
         window.labelled,
@@ -179,6 +219,7 @@ pub fn read_window(
         transactions: window.transactions,
         sha256,
         description,
+        synthetic_left_out: window.synthetic_left_out,
     })
 }
 
@@ -238,13 +279,23 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
 fn snapshot(args: SnapshotArgs) -> anyhow::Result<()> {
     let url = args.url.as_str();
     let spinner = progress::spinner(&format!("reading the window from {url}"));
-    let data = read_window(url, args.labels_as_of, &args.split.config())?;
+    let data = read_window(
+        url,
+        args.labels_as_of,
+        synthetic(args.include_synthetic),
+        &args.split.config(),
+    )?;
     spinner.finish_and_clear();
     println!("read {}", data.description);
-    anyhow::ensure!(
-        !data.transactions.is_empty(),
-        "the lake holds no transaction of the window: nothing to train on"
-    );
+    if data.transactions.is_empty() {
+        anyhow::ensure!(
+            data.synthetic_left_out == 0,
+            "the lake holds no real transaction of the window ({} synthetic ones left out; \
+             --include-synthetic keeps them): nothing to train on",
+            data.synthetic_left_out
+        );
+        anyhow::bail!("the lake holds no transaction of the window: nothing to train on");
+    }
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;

@@ -152,7 +152,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let source = match &args.lake.url {
         Some(url) => {
             let spinner = progress::spinner(&format!("reading the window from {url}"));
-            let data = crate::cmd::lake::read_window(url, args.lake.labels_as_of, &config.split)?;
+            let data = crate::cmd::lake::read_window(
+                url,
+                args.lake.labels_as_of,
+                args.lake.synthetic(),
+                &config.split,
+            )?;
             spinner.finish_and_clear();
             println!("read lake {url}: {}", data.description);
             Source {

@@ -39,6 +39,11 @@ const TESTS: &[Test] = &[
         archive::dead_letters_what_it_cannot_archive,
     ),
     (
+        "archive_marks_synthetic_traffic_and_lake_snapshot_leaves_it_out",
+        false,
+        archive::synthetic_traffic_is_marked_and_left_out_of_snapshots,
+    ),
+    (
         "attack_2000_per_second_for_10_s_lands_in_kafka_keyed_by_customer",
         false,
         attack::holds_2000_per_second_for_10_s,
