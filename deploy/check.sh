@@ -166,6 +166,8 @@ run "feature store: Redis AOF/noeviction, URL, fraud-labels, consumer" "$PY" "$D
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml"
 run "feature store: production's Redis Cluster refused without shards, followers, persistence, PDBs, AOF" "$PY" \
   "$DEPLOY/checks.py" redis-cluster-negative "$WORK/production.yaml"
+run "feature store: refused without ACL users, with a default user, a password in sight, a workload without its user" \
+  "$PY" "$DEPLOY/checks.py" redis-auth-negative "$WORK/local.yaml" "$WORK/production.yaml"
 if [[ -n "$REDIS_SERVER" ]]; then
   run "redis live: deployed redis.conf, AOF over SIGKILL, noeviction" "$PY" "$DEPLOY/checks.py" redis-live \
     "$REDIS_SERVER" "$WORK/local.yaml"

@@ -1351,6 +1351,137 @@ def redis_cluster_conf(objs: list[dict]) -> str | None:
     return "cluster-enabled yes\ncluster-config-file nodes.conf\ndir /data\n" + extra
 
 
+ACL_USERS = {"fraudops-scorer", "fraudops-labels", "fraudops-exporter"}
+STORE_USER_OF = {"fraudops-api": "fraudops-scorer", "fraudops-stream": "fraudops-scorer",
+                 "fraudops-labels": "fraudops-labels"}
+
+
+def _redis_auth_problems(objs: list[dict]) -> list[str]:
+    """Nobody reaches the store without a user: Redis loads an ACL whose default user is off and whose
+    workload users carry no literal password (the pod renders the hashes from the Secret fraudops-redis-users;
+    in a cluster the operator mounts the rendered ACL Secret), and every workload that loads
+    FEATURE_STORE_URL logs in as its own user with a password file from a mounted Secret."""
+    problems = []
+    sts = find(objs, "StatefulSet", "fraudops-redis")
+    cluster = find(objs, "RedisCluster", "fraudops-redis")
+    if sts is not None:
+        found = redis_objects(objs, "fraudops-redis")
+        if found is None:
+            return ["fraudops-redis: no redis.conf"]
+        _, redis, conf_text, _ = found
+        conf = redis_conf(conf_text)
+        if conf.get("protected-mode") != "yes":
+            problems.append(f"redis.conf protected-mode {conf.get('protected-mode')!r}, want 'yes'")
+        aclfile = conf.get("aclfile")
+        if not aclfile:
+            problems.append("redis.conf has no aclfile: Redis has no users, anyone admitted may do anything")
+        cm = next((o for o in objs if o.get("kind") == "ConfigMap" and "redis-users.acl" in o.get("data", {})), None)
+        acl = (cm or {}).get("data", {}).get("redis-users.acl", "")
+        users = {line.split()[1]: line for line in acl.splitlines() if line.startswith("user ")}
+        if "user default off" not in acl.splitlines() and not users.get("default", "").startswith("user default off"):
+            problems.append("redis-users.acl: the default user must be off")
+        for name in ACL_USERS:
+            line = users.get(name, "")
+            if f"#PASSWORD_{name.split('-')[1].upper()}" not in line.split():
+                problems.append(f"redis-users.acl: user {name} missing or without its PASSWORD_ placeholder")
+            if re.search(r"(^|\s)>\S", line) or "nopass" in line.split():
+                problems.append(f"redis-users.acl: user {name} has a literal password or nopass")
+        pod = sts["spec"]["template"]["spec"]
+        secret_volumes = {v["name"] for v in pod.get("volumes", [])
+                          if v.get("secret", {}).get("secretName") == "fraudops-redis-users"}
+        init = [c for c in pod.get("initContainers", [])
+                if any(m["name"] in secret_volumes for m in c.get("volumeMounts", []))]
+        acl_dir = aclfile.rsplit("/", 1)[0] if aclfile else None
+        if not init or not any(m["mountPath"] == acl_dir for m in redis.get("volumeMounts", [])):
+            problems.append("no init container renders the aclfile from the Secret fraudops-redis-users into "
+                            "a volume Redis mounts")
+    elif cluster is not None:
+        if not cluster["spec"].get("acl", {}).get("secret", {}).get("secretName"):
+            problems.append("RedisCluster fraudops-redis: no acl.secret (its users, the default user off)")
+    else:
+        return ["no feature store"]
+    for w in objs:
+        if w.get("kind") != "Deployment":
+            continue
+        name = w["metadata"]["name"]
+        pod = w["spec"]["template"]["spec"]
+        for c in pod["containers"]:
+            if not any(e.get("configMapRef", {}).get("name") == "fraudops-config" for e in c.get("envFrom", [])):
+                continue
+            env = _env(c)
+            user = env.get("FEATURE_STORE_USERNAME", {}).get("value")
+            if user != STORE_USER_OF.get(name, "?"):
+                problems.append(f"{name} logs in to the store as {user!r}, want {STORE_USER_OF.get(name)!r}")
+            path = env.get("FEATURE_STORE_PASSWORD_FILE", {}).get("value", "")
+            mount = next((m for m in c.get("volumeMounts", []) if path.startswith(m["mountPath"] + "/")), None)
+            volume = next((v for v in pod.get("volumes", []) if mount and v["name"] == mount["name"]), None)
+            if volume is None or volume.get("secret", {}).get("secretName") != "fraudops-redis-users":
+                problems.append(f"{name}: FEATURE_STORE_PASSWORD_FILE {path!r} is not a file of the Secret "
+                                "fraudops-redis-users")
+            if "FEATURE_STORE_PASSWORD" in env or re.search(r"redis://[^/]*@", str(
+                    (find(objs, "ConfigMap", "fraudops-config") or {}).get("data", {}).get("FEATURE_STORE_URL"))):
+                problems.append(f"{name}: a store password in the environment or the URL")
+    return problems
+
+
+def cmd_redis_auth_negative(local: Path, production: Path) -> None:
+    """The check above refuses each way the store could be open again (and passes the overlays as they are)."""
+    import copy
+
+    for path in (local, production):
+        found = _redis_auth_problems(docs(path))
+        if found:
+            fail(f"{path.name}: the unmodified overlay fails: {found}")
+            return
+    objs = docs(local)
+
+    def conf(o, edit):
+        cm = next(x for x in o if x.get("kind") == "ConfigMap" and "redis.conf" in x.get("data", {}))
+        cm["data"]["redis.conf"] = edit(cm["data"]["redis.conf"])
+
+    def acl(o, edit):
+        cm = next(x for x in o if x.get("kind") == "ConfigMap" and "redis-users.acl" in x.get("data", {}))
+        cm["data"]["redis-users.acl"] = edit(cm["data"]["redis-users.acl"])
+
+    def container(o, name):
+        return find(o, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+
+    def literal_password(o):
+        container(o, "fraudops-api")["env"].append({"name": "FEATURE_STORE_PASSWORD", "value": "hunter2"})
+
+    mutants = {
+        "no aclfile": lambda o: conf(o, lambda t: re.sub(r"(?m)^aclfile .*$", "", t)),
+        "protected-mode no": lambda o: conf(o, lambda t: t.replace("protected-mode yes", "protected-mode no")),
+        "the default user on": lambda o: acl(o, lambda t: t.replace("user default off", "user default on nopass ~* +@all")),
+        "a literal password": lambda o: acl(o, lambda t: t.replace("#PASSWORD_SCORER", ">scorer")),
+        "no init container": lambda o: find(o, "StatefulSet", "fraudops-redis")["spec"]["template"]["spec"].pop(
+            "initContainers"),
+        "the API without a user": lambda o: container(o, "fraudops-api").update(
+            env=[e for e in container(o, "fraudops-api")["env"] if e["name"] != "FEATURE_STORE_USERNAME"]),
+        "the label consumer as a scorer": lambda o: _env(container(o, "fraudops-labels"))[
+            "FEATURE_STORE_USERNAME"].update(value="fraudops-scorer"),
+        "a password in the environment": literal_password,
+        "a password in the URL": lambda o: find(o, "ConfigMap", "fraudops-config")["data"].update(
+            FEATURE_STORE_URL="redis://fraudops-scorer:pw@fraudops-redis.fraudops.svc:6379/0"),
+    }
+    prod = docs(production)
+    for name, mutate in mutants.items():
+        mutant = copy.deepcopy(objs)
+        mutate(mutant)
+        found = _redis_auth_problems(mutant)
+        if found:
+            print(f"refused, {name}: {found[0]}")
+        else:
+            fail(f"{local.name} with {name} passes the Redis authentication check")
+    mutant = copy.deepcopy(prod)
+    find(mutant, "RedisCluster", "fraudops-redis")["spec"].pop("acl", None)
+    found = _redis_auth_problems(mutant)
+    if found:
+        print(f"refused, a Redis Cluster without users: {found[0]}")
+    else:
+        fail(f"{production.name} with a Redis Cluster without users passes the Redis authentication check")
+
+
 def cmd_feature_store(paths: list[Path]) -> None:
     """Redis for the feature store (durable, bounded, never evicting), its address in the ConfigMap, the
     fraud-labels topic and the label consumer, on the rendered output of every overlay."""
@@ -1361,6 +1492,8 @@ def cmd_feature_store(paths: list[Path]) -> None:
                    else _check_single_redis(objs, path))
         if summary is None:
             continue
+        for problem in _redis_auth_problems(objs):
+            fail(f"{path.name}: {problem}")
         config = find(objs, "ConfigMap", "fraudops-config")
         # Labels: their own topic, 12 partitions like the input, a week of retention; one consumer group.
         topics = {o["metadata"]["name"]: o for o in objs if o.get("kind") == "KafkaTopic"}
@@ -1417,7 +1550,22 @@ def cmd_redis_live(binary: str, rendered: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="fraudops-redis-"))
     (work / "data").mkdir()
     conf_file = work / "redis.conf"
-    conf_file.write_text(re.sub(r"(?m)^dir .*$", f"dir {work / 'data'}", conf_text), encoding="utf-8")
+    conf_text = re.sub(r"(?m)^dir .*$", f"dir {work / 'data'}", conf_text)
+    # The deployed users, rendered as the pod's init container does (test passwords), plus an administrator
+    # for this check's own commands (not deployed).
+    acl_template = next((o["data"]["redis-users.acl"] for o in objs
+                         if o.get("kind") == "ConfigMap" and "redis-users.acl" in o.get("data", {})), None)
+    if acl_template is not None and not cluster:
+        import hashlib
+        lines = [line.strip() for line in acl_template.splitlines()
+                 if line.strip() and not line.strip().startswith("#")]
+        text = "\n".join(lines)
+        for name in ("SCORER", "LABELS", "EXPORTER"):
+            text = text.replace(f"PASSWORD_{name}", hashlib.sha256(f"{name.lower()}-pw".encode()).hexdigest())
+        (work / "users.acl").write_text(text + "\nuser check on >check-pw ~* &* +@all\n", encoding="utf-8")
+        conf_text = re.sub(r"(?m)^aclfile .*$", f"aclfile {work / 'users.acl'}", conf_text)
+    users = acl_template is not None and not cluster
+    conf_file.write_text(conf_text, encoding="utf-8")
     # A free port; a cluster node's bus is its port + 10000, so at most 55535.
     port = 65536
     while port > 55535:
@@ -1426,8 +1574,10 @@ def cmd_redis_live(binary: str, rendered: Path) -> None:
             port = s.getsockname()[1]
     cli_bin = str(Path(binary).with_name("redis-cli"))
 
-    def cli(*args: str) -> str:
-        out = subprocess.run([cli_bin, "-h", "127.0.0.1", "-p", str(port), *args], capture_output=True,
+    def cli(*args: str, user: str | None = "check") -> str:
+        name = user if user == "check" else f"fraudops-{user}"
+        login = ["--user", name, "--pass", f"{user}-pw", "--no-auth-warning"] if users and user else []
+        out = subprocess.run([cli_bin, "-h", "127.0.0.1", "-p", str(port), *login, *args], capture_output=True,
                              text=True, timeout=10)
         return (out.stdout + out.stderr).strip()
 
@@ -1458,6 +1608,17 @@ def cmd_redis_live(binary: str, rendered: Path) -> None:
             # One shard owning every slot (the operator's CLUSTER MEET and slot assignment, in small).
             cli("cluster", "addslotsrange", "0", "16383")
             cluster_ok()
+        if users:
+            # Nobody without a user; each user its job only (the full matrix: fraudops-store's redis_acl.rs).
+            if "NOAUTH" not in cli("ping", user=None):
+                fail("redis-server answers without a user (the default user must be off)")
+            if "used_memory" not in cli("info", "memory", user="exporter"):
+                fail("redis-server: the exporter's user cannot read INFO")
+            for user in ("scorer", "labels", "exporter"):
+                if "NOPERM" not in cli("flushall", user=user):
+                    fail(f"redis-server: {user} may FLUSHALL")
+                if "NOPERM" not in cli("config", "set", "maxmemory", "1", user=user):
+                    fail(f"redis-server: {user} may CONFIG SET")
         for key, want in {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}.items():
             got = cli("config", "get", key).splitlines()
             if got[-1:] != [want]:
@@ -1469,6 +1630,12 @@ def cmd_redis_live(binary: str, rendered: Path) -> None:
                   "redis.call('HINCRBY', KEYS[2], 'n', 1) redis.call('EXPIRE', KEYS[2], ARGV[1]) return 1")
         # Hash-tagged: one slot, as every feature store script call.
         cli("eval", script, "2", "check:{c}:customer", "check:{c}:terminal", str(37 * 86400))
+        # everysec may hold a write back while a background fsync runs (up to ~2 s: the "last second" the
+        # docs allow); the check is that what reached the file survives, so wait until the buffer is empty.
+        for _ in range(40):
+            if "aof_buffer_length:0" in cli("info", "persistence"):
+                break
+            time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGKILL)  # a crash, not a shutdown: no final fsync
         proc.wait(timeout=10)
         proc = start()
@@ -2234,6 +2401,9 @@ def main(argv: list[str]) -> int:
     sub.add_parser("workflow")
     sub.add_parser("api-keys-negative").add_argument("production", type=Path)
     sub.add_parser("redis-cluster-negative").add_argument("production", type=Path)
+    auth = sub.add_parser("redis-auth-negative")
+    auth.add_argument("local", type=Path)
+    auth.add_argument("production", type=Path)
     sub.add_parser("edge").add_argument("production", type=Path)
     edge_live = sub.add_parser("edge-live")
     edge_live.add_argument("binary")
@@ -2259,6 +2429,7 @@ def main(argv: list[str]) -> int:
         "workflow": cmd_workflow,
         "api-keys-negative": lambda: cmd_api_keys_negative(a.production),
         "redis-cluster-negative": lambda: cmd_redis_cluster_negative(a.production),
+        "redis-auth-negative": lambda: cmd_redis_auth_negative(a.local, a.production),
         "edge": lambda: cmd_edge(a.production),
         "edge-live": lambda: cmd_edge_live(a.binary, a.production),
         "platform": cmd_platform,

@@ -100,4 +100,36 @@ mod tests {
         assert!(parse_duration("25").is_err());
         assert!(parse_duration("5h").is_err());
     }
+
+    fn args(password_file: Option<PathBuf>) -> StoreArgs {
+        StoreArgs {
+            url: Some("redis://127.0.0.1:1/0".into()),
+            timeout: Duration::from_millis(25),
+            max_clock_skew: crate::DEFAULT_MAX_CLOCK_SKEW,
+            drain: true,
+            username: Some("fraudops-scorer".into()),
+            password_file,
+        }
+    }
+
+    #[test]
+    fn a_missing_password_file_stops_the_start_and_names_the_file() {
+        let missing = std::env::temp_dir().join("fraudops-no-such-password-file");
+        match args(Some(missing.clone())).connect() {
+            Err(crate::StoreError::PasswordFile { path, .. }) => assert_eq!(path, missing),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("started without its password"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_file_is_read_once_at_start() {
+        let dir = std::env::temp_dir().join(format!("fraudops-password-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("scorer");
+        std::fs::write(&file, "s3cret\n").expect("write");
+        // Lazy: the store is not reached, the file is read (and a trailing newline dropped).
+        assert!(matches!(args(Some(file)).connect(), Ok(Some(_))));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }

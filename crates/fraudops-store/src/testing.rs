@@ -90,8 +90,8 @@ impl RedisServer {
 
     /// Starts a server whose users are `acl` (an ACL file's text, as [`render_acl`] makes it), or skips.
     /// [`Self::url`] then names no user: log in with the ACL's.
-    pub fn start_with_acl_or_skip(test: &str, acl: &str) -> Option<Self> {
-        let mut server = Self::start_or_skip(test, false)?;
+    pub fn start_with_acl_or_skip(test: &str, acl: &str, append_only: bool) -> Option<Self> {
+        let mut server = Self::start_or_skip(test, append_only)?;
         let path = server.dir.path().join("users.acl");
         std::fs::write(&path, acl).unwrap_or_else(|e| panic!("{test}: writing the ACL file: {e}"));
         server.aclfile = Some(path);

@@ -16,6 +16,10 @@ const ACL: &str = include_str!("../../../deploy/k8s/base/redis-users.acl");
 
 /// The deployed ACL with test passwords, plus an administrator for setting the scene (not deployed).
 fn server(test: &str) -> Option<RedisServer> {
+    server_with(test, false)
+}
+
+fn server_with(test: &str, append_only: bool) -> Option<RedisServer> {
     let mut acl = render_acl(
         ACL,
         &[
@@ -25,7 +29,7 @@ fn server(test: &str) -> Option<RedisServer> {
         ],
     );
     acl.push_str("user admin on >admin-pw ~* &* +@all\n");
-    RedisServer::start_with_acl_or_skip(test, &acl)
+    RedisServer::start_with_acl_or_skip(test, &acl, append_only)
 }
 
 fn store(server: &RedisServer, user: &str, password: &str) -> FeatureStore {
@@ -292,4 +296,34 @@ async fn the_scorer_drains_older_layouts_under_its_user() {
         .query(&mut admin)
         .expect("exists");
     assert_eq!(left, 0, "the old keys were drained");
+}
+
+/// Redis replays its append-only file as the default user and re-checks that user's rights at each EXEC
+/// (a script's effects are written as MULTI/EXEC): with the default user stripped of every right, a
+/// restart silently dropped every window. The deployed ACL keeps the default user off but with its
+/// rights; the windows survive a crash.
+#[tokio::test]
+async fn the_windows_survive_a_crash_under_the_deployed_users() {
+    let Some(mut server) = server_with("redis_acl_aof", true) else {
+        return;
+    };
+    let scorer = store(&server, "fraudops-scorer", "scorer-pw");
+    let events: Vec<Observation> = (0..3)
+        .map(|i| observation(i, START + 60 * i as i64, 7, 3))
+        .collect();
+    scorer.observe(&events).await.expect("observe");
+    server.kill();
+    server.restart();
+    let scorer = store(&server, "fraudops-scorer", "scorer-pw");
+    let mut probe = observation(99, START + 600, 7, 3);
+    probe.record = false;
+    let seen = scorer
+        .observe(&[probe])
+        .await
+        .expect("observe after the restart");
+    assert_eq!(
+        seen[0].windows.customer.nb_tx[0], 4,
+        "the three recorded before the crash, and the probe"
+    );
+    assert_eq!(seen[0].windows.terminal.nb_tx, [0, 0, 0]);
 }
