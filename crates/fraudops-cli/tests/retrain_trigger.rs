@@ -131,6 +131,8 @@ async fn start_bridge(airflow: SocketAddr, dir: &Path, token: bool) -> ServeProc
         .env("AIRFLOW_PASSWORD_FILE", dir.join("password"));
     if token {
         cmd.env("RETRAIN_TRIGGER_TOKEN_FILE", dir.join("am-token"));
+    } else {
+        cmd.env("RETRAIN_TRIGGER_LOCAL", "true");
     }
     tokio::task::spawn_blocking(move || ServeProcess::start(&mut cmd, Duration::from_secs(20)))
         .await
@@ -403,6 +405,27 @@ fn refuses_to_start_without_its_password_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("AIRFLOW_PASSWORD_FILE /nonexistent/password"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn refuses_to_start_without_its_token_unless_told_it_is_local() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password"), "pw\n").unwrap();
+    let out = common::fraudops_command()
+        .args(["retrain-trigger", "--port", "0"])
+        .env("AIRFLOW_URL", "http://127.0.0.1:1")
+        .env("AIRFLOW_USERNAME", "retrain-bot")
+        .env("AIRFLOW_PASSWORD_FILE", dir.path().join("password"))
+        .env_remove("RETRAIN_TRIGGER_TOKEN_FILE")
+        .env_remove("RETRAIN_TRIGGER_LOCAL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("RETRAIN_TRIGGER_TOKEN_FILE is required"),
         "{stderr}"
     );
 }

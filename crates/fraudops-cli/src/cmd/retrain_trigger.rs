@@ -37,10 +37,15 @@ pub struct Args {
         default_value = "ModelQualityDegraded,ScoreDistributionDrift"
     )]
     alerts: Vec<String>,
-    /// File holding the bearer token Alertmanager sends (`http_config.authorization.credentials_file`);
-    /// unset: no token required.
+    /// File holding the bearer token Alertmanager sends (`http_config.authorization.credentials_file`).
+    /// Required, unless `--local` says this bridge runs where nobody else can reach it.
     #[arg(long, env = "RETRAIN_TRIGGER_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// Accept any caller when no token file is given: a laptop or a test, never a shared cluster (anyone
+    /// who reaches the port could start retrainings).
+    #[arg(long, env = "RETRAIN_TRIGGER_LOCAL", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    local: bool,
 }
 
 /// Checks the options (a bad URL or a missing password file fails at start, not at the first alert)
@@ -60,6 +65,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.airflow_password_file.display()
         )
     })?;
+    if args.token_file.is_none() && !args.local {
+        bail!(
+            "RETRAIN_TRIGGER_TOKEN_FILE is required: without it anyone who reaches the bridge starts \
+             retrainings (set RETRAIN_TRIGGER_LOCAL=true only where nobody else can reach it)"
+        );
+    }
     if let Some(path) = &args.token_file {
         let token = std::fs::read_to_string(path)
             .with_context(|| format!("RETRAIN_TRIGGER_TOKEN_FILE {}", path.display()))?;
