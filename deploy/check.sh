@@ -135,11 +135,12 @@ render_overlays() {
   done
   kubectl kustomize "$DEPLOY/platform/alertmanager" >"$WORK/platform-alertmanager.yaml"
   kubectl kustomize "$DEPLOY/platform/cert-manager" >"$WORK/platform-cert-manager.yaml"
+  kubectl kustomize "$DEPLOY/platform/pushgateway" >"$WORK/platform-pushgateway.yaml"
 }
 run "kustomize build: overlays local, production, seed-attack; platform" render_overlays
 run "kubernetes-validate (k8s 1.30, strict) + CRD schemas" "$PY" "$DEPLOY/checks.py" validate \
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml" "$WORK/platform-alertmanager.yaml" \
-  "$WORK/platform-cert-manager.yaml" \
+  "$WORK/platform-cert-manager.yaml" "$WORK/platform-pushgateway.yaml" \
   "$DEPLOY"/argocd/*.yaml "$DEPLOY"/argocd/platform/*.yaml "$DEPLOY"/k8s/attack/*.yaml \
   "$DEPLOY"/airflow/k8s/*.yaml
 run "HPA exactly per SPEC §7 (4..6, cpu 70, mem 80, behavior)" "$PY" "$DEPLOY/checks.py" hpa \
@@ -291,6 +292,8 @@ else
 fi
 run "CI workflow and ArgoCD application" "$PY" "$DEPLOY/checks.py" workflow
 run "ArgoCD platform: charts pinned, repos/namespaces allowed, cert-manager" "$PY" "$DEPLOY/checks.py" platform
+run "metrics that cannot be forged: Pushgateway policy and scrape, no Secrets in kube-state-metrics" "$PY" \
+  "$DEPLOY/checks.py" metrics-integrity "$WORK/platform-pushgateway.yaml"
 if [[ -x "$VENV/bin/hadolint" ]]; then
   run "hadolint Dockerfile" "$VENV/bin/hadolint" "$REPO/Dockerfile"
 else

@@ -714,6 +714,79 @@ def cmd_api_keys_negative(production: Path) -> None:
         fail(f"{production.name} passes as a non-production overlay although its pods need the key Secrets")
 
 
+def _metrics_integrity_problems(policy_objs: list[dict], pushgateway: dict, kube_prometheus: dict) -> list[str]:
+    """Nobody can forge the model's metrics: a NetworkPolicy lets only the retraining's pods push to the
+    Pushgateway and only Prometheus scrape it; the scrape keeps only ml_model_retrain_* series, under job
+    fraudops-retrain whatever a push says; kube-state-metrics does not list Secrets."""
+    problems = []
+    policy = next((o for o in policy_objs if o.get("kind") == "NetworkPolicy"
+                   and selects(o["spec"]["podSelector"], {"app.kubernetes.io/name": "prometheus-pushgateway"})
+                   and "Ingress" in o["spec"].get("policyTypes", [])), None)
+    allowed = {("airflow", "fraudops-retrain"), ("monitoring", "prometheus")}
+    if policy is None:
+        problems.append("no NetworkPolicy restricts who reaches the Pushgateway")
+    else:
+        peers = set()
+        for rule in policy["spec"].get("ingress", []):
+            if not rule.get("from") or not rule.get("ports"):
+                problems.append("a Pushgateway ingress rule admits every peer or every port")
+                continue
+            for peer in rule["from"]:
+                ns = peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                app = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+                peers.add((ns, app))
+        if peers != allowed:
+            problems.append(f"the Pushgateway admits {sorted(map(str, peers))}, want exactly {sorted(map(str, allowed))}")
+    monitor = pushgateway.get("serviceMonitor", {})
+    relabel = monitor.get("metricRelabelings", [])
+    keeps = [r for r in relabel if r.get("action") == "keep" and r.get("sourceLabels") == ["__name__"]]
+    if not keeps or any(k.get("regex") != "ml_model_retrain_.*" for k in keeps):
+        problems.append("the Pushgateway's scrape must keep only ml_model_retrain_.* (metricRelabelings keep)")
+    if monitor.get("honorLabels") and not any(r.get("targetLabel") == "job" and r.get("replacement") ==
+                                              "fraudops-retrain" for r in relabel):
+        problems.append("with honorLabels a push chooses its job: set job fraudops-retrain in metricRelabelings")
+    collectors = kube_prometheus.get("kube-state-metrics", {}).get("collectors", [])
+    if "secrets" in collectors:
+        problems.append("kube-state-metrics has the secrets collector (it may list every Secret)")
+    return problems
+
+
+def cmd_metrics_integrity(policy: Path) -> None:
+    """The check above on the shipped platform, then each way the metrics could be forged again refused."""
+    import copy
+
+    objs = docs(policy)
+    gateway = yaml.safe_load((DEPLOY / "platform/prometheus-pushgateway.values.yaml").read_text(encoding="utf-8"))
+    kps = yaml.safe_load((DEPLOY / "platform/kube-prometheus-stack.values.yaml").read_text(encoding="utf-8"))
+    found = _metrics_integrity_problems(objs, gateway, kps)
+    for problem in found:
+        fail(problem)
+    if found:
+        return
+
+    def rules(o):
+        return next(x for x in o[0] if x.get("kind") == "NetworkPolicy")["spec"]["ingress"]
+
+    mutants = {
+        "no Pushgateway policy": lambda o: o[0].clear(),
+        "a rule for every pod": lambda o: rules(o).append({"ports": [{"port": 9091}]}),
+        "the fraudops namespace may push": lambda o: rules(o)[0]["from"].append(
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "fraudops"}}}),
+        "every series kept": lambda o: o[1]["serviceMonitor"].update(metricRelabelings=[]),
+        "a push chooses its job": lambda o: o[1]["serviceMonitor"].update(
+            metricRelabelings=[r for r in o[1]["serviceMonitor"]["metricRelabelings"] if r.get("targetLabel") != "job"]),
+        "kube-state-metrics lists Secrets": lambda o: o[2]["kube-state-metrics"]["collectors"].append("secrets"),
+    }
+    for name, mutate in mutants.items():
+        mutant = copy.deepcopy([objs, gateway, kps])
+        mutate(mutant)
+        problems = _metrics_integrity_problems(*mutant)
+        if problems:
+            print(f"refused, {name}: {problems[0]}")
+        else:
+            fail(f"the platform with {name} passes the metrics integrity check")
+
+
 def cmd_redis_cluster_negative(production: Path) -> None:
     """The Redis Cluster checks refuse each way production's feature store could lose data or availability
     (and pass the overlay as it is)."""
@@ -2401,6 +2474,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("workflow")
     sub.add_parser("api-keys-negative").add_argument("production", type=Path)
     sub.add_parser("redis-cluster-negative").add_argument("production", type=Path)
+    sub.add_parser("metrics-integrity").add_argument("policy", type=Path)
     auth = sub.add_parser("redis-auth-negative")
     auth.add_argument("local", type=Path)
     auth.add_argument("production", type=Path)
@@ -2429,6 +2503,7 @@ def main(argv: list[str]) -> int:
         "workflow": cmd_workflow,
         "api-keys-negative": lambda: cmd_api_keys_negative(a.production),
         "redis-cluster-negative": lambda: cmd_redis_cluster_negative(a.production),
+        "metrics-integrity": lambda: cmd_metrics_integrity(a.policy),
         "redis-auth-negative": lambda: cmd_redis_auth_negative(a.local, a.production),
         "edge": lambda: cmd_edge(a.production),
         "edge-live": lambda: cmd_edge_live(a.binary, a.production),
