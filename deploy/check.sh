@@ -294,6 +294,8 @@ run "CI workflow and ArgoCD application" "$PY" "$DEPLOY/checks.py" workflow
 run "ArgoCD platform: charts pinned, repos/namespaces allowed, cert-manager" "$PY" "$DEPLOY/checks.py" platform
 run "metrics that cannot be forged: Pushgateway policy and scrape, no Secrets in kube-state-metrics" "$PY" \
   "$DEPLOY/checks.py" metrics-integrity "$WORK/platform-pushgateway.yaml"
+run "no default credentials: Airflow admin and Postgres, MLflow, Grafana from Secrets, none in values" "$PY" \
+  "$DEPLOY/checks.py" default-credentials
 if [[ -x "$VENV/bin/hadolint" ]]; then
   run "hadolint Dockerfile" "$VENV/bin/hadolint" "$REPO/Dockerfile"
 else

@@ -787,6 +787,77 @@ def cmd_metrics_integrity(policy: Path) -> None:
             fail(f"the platform with {name} passes the metrics integrity check")
 
 
+# Keys whose value is a credential: set from a Secret, never written in the values.
+CREDENTIAL_KEY = re.compile(r"(?i)(password|passwd|secretkey|secret_key|token|fernetkey)$")
+
+
+def _default_credential_problems(values: dict[str, dict]) -> list[str]:
+    """No platform chart runs with its default credentials: each password comes from a Secret the values
+    name, the charts' built-in users (Airflow's admin/admin, its Postgres's "postgres") are off or take their
+    password from a Secret, and no credential is written in a values file."""
+    problems = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if CREDENTIAL_KEY.search(str(k)) and isinstance(v, (str, int)) and str(v).strip():
+                    problems.append(f"{path}.{k}: a literal credential in a values file")
+                walk(v, f"{path}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]")
+
+    for name, doc in values.items():
+        walk(doc, name)
+    airflow = values.get("airflow.values.yaml", {})
+    if airflow.get("webserver", {}).get("defaultUser", {}).get("enabled", True) is not False:
+        problems.append("airflow: the chart's default admin user (admin/admin) is created")
+    if not airflow.get("data", {}).get("metadataSecretName"):
+        problems.append("airflow: its database connection is the chart's default (data.metadataSecretName)")
+    if airflow.get("postgresql", {}).get("enabled") and not airflow["postgresql"].get("auth", {}).get("existingSecret"):
+        problems.append("airflow: its bundled Postgres runs with the chart's password (postgresql.auth.existingSecret)")
+    mlflow = values.get("mlflow.values.yaml", {})
+    if mlflow.get("postgresql", {}).get("enabled") and not mlflow["postgresql"].get("auth", {}).get("existingSecret"):
+        problems.append("mlflow: its Postgres runs with the chart's password (postgresql.auth.existingSecret)")
+    grafana = values.get("kube-prometheus-stack.values.yaml", {}).get("grafana", {}).get("admin", {})
+    if not grafana.get("existingSecret"):
+        problems.append("grafana: the admin password is the chart's default (grafana.admin.existingSecret)")
+    return problems
+
+
+def cmd_default_credentials() -> None:
+    """The check above on the shipped values, then each way back to a default credential refused."""
+    import copy
+
+    values = {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+              for p in sorted((DEPLOY / "platform").glob("*.values.yaml"))}
+    found = _default_credential_problems(values)
+    for problem in found:
+        fail(problem)
+    if found:
+        return
+    mutants = {
+        "Airflow's default admin": lambda v: v["airflow.values.yaml"]["webserver"]["defaultUser"].update(enabled=True),
+        "Airflow's default connection": lambda v: v["airflow.values.yaml"]["data"].pop("metadataSecretName"),
+        "Airflow's Postgres default password": lambda v: v["airflow.values.yaml"]["postgresql"]["auth"].pop(
+            "existingSecret"),
+        "MLflow's Postgres default password": lambda v: v["mlflow.values.yaml"]["postgresql"]["auth"].pop(
+            "existingSecret"),
+        "Grafana's default admin": lambda v: v["kube-prometheus-stack.values.yaml"]["grafana"]["admin"].pop(
+            "existingSecret"),
+        "a password in the values": lambda v: v["mlflow.values.yaml"]["postgresql"]["auth"].update(
+            password="mlflow"),
+    }
+    for name, mutate in mutants.items():
+        mutant = copy.deepcopy(values)
+        mutate(mutant)
+        problems = _default_credential_problems(mutant)
+        if problems:
+            print(f"refused, {name}: {problems[0]}")
+        else:
+            fail(f"the platform with {name} passes the default credentials check")
+
+
 def cmd_redis_cluster_negative(production: Path) -> None:
     """The Redis Cluster checks refuse each way production's feature store could lose data or availability
     (and pass the overlay as it is)."""
@@ -2475,6 +2546,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("api-keys-negative").add_argument("production", type=Path)
     sub.add_parser("redis-cluster-negative").add_argument("production", type=Path)
     sub.add_parser("metrics-integrity").add_argument("policy", type=Path)
+    sub.add_parser("default-credentials")
     auth = sub.add_parser("redis-auth-negative")
     auth.add_argument("local", type=Path)
     auth.add_argument("production", type=Path)
@@ -2504,6 +2576,7 @@ def main(argv: list[str]) -> int:
         "api-keys-negative": lambda: cmd_api_keys_negative(a.production),
         "redis-cluster-negative": lambda: cmd_redis_cluster_negative(a.production),
         "metrics-integrity": lambda: cmd_metrics_integrity(a.policy),
+        "default-credentials": cmd_default_credentials,
         "redis-auth-negative": lambda: cmd_redis_auth_negative(a.local, a.production),
         "edge": lambda: cmd_edge(a.production),
         "edge-live": lambda: cmd_edge_live(a.binary, a.production),
