@@ -2391,8 +2391,21 @@ def cmd_terraform() -> None:
         if pin.get("source") != "yandex-cloud/yandex":
             fail(f"provider source {pin.get('source')} != yandex-cloud/yandex")
         version = str(pin.get("version", ""))
-        if not re.fullmatch(r"(=\s*|~>\s*)?\d+\.\d+\.\d+", version):
-            fail(f"provider version {version!r} is not pinned (want `= x.y.z` or `~> x.y.z`)")
+        if not re.fullmatch(r"=\s*\d+\.\d+\.\d+", version):
+            fail(f"provider version {version!r} is not pinned exactly (want `= x.y.z`)")
+    # The state holds the static keys: a remote backend (S3 on Object Storage, locked), never local.
+    backends = [b for d in parsed.values() for t in d.get("terraform", []) for b in t.get("backend", [])]
+    if not any("s3" in b for b in backends):
+        fail("terraform: no backend \"s3\" (the state, with the static keys, would be a local file)")
+    example = (tf_dir / "backend.hcl.example")
+    if not example.exists() or not re.search(r"(?m)^\s*(use_lockfile\s*=\s*true|dynamodb_table\s*=)", example.read_text()):
+        fail("terraform: backend.hcl.example must lock the state (use_lockfile = true or a dynamodb_table)")
+    # No account of the workloads gets a folder-wide storage role: each bucket grants its own account.
+    for d in parsed.values():
+        for block in d.get("resource", []):
+            for name, body in block.get("yandex_resourcemanager_folder_iam_member", {}).items():
+                if str(body.get("role", "")).startswith("storage."):
+                    fail(f"terraform: folder role {body.get('role')} ({name}) reaches every bucket; grant the bucket")
     resources = {(rtype, name) for d in parsed.values() for block in d.get("resource", [])
                  for rtype, named in block.items() for name in named}
     types = {t for t, _ in resources}

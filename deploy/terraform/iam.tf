@@ -36,11 +36,8 @@ resource "yandex_iam_service_account" "storage" {
   description = "MLflow artifact store: S3 access to the MLflow bucket"
 }
 
-resource "yandex_resourcemanager_folder_iam_member" "storage_editor" {
-  folder_id = var.folder_id
-  role      = "storage.editor"
-  member    = "serviceAccount:${yandex_iam_service_account.storage.id}"
-}
+# No folder role: a folder role would reach every bucket of the folder. The account may read and write its
+# own bucket only, by the bucket's grant (storage.tf), as the lake's accounts do.
 
 resource "yandex_iam_service_account_static_access_key" "storage" {
   service_account_id = yandex_iam_service_account.storage.id

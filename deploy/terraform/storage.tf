@@ -1,10 +1,15 @@
-# MLflow artifacts (models, metrics files) in Object Storage. Created with the storage account's own static
-# key, so the bucket's owner is the account MLflow uses.
+# MLflow artifacts (models, metrics files) in Object Storage. Created by Terraform's own account; MLflow's
+# account may read and write this bucket only (its grant below), with no folder role.
 resource "yandex_storage_bucket" "mlflow" {
-  bucket     = "${var.name_prefix}-mlflow-${var.folder_id}" # bucket names are global: the folder id makes it unique
-  access_key = yandex_iam_service_account_static_access_key.storage.access_key
-  secret_key = yandex_iam_service_account_static_access_key.storage.secret_key
-  max_size   = var.mlflow_bucket_max_size_gb * 1024 * 1024 * 1024
+  bucket    = "${var.name_prefix}-mlflow-${var.folder_id}" # bucket names are global: the folder id makes it unique
+  folder_id = var.folder_id
+  max_size  = var.mlflow_bucket_max_size_gb * 1024 * 1024 * 1024
+
+  grant {
+    id          = yandex_iam_service_account.storage.id
+    type        = "CanonicalUser"
+    permissions = ["READ", "WRITE"]
+  }
 
   # Registered model versions must stay loadable: keep overwritten or deleted objects for 30 days.
   versioning {
@@ -24,8 +29,6 @@ resource "yandex_storage_bucket" "mlflow" {
     list        = false
     config_read = false
   }
-
-  depends_on = [yandex_resourcemanager_folder_iam_member.storage_editor]
 }
 
 # The transaction lake (`fraudops archive`, docs/lake.md): Parquet files of everything the system saw, the

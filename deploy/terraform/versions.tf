@@ -1,17 +1,21 @@
 terraform {
-  required_version = ">= 1.5.0"
+  # 1.10: the S3 backend's own lock file (use_lockfile), no separate lock table needed.
+  required_version = ">= 1.10.0"
 
   required_providers {
     yandex = {
       source = "yandex-cloud/yandex"
-      # Pinned to a patch series: provider minor releases have changed resource schemas before. Bump
-      # deliberately, then commit the new .terraform.lock.hcl.
-      version = "~> 0.130.0"
+      # Pinned exactly: provider releases have changed resource schemas before. Bump deliberately. The
+      # provider registry is not reachable from the machine this was written on, so .terraform.lock.hcl (the
+      # checksums) is made by `terraform providers lock` on first use and committed then (README.md).
+      version = "= 0.130.0"
     }
   }
 
-  # State stays local by default (terraform.tfstate, gitignored). For a team, move it to an Object Storage
-  # bucket with the S3 backend; see README.md "Remote state".
+  # The state (it holds the static keys) lives in an Object Storage bucket of its own, locked while a plan or
+  # apply runs: `terraform init -backend-config=backend.hcl` (backend.hcl.example; README.md "Remote state").
+  # Its values (bucket, key, endpoint) differ per deployment, so they are not here.
+  backend "s3" {}
 }
 
 provider "yandex" {
