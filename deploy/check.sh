@@ -136,11 +136,12 @@ render_overlays() {
   kubectl kustomize "$DEPLOY/platform/alertmanager" >"$WORK/platform-alertmanager.yaml"
   kubectl kustomize "$DEPLOY/platform/cert-manager" >"$WORK/platform-cert-manager.yaml"
   kubectl kustomize "$DEPLOY/platform/pushgateway" >"$WORK/platform-pushgateway.yaml"
+  kubectl kustomize "$DEPLOY/platform/mlflow-policy" >"$WORK/platform-mlflow-policy.yaml"
 }
 run "kustomize build: overlays local, production, seed-attack; platform" render_overlays
 run "kubernetes-validate (k8s 1.30, strict) + CRD schemas" "$PY" "$DEPLOY/checks.py" validate \
   "$WORK/local.yaml" "$WORK/production.yaml" "$WORK/seed-attack.yaml" "$WORK/platform-alertmanager.yaml" \
-  "$WORK/platform-cert-manager.yaml" "$WORK/platform-pushgateway.yaml" \
+  "$WORK/platform-cert-manager.yaml" "$WORK/platform-pushgateway.yaml" "$WORK/platform-mlflow-policy.yaml" \
   "$DEPLOY"/argocd/*.yaml "$DEPLOY"/argocd/platform/*.yaml "$DEPLOY"/k8s/attack/*.yaml \
   "$DEPLOY"/airflow/k8s/*.yaml
 run "HPA exactly per SPEC §7 (4..6, cpu 70, mem 80, behavior)" "$PY" "$DEPLOY/checks.py" hpa \
@@ -296,6 +297,8 @@ run "metrics that cannot be forged: Pushgateway policy and scrape, no Secrets in
   "$DEPLOY/checks.py" metrics-integrity "$WORK/platform-pushgateway.yaml"
 run "no default credentials: Airflow admin and Postgres, MLflow, Grafana from Secrets, none in values" "$PY" \
   "$DEPLOY/checks.py" default-credentials
+run "MLflow reachable only by the API and the retraining (NetworkPolicy)" "$PY" "$DEPLOY/checks.py" mlflow-policy \
+  "$WORK/platform-mlflow-policy.yaml"
 if [[ -x "$VENV/bin/hadolint" ]]; then
   run "hadolint Dockerfile" "$VENV/bin/hadolint" "$REPO/Dockerfile"
 else

@@ -858,6 +858,61 @@ def cmd_default_credentials() -> None:
             fail(f"the platform with {name} passes the default credentials check")
 
 
+def _mlflow_policy_problems(objs: list[dict]) -> list[str]:
+    """MLflow (no authentication yet) admits only the API and the retraining's pods."""
+    policy = next((o for o in objs if o.get("kind") == "NetworkPolicy"
+                   and selects(o["spec"]["podSelector"], {"app.kubernetes.io/name": "mlflow"})
+                   and "Ingress" in o["spec"].get("policyTypes", [])), None)
+    if policy is None:
+        return ["no NetworkPolicy restricts who reaches MLflow"]
+    problems, peers = [], set()
+    for rule in policy["spec"].get("ingress", []):
+        if not rule.get("from") or not rule.get("ports"):
+            problems.append("an MLflow ingress rule admits every peer or every port")
+            continue
+        for peer in rule["from"]:
+            ns = peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+            app = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+            peers.add((ns, app))
+    allowed = {("fraudops", "fraudops-api"), ("airflow", "fraudops-retrain")}
+    if peers and peers != allowed:
+        problems.append(f"MLflow admits {sorted(map(str, peers))}, want exactly {sorted(map(str, allowed))}")
+    return problems
+
+
+def cmd_mlflow_policy(path: Path) -> None:
+    """The check above on the shipped policy, then each way to open MLflow again refused."""
+    import copy
+
+    objs = docs(path)
+    found = _mlflow_policy_problems(objs)
+    for problem in found:
+        fail(problem)
+    if found:
+        return
+
+    def rule(o):
+        return next(x for x in o if x.get("kind") == "NetworkPolicy")["spec"]["ingress"][0]
+
+    mutants = {
+        "no policy": lambda o: o.clear(),
+        "every pod": lambda o: rule(o).pop("from"),
+        "the stream worker too": lambda o: rule(o)["from"].append(
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "fraudops"}},
+             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "fraudops-stream"}}}),
+        "a whole namespace": lambda o: rule(o)["from"].append(
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "airflow"}}}),
+    }
+    for name, mutate in mutants.items():
+        mutant = copy.deepcopy(objs)
+        mutate(mutant)
+        problems = _mlflow_policy_problems(mutant)
+        if problems:
+            print(f"refused, {name}: {problems[0]}")
+        else:
+            fail(f"the MLflow policy with {name} passes")
+
+
 def cmd_redis_cluster_negative(production: Path) -> None:
     """The Redis Cluster checks refuse each way production's feature store could lose data or availability
     (and pass the overlay as it is)."""
@@ -2562,6 +2617,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("redis-cluster-negative").add_argument("production", type=Path)
     sub.add_parser("metrics-integrity").add_argument("policy", type=Path)
     sub.add_parser("default-credentials")
+    sub.add_parser("mlflow-policy").add_argument("policy", type=Path)
     auth = sub.add_parser("redis-auth-negative")
     auth.add_argument("local", type=Path)
     auth.add_argument("production", type=Path)
@@ -2592,6 +2648,7 @@ def main(argv: list[str]) -> int:
         "redis-cluster-negative": lambda: cmd_redis_cluster_negative(a.production),
         "metrics-integrity": lambda: cmd_metrics_integrity(a.policy),
         "default-credentials": cmd_default_credentials,
+        "mlflow-policy": lambda: cmd_mlflow_policy(a.policy),
         "redis-auth-negative": lambda: cmd_redis_auth_negative(a.local, a.production),
         "edge": lambda: cmd_edge(a.production),
         "edge-live": lambda: cmd_edge_live(a.binary, a.production),
