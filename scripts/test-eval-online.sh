@@ -19,7 +19,7 @@ scripts/eval-online.sh --data "$work/small.csv" --check 1 | tee "$work/single.tx
 echo "--- a 3-shard Redis Cluster" >&2
 nodes=()
 for shard in 1 2 3; do
-  port="$(free_port)"
+  port="$(free_cluster_port)"
   mkdir -p "$work/shard$shard"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$work/shard$shard" --save "" --appendonly no \
     --cluster-enabled yes --cluster-config-file nodes.conf >"$work/shard$shard.log" 2>&1 &

@@ -4,6 +4,13 @@
 # A free TCP port on 127.0.0.1, chosen by the kernel (another process could still take it before the
 # caller binds it; the scripts bind right away).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port for a Redis Cluster node: its bus listens on port + 10000, so at most 55535 (the kernel's
+# ephemeral range reaches 60999, and a node given a higher port exits at once).
+free_cluster_port() {
+  local port
+  while port="$(free_port)"; ((port > 55535)); do :; done
+  echo "$port"
+}
 
 # The median of its arguments (numbers): the middle one, or the mean of the two middle ones.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }

@@ -71,6 +71,8 @@ enum Command {
     RetrainTrigger(cmd::retrain_trigger::Args),
     /// API keys for `serve`'s API_KEYS_FILE: a new key and its line (the file holds digests only).
     ApiKey(cmd::api_key::Args),
+    /// The key pair models are signed with (`--signing-key`) and `serve` trusts (MODEL_TRUSTED_KEYS_FILE).
+    ModelKey(cmd::model_key::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,5 +97,6 @@ fn main() -> anyhow::Result<()> {
         Command::Drill(args) => cmd::drill::run(args),
         Command::RetrainTrigger(args) => cmd::retrain_trigger::run(args),
         Command::ApiKey(args) => cmd::api_key::run(args),
+        Command::ModelKey(args) => cmd::model_key::run(args),
     }
 }

@@ -11,6 +11,7 @@
 //! still fails ends the run as `FAILED` (best effort) and fails the command with the step named.
 //! Nothing here is silently skipped.
 
+use fraudops_model::signing::ModelSigner;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,6 +65,11 @@ pub struct MlflowArgs {
     /// Also write the gate decision as JSON here (the Airflow DAG's notify step reads it).
     #[arg(long, env = "DECISION_OUT")]
     pub decision_out: Option<PathBuf>,
+    /// The Ed25519 key the published artifact is signed with (a file holding the secret seed in hex, from
+    /// a Secret; `fraudops model-key new` makes one): `model.json.sig` travels beside `model.json`, and a
+    /// `serve` with MODEL_TRUSTED_KEYS_FILE loads only signed versions. Unset: published unsigned.
+    #[arg(long = "signing-key", env = "MODEL_SIGNING_KEY_FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// What was trained, on which data: everything the run records.
@@ -90,6 +96,8 @@ pub struct Tracker {
     uri: String,
     experiment_id: String,
     runtime: tokio::runtime::Runtime,
+    /// Signs what is published (`--signing-key`).
+    signer: Option<ModelSigner>,
 }
 
 /// The outcome of a publication, printed and written to `--decision-out`.
@@ -135,12 +143,14 @@ impl Tracker {
             "mlflow: {uri}, experiment {:?} (id {experiment_id})",
             args.experiment
         );
+        let signer = load_signer(args.signing_key.as_deref())?;
         Ok(Self {
             client,
             args: args.clone(),
             uri: uri.to_owned(),
             experiment_id,
             runtime,
+            signer,
         })
     }
 
@@ -276,6 +286,18 @@ impl Tracker {
             .upload_artifact(run, &format!("{MODEL_DIR}/{MODEL_FILE}"), json.clone())
             .await
             .map_err(|e| self.fail("uploading model/model.json", e))?;
+        // Its signature, over exactly these bytes, beside it (`serve` verifies it against its trusted keys).
+        let signature = self.signer.as_ref().map(|s| s.sign(&json).into_bytes());
+        if let Some(signature) = &signature {
+            client
+                .upload_artifact(
+                    run,
+                    &format!("{MODEL_DIR}/{SIGNATURE_FILE}"),
+                    signature.clone(),
+                )
+                .await
+                .map_err(|e| self.fail("uploading model/model.json.sig", e))?;
+        }
         client
             .upload_artifact(
                 run,
@@ -284,7 +306,7 @@ impl Tracker {
             )
             .await
             .map_err(|e| self.fail("uploading model/metrics.json", e))?;
-        self.upload_logged_model(&logged, artifact, json, metrics_json)
+        self.upload_logged_model(&logged, artifact, json, metrics_json, signature)
             .await?;
         println!(
             "mlflow: logged {} params, {} metrics, artifact {MODEL_DIR}/{MODEL_FILE}; logged model {} \
@@ -407,9 +429,16 @@ impl Tracker {
         artifact: &ModelArtifact,
         json: Vec<u8>,
         metrics_json: Vec<u8>,
+        signature: Option<Vec<u8>>,
     ) -> anyhow::Result<()> {
         let client = &self.client;
         let uploaded = async {
+            if let Some(signature) = signature {
+                client
+                    .upload_model_artifact(logged, SIGNATURE_FILE, signature)
+                    .await
+                    .map_err(|e| self.fail("uploading model.json.sig to the logged model", e))?;
+            }
             let description = mlmodel::describe(artifact, logged)
                 .to_yaml()
                 .map_err(|e| self.fail("describing the model", e))?;
@@ -602,6 +631,15 @@ pub fn git_commit() -> Option<String> {
                 .as_deref()
                 .and_then(valid)
         })
+}
+
+/// The artifact's signature beside it (`fraudops_model::signing`).
+pub const SIGNATURE_FILE: &str = "model.json.sig";
+
+/// The signing key named by `--signing-key`, read now so a missing key fails before training.
+pub fn load_signer(path: Option<&Path>) -> anyhow::Result<Option<ModelSigner>> {
+    path.map(|p| ModelSigner::load(p).context("MODEL_SIGNING_KEY_FILE"))
+        .transpose()
 }
 
 #[cfg(test)]

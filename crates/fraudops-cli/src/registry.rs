@@ -35,7 +35,18 @@ impl RegistryFetcher for MlflowFetcher {
                 .download_artifact(&version, MODEL_FILE)
                 .await
                 .map_err(|e| format!("{label}: {e}"))?;
-            Ok(Some(Fetched { label, bytes }))
+            // Absent (an unsigned version) or unreadable: `None`, which a serve that trusts keys refuses.
+            let signature = self
+                .client
+                .download_artifact(&version, crate::publish::SIGNATURE_FILE)
+                .await
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            Ok(Some(Fetched {
+                label,
+                bytes,
+                signature,
+            }))
         })
     }
 

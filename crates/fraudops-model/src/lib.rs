@@ -11,6 +11,7 @@
 pub mod artifact;
 pub mod ensemble;
 pub mod reference;
+pub mod signing;
 
 use std::path::Path;
 

@@ -18,6 +18,11 @@ pub struct ServeConfig {
     /// Model artifact file (`model.json`); watched and hot-swapped when it changes.
     #[arg(long, env = "MODEL_PATH")]
     pub model_path: Option<PathBuf>,
+    /// Public keys models must be signed with (one hex Ed25519 key per line): every artifact from
+    /// MODEL_PATH or the registry is then refused unless `model.json.sig` beside it verifies (the embedded
+    /// model is part of the binary and needs none). Unset: artifacts are checked by their checksum only.
+    #[arg(long, env = "MODEL_TRUSTED_KEYS_FILE")]
+    pub model_trusted_keys_file: Option<PathBuf>,
     /// MLflow tracking server, used with MLFLOW_MODEL_URI.
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     pub mlflow_tracking_uri: Option<String>,
@@ -119,6 +124,7 @@ impl ServeConfig {
             bind: "127.0.0.1".into(),
             metrics_port: None,
             model_path: None,
+            model_trusted_keys_file: None,
             mlflow_tracking_uri: None,
             mlflow_model_uri: None,
             model_poll_seconds: 30,

@@ -46,6 +46,8 @@ pub struct Fetched {
     pub label: String,
     /// The `model.json` bytes.
     pub bytes: Vec<u8>,
+    /// `model.json.sig` beside it (hex), if the version has one.
+    pub signature: Option<String>,
 }
 
 /// Boxed future returned by [`RegistryFetcher::fetch`].
@@ -81,6 +83,8 @@ pub struct ModelStore {
     drift_half_window_seconds: u64,
     /// DRIFT_CLOCK=event: the windows' halves follow the transactions' time.
     drift_event_clock: bool,
+    /// MODEL_TRUSTED_KEYS_FILE: every artifact not compiled in must be signed by one of these.
+    trusted: Option<fraudops_model::signing::TrustedKeys>,
 }
 
 impl ModelStore {
@@ -97,6 +101,41 @@ impl ModelStore {
             replica_id,
             drift_half_window_seconds,
             drift_event_clock,
+            trusted: None,
+        }
+    }
+
+    /// Requires every artifact from a file or a registry to be signed by one of `keys`.
+    pub fn with_trusted_keys(mut self, keys: fraudops_model::signing::TrustedKeys) -> Self {
+        self.trusted = Some(keys);
+        self
+    }
+
+    /// The artifact `bytes` with its `signature`, as a model: verified first when keys are trusted
+    /// (refused: `Err(true, reason)`, counted as `model_signature`), then parsed and checked
+    /// (`Err(false, reason)`: `model_load`).
+    fn admit(&self, bytes: &[u8], signature: Option<&str>) -> Result<Model, (bool, String)> {
+        if let Some(trusted) = &self.trusted {
+            trusted
+                .verify(bytes, signature)
+                .map_err(|e| (true, e.to_string()))?;
+        }
+        Model::from_json(bytes).map_err(|e| (false, e.to_string()))
+    }
+
+    /// An artifact file and the `.sig` beside it (absent: unsigned).
+    fn admit_file(&self, path: &std::path::Path) -> Result<Model, (bool, String)> {
+        let bytes = std::fs::read(path).map_err(|e| (false, format!("{}: {e}", path.display())))?;
+        let signature = std::fs::read_to_string(fraudops_model::signing::signature_path(path)).ok();
+        self.admit(&bytes, signature.as_deref())
+    }
+
+    /// Installs what [`Self::admit`] accepted, or records why not.
+    fn install_or_refuse(&self, admitted: Result<Model, (bool, String)>, label: String) {
+        match admitted {
+            Ok(model) => self.install(model, label),
+            Err((true, reason)) => self.refuse_signature(&label, &reason),
+            Err((false, reason)) => self.refuse(&label, &reason),
         }
     }
 
@@ -178,11 +217,38 @@ impl ModelStore {
         .emit(&self.metrics);
     }
 
-    /// Loads the first model synchronously where that can fail fast (embedded, file).
-    pub fn load_initial(&self, source: &ModelSource) -> Result<(), fraudops_model::ArtifactError> {
+    /// Records an artifact refused for its signature: logged, counted as `model_signature`, the served
+    /// model untouched.
+    pub fn refuse_signature(&self, source: &str, reason: &str) {
+        let kept = self.get();
+        tracing::error!(
+            event = "model_refused",
+            error_type = crate::telemetry::ERROR_MODEL_SIGNATURE,
+            source,
+            reason,
+            kept = kept.as_ref().map(|m| m.model.version())
+        );
+        self.metrics
+            .errors
+            .with_label_values(&[crate::telemetry::ERROR_MODEL_SIGNATURE])
+            .inc();
+        self.metrics
+            .reloads
+            .with_label_values(&[crate::telemetry::RELOAD_FAILURE])
+            .inc();
+    }
+
+    /// Loads the first model synchronously where that can fail fast (embedded, file): a file that is not
+    /// signed by a trusted key stops the start, as a bad checksum does.
+    pub fn load_initial(&self, source: &ModelSource) -> Result<(), anyhow::Error> {
         match source {
             ModelSource::Embedded => self.install(Model::embedded()?, "embedded".into()),
-            ModelSource::File(path) => self.install(Model::load(path)?, path.display().to_string()),
+            ModelSource::File(path) => {
+                let model = self
+                    .admit_file(path)
+                    .map_err(|(_, reason)| anyhow::anyhow!("{}: {reason}", path.display()))?;
+                self.install(model, path.display().to_string())
+            }
             // Registries are loaded by the poller; until then the server is not ready.
             ModelSource::Registry(_) => {}
         }
@@ -236,9 +302,9 @@ pub async fn watch(store: Arc<ModelStore>, source: ModelSource, interval: Durati
                 seen = now;
                 let label = path.display().to_string();
                 let path = path.clone();
-                match tokio::task::spawn_blocking(move || Model::load(&path)).await {
-                    Ok(Ok(model)) => store.install(model, label),
-                    Ok(Err(e)) => store.refuse(&label, &e.to_string()),
+                let checker = store.clone();
+                match tokio::task::spawn_blocking(move || checker.admit_file(&path)).await {
+                    Ok(admitted) => store.install_or_refuse(admitted, label),
                     Err(e) => store.refuse(&label, &e.to_string()),
                 }
             }
@@ -256,10 +322,8 @@ pub async fn watch(store: Arc<ModelStore>, source: ModelSource, interval: Durati
                     Ok(Some(fetched)) => {
                         // Remember the label whether or not it loads: a broken version is refused once.
                         known = Some(fetched.label.clone());
-                        match Model::from_json(&fetched.bytes) {
-                            Ok(model) => store.install(model, fetched.label),
-                            Err(e) => store.refuse(&fetched.label, &e.to_string()),
-                        }
+                        let admitted = store.admit(&fetched.bytes, fetched.signature.as_deref());
+                        store.install_or_refuse(admitted, fetched.label);
                     }
                     Err(e) => RegistryUnreachable {
                         registry: &fetcher.describe(),

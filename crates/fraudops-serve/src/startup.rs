@@ -59,12 +59,18 @@ impl Server {
     pub async fn bind(config: ServeConfig, source: ModelSource) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new().context("registering metrics")?);
         let replica_id = config.resolved_replica_id();
-        let store = Arc::new(ModelStore::new(
+        let mut store = ModelStore::new(
             metrics.clone(),
             replica_id.clone(),
             config.drift_window_seconds / 2,
             config.drift_clock == crate::config::DriftClock::Event,
-        ));
+        );
+        if let Some(path) = &config.model_trusted_keys_file {
+            let keys = fraudops_model::signing::TrustedKeys::load(path)
+                .context("MODEL_TRUSTED_KEYS_FILE")?;
+            store = store.with_trusted_keys(keys);
+        }
+        let store = Arc::new(store);
         store
             .load_initial(&source)
             .context("loading the initial model")?;

@@ -15,10 +15,20 @@ const LATENCY_BUCKETS: [f64; 16] = [
 ];
 
 /// The values `ml_model_errors_total{type}` can take; all are exported from the start at 0.
-pub const ERROR_TYPES: [&str; 4] = ["validation", "prediction", "system", "model_load"];
+pub const ERROR_TYPES: [&str; 5] = [
+    "validation",
+    "prediction",
+    "system",
+    "model_load",
+    "model_signature",
+];
 
 /// `ml_model_errors_total{type="model_load"}`: a refused artifact or an unreachable registry.
 pub const ERROR_MODEL_LOAD: &str = "model_load";
+
+/// `ml_model_errors_total{type="model_signature"}`: an artifact refused because it is unsigned or not signed
+/// by a trusted key (MODEL_TRUSTED_KEYS_FILE).
+pub const ERROR_MODEL_SIGNATURE: &str = "model_signature";
 
 /// Why a request was refused before scoring: the `reason` of `http_requests_rejected_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -227,6 +227,19 @@ fn skip(test: &str, reason: &str) {
     }
 }
 
+/// A free port whose bus port (+ 10000) exists too.
+fn cluster_port(test: &str) -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{test}: free port: {e}"));
+        if port <= 55_535 {
+            return port;
+        }
+    }
+}
+
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -258,6 +271,10 @@ impl RedisCluster {
         let mut nodes = Vec::with_capacity(shards);
         for _ in 0..shards {
             let mut node = RedisServer::start_or_skip(test, false)?;
+            node.kill();
+            // A cluster node also listens on its port + 10000 (the bus): at most 55535, which the
+            // kernel's ephemeral range (up to 60999) does not guarantee.
+            node.port = cluster_port(test);
             node.cluster = true;
             node.restart();
             nodes.push(node);

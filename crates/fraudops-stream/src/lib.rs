@@ -49,7 +49,7 @@ mod topic;
 pub mod worker;
 
 pub use admin::ensure_topics;
-pub use config::KafkaArgs;
+pub use config::{KafkaArgs, KafkaSecurity};
 pub use error::StreamError;
 pub use lag::LagProbe;
 pub use topic::{Record, produce_all, read_to_end};

@@ -32,7 +32,7 @@ enum Command {
     /// written as a transaction CSV that `train --data` and `register --data` read.
     Snapshot(SnapshotArgs),
     /// Every transaction of a file to the transactions topic and its label to the labels topic, once.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
 }
 
 /// `train`'s lake source. Its own variables (`TRAIN_LAKE`, not the archive's `LAKE_URL`): a step that
@@ -123,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Stats(a) => stats(a),
         Command::Snapshot(a) => snapshot(a),
-        Command::Replay(a) => replay(a),
+        Command::Replay(a) => replay(*a),
     }
 }
 

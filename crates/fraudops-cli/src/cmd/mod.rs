@@ -7,6 +7,7 @@ pub mod drill;
 pub mod eval_online;
 pub mod labels;
 pub mod lake;
+pub mod model_key;
 pub mod register;
 pub mod retrain_trigger;
 pub mod serve;

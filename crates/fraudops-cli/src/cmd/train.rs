@@ -200,8 +200,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let model_path = args.out.join("model.json");
-    fs::write(&model_path, artifact.to_json())
-        .with_context(|| format!("writing {}", model_path.display()))?;
+    let json = artifact.to_json();
+    fs::write(&model_path, &json).with_context(|| format!("writing {}", model_path.display()))?;
+    // Signed beside it when a key is given (`serve` with MODEL_TRUSTED_KEYS_FILE loads only signed files).
+    if let Some(signer) = crate::publish::load_signer(args.mlflow.signing_key.as_deref())? {
+        let sig_path = fraudops_model::signing::signature_path(&model_path);
+        fs::write(&sig_path, signer.sign(json.as_bytes()))
+            .with_context(|| format!("writing {}", sig_path.display()))?;
+    }
     let metrics_path = args.out.join("metrics.json");
     fs::write(
         &metrics_path,

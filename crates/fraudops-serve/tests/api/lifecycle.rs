@@ -163,6 +163,7 @@ impl RegistryFetcher for ScriptedRegistry {
                 Some((label, json)) => Ok(Some(Fetched {
                     label,
                     bytes: json.into_bytes(),
+                    signature: None,
                 })),
             }
         })
@@ -236,4 +237,77 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .await
         .expect("drained in time")
         .expect("shutdown task");
+}
+
+/// MODEL_TRUSTED_KEYS_FILE: only an artifact signed by a trusted key is swapped in. An unsigned one and
+/// one signed by another key are refused (`ml_model_errors_total{type="model_signature"}`), the old model
+/// keeps serving; a file that is not signed stops the start.
+#[tokio::test]
+async fn only_models_signed_by_a_trusted_key_are_swapped_in() {
+    use fraudops_model::signing::{ModelSigner, signature_path};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = |name: &str| {
+        let (secret, public) = ModelSigner::generate();
+        let path = dir.path().join(name);
+        std::fs::write(&path, secret).expect("key");
+        (ModelSigner::load(&path).expect("signer"), public)
+    };
+    let (ours, public) = key("ours.key");
+    let (theirs, _) = key("theirs.key");
+    let trusted = dir.path().join("trusted.pub");
+    std::fs::write(&trusted, format!("# the trainer's key\n{public}\n")).expect("keys");
+    let path = dir.path().join("model.json");
+    let sig = signature_path(&path);
+    let first = embedded_model_json();
+    std::fs::write(&path, &first).expect("model");
+    let mut config = ServeConfig::for_tests();
+    config.model_poll_seconds = 1;
+    config.model_trusted_keys_file = Some(trusted);
+
+    // Unsigned at start: the server does not start.
+    assert!(
+        fraudops_serve::Server::bind(config.clone(), ModelSource::File(path.clone()))
+            .await
+            .is_err(),
+        "started with an unsigned model"
+    );
+    std::fs::write(&sig, ours.sign(first.as_bytes())).expect("sig");
+    let server = TestServer::start(config, ModelSource::File(path.clone())).await;
+    let old = served_version(&server).await.expect("a model");
+
+    let other = other_model_json(0.25);
+    let refusals = |n: f64| {
+        let server = &server;
+        async move {
+            wait_for(Duration::from_secs(10), || async {
+                metric(
+                    &server.metrics().await,
+                    "ml_model_errors_total{type=\"model_signature\"}",
+                ) == Some(n)
+            })
+            .await
+        }
+    };
+    // A new artifact without a signature, then one signed by another key: both refused.
+    std::fs::remove_file(&sig).expect("unsign");
+    replace_file(&path, &other);
+    assert!(refusals(1.0).await, "an unsigned artifact was not refused");
+    assert_eq!(served_version(&server).await.as_deref(), Some(old.as_str()));
+    assert_eq!(server.predict_status("still").await, 200);
+    std::fs::write(&sig, theirs.sign(other.as_bytes())).expect("sig");
+    replace_file(&path, &other);
+    assert!(
+        refusals(2.0).await,
+        "an artifact signed by another key was not refused"
+    );
+    assert_eq!(served_version(&server).await.as_deref(), Some(old.as_str()));
+    // Signed by the trusted key: swapped in.
+    std::fs::write(&sig, ours.sign(other.as_bytes())).expect("sig");
+    replace_file(&path, &other);
+    let swapped = wait_for(Duration::from_secs(10), || async {
+        served_version(&server).await.is_some_and(|v| v != old)
+    })
+    .await;
+    assert!(swapped, "the signed artifact was not swapped in");
+    assert_eq!(server.predict_status("new").await, 200);
 }

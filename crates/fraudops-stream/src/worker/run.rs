@@ -137,7 +137,9 @@ struct Shared {
 
 impl Shared {
     /// Produces `payload` until the broker acknowledges it: an event is never given up on while the
-    /// worker runs (a crash leaves its offset uncommitted, so it is read again).
+    /// worker runs (a crash leaves its offset uncommitted, so it is read again). The producer is
+    /// idempotent and has no delivery timeout, so an error here means the message was not written: sending
+    /// it again cannot make a second copy.
     async fn deliver(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) {
         let mut backoff = DELIVERY_BACKOFF_START;
         loop {
@@ -361,7 +363,12 @@ pub async fn run(
     let producer: FutureProducer = kafka
         .client_config(&format!("fraudops-stream-{replica_id}"))
         .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
+        // librdkafka retries a send itself, with sequence numbers the broker deduplicates, and without a
+        // client-side timeout: a slow or restarting broker delays a prediction (the consumer stops at
+        // MAX_IN_FLIGHT, the lag alert fires) but never writes it twice. What still fails (a permanent
+        // error: the message was not written) is sent again by `deliver`.
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "0")
         .create()?;
 
     let stop_lag = Arc::new(AtomicBool::new(false));
