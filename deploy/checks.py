@@ -121,6 +121,21 @@ def find(objs: list[dict], kind: str, name: str) -> dict | None:
     return next((o for o in objs if o.get("kind") == kind and o["metadata"]["name"] == name), None)
 
 
+def refuse_each(base, mutants: dict, problems, passed) -> None:
+    """Negative checks: each mutant of a deep copy of `base` must make `problems` report something (the
+    first is printed as what refused it); one that passes fails the check with `passed(name)`."""
+    import copy
+
+    for name, mutate in mutants.items():
+        mutant = copy.deepcopy(base)
+        mutate(mutant)
+        found = problems(mutant)
+        if found:
+            print(f"refused, {name}: {found[0]}")
+        else:
+            fail(passed(name))
+
+
 # --- manifests -----------------------------------------------------------------------------------------------
 def cmd_validate(paths: list[Path]) -> None:
     """Every rendered object against the Kubernetes OpenAPI schemas (strict), CRDs against CRD_SCHEMAS."""
@@ -647,8 +662,6 @@ def api_auth_problems(objs: list[dict], production: bool) -> list[str]:
 
 def cmd_api_keys_negative(production: Path) -> None:
     """The check above refuses each way production could serve without keys (and passes the overlay as it is)."""
-    import copy
-
     objs = docs(production)
     if api_auth_problems(objs, production=True):
         fail(f"{production.name}: the unmodified overlay fails: {api_auth_problems(objs, production=True)}")
@@ -701,14 +714,8 @@ def cmd_api_keys_negative(production: Path) -> None:
             RATE_LIMIT_KEY_HEADER="x-client-id"),
         "no quota": lambda o: _env(api(o)[1])["RATE_LIMIT_RPS"].update(value="0"),
     }
-    for name, mutate in mutants.items():
-        mutant = copy.deepcopy(objs)
-        mutate(mutant)
-        problems = api_auth_problems(mutant, production=True)
-        if problems:
-            print(f"refused, {name}: {problems[0]}")
-        else:
-            fail(f"{production.name} with {name} passes the API keys check")
+    refuse_each(objs, mutants, lambda mutant: api_auth_problems(mutant, production=True),
+                lambda name: f"{production.name} with {name} passes the API keys check")
     # And production's objects as a laptop overlay: its pods would wait for Secrets a laptop does not have.
     if not api_auth_problems(objs, production=False):
         fail(f"{production.name} passes as a non-production overlay although its pods need the key Secrets")
@@ -753,8 +760,6 @@ def _metrics_integrity_problems(policy_objs: list[dict], pushgateway: dict, kube
 
 def cmd_metrics_integrity(policy: Path) -> None:
     """The check above on the shipped platform, then each way the metrics could be forged again refused."""
-    import copy
-
     objs = docs(policy)
     gateway = yaml.safe_load((DEPLOY / "platform/prometheus-pushgateway.values.yaml").read_text(encoding="utf-8"))
     kps = yaml.safe_load((DEPLOY / "platform/kube-prometheus-stack.values.yaml").read_text(encoding="utf-8"))
@@ -777,14 +782,8 @@ def cmd_metrics_integrity(policy: Path) -> None:
             metricRelabelings=[r for r in o[1]["serviceMonitor"]["metricRelabelings"] if r.get("targetLabel") != "job"]),
         "kube-state-metrics lists Secrets": lambda o: o[2]["kube-state-metrics"]["collectors"].append("secrets"),
     }
-    for name, mutate in mutants.items():
-        mutant = copy.deepcopy([objs, gateway, kps])
-        mutate(mutant)
-        problems = _metrics_integrity_problems(*mutant)
-        if problems:
-            print(f"refused, {name}: {problems[0]}")
-        else:
-            fail(f"the platform with {name} passes the metrics integrity check")
+    refuse_each([objs, gateway, kps], mutants, lambda mutant: _metrics_integrity_problems(*mutant),
+                lambda name: f"the platform with {name} passes the metrics integrity check")
 
 
 # Keys whose value is a credential: set from a Secret, never written in the values.
@@ -827,8 +826,6 @@ def _default_credential_problems(values: dict[str, dict]) -> list[str]:
 
 def cmd_default_credentials() -> None:
     """The check above on the shipped values, then each way back to a default credential refused."""
-    import copy
-
     values = {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) or {}
               for p in sorted((DEPLOY / "platform").glob("*.values.yaml"))}
     found = _default_credential_problems(values)
@@ -848,14 +845,8 @@ def cmd_default_credentials() -> None:
         "a password in the values": lambda v: v["mlflow.values.yaml"]["postgresql"]["auth"].update(
             password="mlflow"),
     }
-    for name, mutate in mutants.items():
-        mutant = copy.deepcopy(values)
-        mutate(mutant)
-        problems = _default_credential_problems(mutant)
-        if problems:
-            print(f"refused, {name}: {problems[0]}")
-        else:
-            fail(f"the platform with {name} passes the default credentials check")
+    refuse_each(values, mutants, _default_credential_problems,
+                lambda name: f"the platform with {name} passes the default credentials check")
 
 
 def _mlflow_policy_problems(objs: list[dict]) -> list[str]:
@@ -882,8 +873,6 @@ def _mlflow_policy_problems(objs: list[dict]) -> list[str]:
 
 def cmd_mlflow_policy(path: Path) -> None:
     """The check above on the shipped policy, then each way to open MLflow again refused."""
-    import copy
-
     objs = docs(path)
     found = _mlflow_policy_problems(objs)
     for problem in found:
@@ -903,21 +892,12 @@ def cmd_mlflow_policy(path: Path) -> None:
         "a whole namespace": lambda o: rule(o)["from"].append(
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "airflow"}}}),
     }
-    for name, mutate in mutants.items():
-        mutant = copy.deepcopy(objs)
-        mutate(mutant)
-        problems = _mlflow_policy_problems(mutant)
-        if problems:
-            print(f"refused, {name}: {problems[0]}")
-        else:
-            fail(f"the MLflow policy with {name} passes")
+    refuse_each(objs, mutants, _mlflow_policy_problems, lambda name: f"the MLflow policy with {name} passes")
 
 
 def cmd_redis_cluster_negative(production: Path) -> None:
     """The Redis Cluster checks refuse each way production's feature store could lose data or availability
     (and pass the overlay as it is)."""
-    import copy
-
     objs = docs(production)
 
     def problems(o: list[dict]) -> list[str]:
@@ -963,14 +943,7 @@ def cmd_redis_cluster_negative(production: Path) -> None:
             FEATURE_STORE_URL="redis://fraudops-redis-leader-0.fraudops-redis-leader-headless.fraudops.svc:6379"),
         "no cluster bus in the NetworkPolicy": no_bus,
     }
-    for name, mutate in mutants.items():
-        mutant = copy.deepcopy(objs)
-        mutate(mutant)
-        found = problems(mutant)
-        if found:
-            print(f"refused, {name}: {found[0]}")
-        else:
-            fail(f"{production.name} with {name} passes the Redis Cluster checks")
+    refuse_each(objs, mutants, problems, lambda name: f"{production.name} with {name} passes the Redis Cluster checks")
 
 
 def _admits(policy: dict, port: tuple[str, int], namespace: str, labels: dict, own: str = "fraudops") -> bool:
@@ -1664,14 +1637,8 @@ def cmd_redis_auth_negative(local: Path, production: Path) -> None:
             FEATURE_STORE_URL="redis://fraudops-scorer:pw@fraudops-redis.fraudops.svc:6379/0"),
     }
     prod = docs(production)
-    for name, mutate in mutants.items():
-        mutant = copy.deepcopy(objs)
-        mutate(mutant)
-        found = _redis_auth_problems(mutant)
-        if found:
-            print(f"refused, {name}: {found[0]}")
-        else:
-            fail(f"{local.name} with {name} passes the Redis authentication check")
+    refuse_each(objs, mutants, _redis_auth_problems,
+                lambda name: f"{local.name} with {name} passes the Redis authentication check")
     mutant = copy.deepcopy(prod)
     find(mutant, "RedisCluster", "fraudops-redis")["spec"].pop("acl", None)
     found = _redis_auth_problems(mutant)
